@@ -1,0 +1,2 @@
+#include <rbd/librbd.h>
+#include <rbd/features.h>

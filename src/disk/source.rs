@@ -1,0 +1,52 @@
+//! The `DiskSource` trait: what the copy engine needs from any virtual disk format.
+use crate::error::Result;
+use serde::Serialize;
+
+/// How a guest range reads, as qemu's block status reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExtentKind {
+    /// Holds data somewhere in the chain (may still turn out to be all zero bytes).
+    Data,
+    /// Known to read as zeros (qcow2 zero flag), no data stored.
+    Zero,
+    /// Allocated nowhere in the chain: reads as zeros.
+    Unallocated,
+}
+
+/// A run of guest bytes of one kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Extent {
+    /// Guest offset in bytes.
+    pub offset: u64,
+    /// Length in bytes (> 0).
+    pub len: u64,
+    /// How it reads.
+    pub kind: ExtentKind,
+}
+
+impl Extent {
+    /// One past the last byte.
+    pub fn end(&self) -> u64 {
+        self.offset + self.len
+    }
+}
+
+/// A virtual disk readable at guest offsets, safely from many threads at once
+/// (the copy engine decodes clusters in parallel).
+pub trait DiskSource: Send + Sync {
+    /// Virtual (guest-visible) size in bytes.
+    fn virtual_size(&self) -> u64;
+
+    /// Extents covering `[offset, offset + len)` (clamped to the virtual size), in guest order,
+    /// adjacent extents of the same kind merged. Backing files are resolved: a range is
+    /// `Unallocated` only if no layer of the chain holds it.
+    fn extents(&self, offset: u64, len: u64) -> Result<Vec<Extent>>;
+
+    /// Fills `buf` with the guest bytes at `offset` (zero and unallocated ranges read as zeros,
+    /// reads past the virtual size are an error).
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()>;
+
+    /// Short format name for reports: `raw`, `qcow2`.
+    fn format_name(&self) -> &'static str;
+}

@@ -1,0 +1,16 @@
+//! rbdkit: the Ceph RBD / NFS data path of OpenStack clouds, as a library.
+//!
+//! - [`disk`]: read virtual disks (raw, qcow2) as extents and bytes at guest offsets.
+//! - [`copy`]: the one copy engine behind `convert` (to a sparse file) and `import-raw` (to RBD).
+//! - [`ceph`] (feature `rbd`): the only code that touches librados/librbd.
+//! - [`clone`]: the Cinder clone workflow. [`pg`]: pg_num and capacity planning.
+//! - [`bench`]: I/O benchmarks of RBD images, files and NFS shares.
+//!
+//! The library never prints and never exits the process; `tools/` does both.
+#![warn(missing_docs)]
+
+pub mod disk;
+pub mod error;
+pub mod units;
+
+pub use error::{Error, Result};

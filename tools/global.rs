@@ -1,0 +1,52 @@
+//! Options every subcommand takes, named as the `rbd` CLI names them.
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+
+/// Output format of a command's result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human-readable text.
+    Plain,
+    /// One JSON object on stdout.
+    Json,
+}
+
+/// Global options (accepted before or after the subcommand).
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Ceph configuration file (default: $CEPH_CONF, then the standard search path).
+    #[arg(short = 'c', long = "conf", global = true, env = "CEPH_CONF")]
+    pub conf: Option<PathBuf>,
+    /// Client id without the `client.` prefix (e.g. `cinder`).
+    #[arg(long = "id", alias = "user", global = true)]
+    pub id: Option<String>,
+    /// Keyring file holding the client's key (the key itself is never taken on the command line).
+    #[arg(long, global = true)]
+    pub keyring: Option<PathBuf>,
+    /// Cluster name (selects /etc/ceph/$cluster.conf when no conf is given).
+    #[arg(long, global = true)]
+    pub cluster: Option<String>,
+    /// Seconds to wait for the monitors before giving up.
+    #[arg(long = "connect-timeout", global = true, default_value = "30", value_parser = parse_secs)]
+    pub connect_timeout: std::time::Duration,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Plain)]
+    pub format: Format,
+    /// Do not draw progress bars.
+    #[arg(long = "no-progress", global = true)]
+    pub no_progress: bool,
+    /// More detail on stderr (repeat for more).
+    #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+fn parse_secs(s: &str) -> Result<std::time::Duration, String> {
+    rbdkit::units::parse_duration(s).map_err(|e| e.to_string())
+}
+
+impl Global {
+    /// True when the result should be printed as JSON.
+    pub fn json(&self) -> bool {
+        self.format == Format::Json
+    }
+}

@@ -1,0 +1,39 @@
+//! The `rbdkit` command line: argument parsing, dispatch, rendering and exit codes.
+//! Logic lives in the library; this binary only turns flags into calls and results into output.
+//! Exit codes: 0 ok, 1 failure, 2 bad usage.
+mod cmd;
+mod global;
+mod progress;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+/// rbdkit — streaming qcow2/raw import, COW clones, PG planning and I/O benchmarks for Ceph RBD and NFS.
+#[derive(Parser)]
+#[command(name = "rbdkit", version, about, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: global::Global,
+    #[command(subcommand)]
+    command: cmd::Command,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    match cmd::run(cli.command, &cli.global) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("rbdkit: {e}");
+            match e {
+                rbdkit::Error::InvalidInput(_) => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            }
+        }
+    }
+}
