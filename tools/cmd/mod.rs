@@ -4,6 +4,7 @@ use crate::global::Global;
 use clap::Subcommand;
 use std::process::ExitCode;
 
+pub mod bench;
 pub mod pg;
 
 /// The subcommands.
@@ -12,12 +13,15 @@ pub enum Command {
     /// pg_num and capacity planning, offline (`plan`) and against a live cluster (`check`).
     #[command(subcommand)]
     Pg(pg::PgCommand),
+    /// I/O benchmark of RBD images, files and NFS shares, side by side.
+    Bench(bench::BenchArgs),
 }
 
 /// Runs one subcommand; the error, if any, is printed by `main` as one line.
 pub fn run(command: Command, global: &Global) -> rbdkit::Result<ExitCode> {
     match command {
         Command::Pg(c) => pg::run(c, global),
+        Command::Bench(a) => bench::run(a, global),
     }
 }
 
