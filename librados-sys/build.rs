@@ -13,7 +13,10 @@ fn main() {
     if let Ok(prefix) = env::var("CEPH_PREFIX") {
         let prefix = PathBuf::from(prefix);
         include_dirs.push(prefix.join("include"));
-        println!("cargo:rustc-link-search=native={}", prefix.join("lib").display());
+        println!(
+            "cargo:rustc-link-search=native={}",
+            prefix.join("lib").display()
+        );
         println!("cargo:rustc-link-lib=rados");
     } else if let Ok(lib) = pkg_config::Config::new().probe("rados") {
         include_dirs.extend(lib.include_paths);

@@ -14,7 +14,10 @@ fn main() {
     if let Ok(prefix) = env::var("CEPH_PREFIX") {
         let prefix = PathBuf::from(prefix);
         include_dirs.push(prefix.join("include"));
-        println!("cargo:rustc-link-search=native={}", prefix.join("lib").display());
+        println!(
+            "cargo:rustc-link-search=native={}",
+            prefix.join("lib").display()
+        );
         println!("cargo:rustc-link-lib=rbd");
     } else if let Ok(lib) = pkg_config::Config::new().probe("rbd") {
         include_dirs.extend(lib.include_paths);
@@ -41,7 +44,9 @@ fn main() {
     });
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR is set by cargo"));
     let path = out.join("bindings.rs");
-    bindings.write_to_file(&path).expect("writing bindings.rs to OUT_DIR");
+    bindings
+        .write_to_file(&path)
+        .expect("writing bindings.rs to OUT_DIR");
 
     // Gate newer calls on the header's minor version: cfg librbd_1_N for every N up to it.
     let text = fs::read_to_string(&path).unwrap_or_default();

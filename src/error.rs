@@ -51,17 +51,27 @@ pub enum Error {
 impl Error {
     /// Builds a `Ceph` error from a librados/librbd return code (negative errno).
     pub fn ceph(op: impl Into<String>, object: impl Into<String>, ret: i32) -> Self {
-        Error::Ceph { op: op.into(), object: object.into(), errno: ret.saturating_abs() }
+        Error::Ceph {
+            op: op.into(),
+            object: object.into(),
+            errno: ret.saturating_abs(),
+        }
     }
 
     /// Builds an `Io` error that says what was being done.
     pub fn io(what: impl Into<String>, source: io::Error) -> Self {
-        Error::Io { what: what.into(), source }
+        Error::Io {
+            what: what.into(),
+            source,
+        }
     }
 
     /// Builds a `BadImage` error.
     pub fn bad_image(path: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::BadImage { path: path.into(), reason: reason.into() }
+        Error::BadImage {
+            path: path.into(),
+            reason: reason.into(),
+        }
     }
 
     /// The errno when this error came from Ceph or the OS.
@@ -76,8 +86,12 @@ impl Error {
 
 /// "ENOENT (No such file or directory)" for an errno.
 pub fn errno_text(errno: i32) -> String {
-    format!("{} ({})", errno_name(errno), io::Error::from_raw_os_error(errno))
-        .replace(&format!(" (os error {errno})"), "")
+    format!(
+        "{} ({})",
+        errno_name(errno),
+        io::Error::from_raw_os_error(errno)
+    )
+    .replace(&format!(" (os error {errno})"), "")
 }
 
 /// Symbolic name of the errno values Ceph commonly returns.
@@ -148,7 +162,10 @@ mod tests {
     fn ceph_error_is_one_line_with_object_errno_and_hint() {
         let e = Error::ceph("open image", "volumes/vol-1", -libc::ENOENT);
         let s = e.to_string();
-        assert!(s.starts_with("open image volumes/vol-1: ENOENT (No such file or directory)"), "{s}");
+        assert!(
+            s.starts_with("open image volumes/vol-1: ENOENT (No such file or directory)"),
+            "{s}"
+        );
         assert!(s.contains("rbd ls"), "{s}");
         assert!(!s.contains('\n'));
         assert_eq!(e.errno(), Some(libc::ENOENT));

@@ -13,4 +13,9 @@ pub mod disk;
 pub mod error;
 pub mod units;
 
+#[cfg(feature = "rbd")]
+pub mod ceph;
+#[cfg(feature = "rbd")]
+pub mod clone;
+
 pub use error::{Error, Result};

@@ -3,7 +3,14 @@
 use crate::error::{Error, Result};
 use std::time::Duration;
 
-const UNITS: [(char, u32); 6] = [('K', 10), ('M', 20), ('G', 30), ('T', 40), ('P', 50), ('E', 60)];
+const UNITS: [(char, u32); 6] = [
+    ('K', 10),
+    ('M', 20),
+    ('G', 30),
+    ('T', 40),
+    ('P', 50),
+    ('E', 60),
+];
 
 /// Parses a byte size: a plain number of bytes, or a number with a binary suffix
 /// `K/M/G/T/P/E` (case-insensitive, optional trailing `B` or `iB`), e.g. `512M`, `20G`, `4k`, `1.5G`.
@@ -14,12 +21,19 @@ pub fn parse_size(text: &str) -> Result<u64> {
         ))
     };
     let t = text.trim();
-    let t = t.strip_suffix("iB").or_else(|| t.strip_suffix("ib")).unwrap_or(t);
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix("ib"))
+        .unwrap_or(t);
     let t = t.strip_suffix(['B', 'b']).unwrap_or(t);
     let (num, shift) = match t.chars().last() {
         Some(c) if c.is_ascii_alphabetic() => {
             let up = c.to_ascii_uppercase();
-            let shift = UNITS.iter().find(|(u, _)| *u == up).map(|(_, s)| *s).ok_or_else(bad)?;
+            let shift = UNITS
+                .iter()
+                .find(|(u, _)| *u == up)
+                .map(|(_, s)| *s)
+                .ok_or_else(bad)?;
             (&t[..t.len() - 1], shift)
         }
         _ => (t, 0),
@@ -28,7 +42,10 @@ pub fn parse_size(text: &str) -> Result<u64> {
         return Err(bad());
     }
     if let Ok(n) = num.parse::<u64>() {
-        return n.checked_shl(shift).filter(|v| v >> shift == n).ok_or_else(bad);
+        return n
+            .checked_shl(shift)
+            .filter(|v| v >> shift == n)
+            .ok_or_else(bad);
     }
     // Fractions ("1.5G") are allowed when they come out to whole bytes.
     let f: f64 = num.parse().map_err(|_| bad())?;
@@ -60,7 +77,9 @@ pub fn format_size(bytes: u64) -> String {
 /// Parses a duration: bare seconds (`30`, `0.5`) or with a unit `ms`, `s`, `m`, `h`.
 pub fn parse_duration(text: &str) -> Result<Duration> {
     let bad = || {
-        Error::InvalidInput(format!("invalid duration '{text}': use e.g. 500ms, 10s, 2m, 1h or bare seconds"))
+        Error::InvalidInput(format!(
+            "invalid duration '{text}': use e.g. 500ms, 10s, 2m, 1h or bare seconds"
+        ))
     };
     let t = text.trim();
     let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
@@ -100,7 +119,17 @@ mod tests {
 
     #[test]
     fn rejects_garbage_and_overflow() {
-        for bad in ["", "G", "-1G", "1X", "abc", "16E", "99999999999999999999", "0.3", "1.2.3M"] {
+        for bad in [
+            "",
+            "G",
+            "-1G",
+            "1X",
+            "abc",
+            "16E",
+            "99999999999999999999",
+            "0.3",
+            "1.2.3M",
+        ] {
             let e = parse_size(bad).unwrap_err().to_string();
             assert!(e.contains("invalid size"), "{bad}: {e}");
         }

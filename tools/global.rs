@@ -50,3 +50,43 @@ impl Global {
         self.format == Format::Json
     }
 }
+
+#[cfg(feature = "rbd")]
+impl Global {
+    /// Connection options from the global flags.
+    pub fn connect_options(&self) -> rbdkit::ceph::ConnectOptions {
+        rbdkit::ceph::ConnectOptions {
+            conf: self.conf.clone(),
+            id: self.id.clone(),
+            keyring: self.keyring.clone(),
+            cluster: self.cluster.clone(),
+            timeout: self.connect_timeout,
+            librados_log: self.verbose >= 2,
+        }
+    }
+
+    /// Connects to the cluster, warning first if the keyring is readable by others.
+    pub fn connect(&self) -> rbdkit::Result<rbdkit::ceph::Cluster> {
+        if let Some(k) = &self.keyring {
+            warn_if_keyring_exposed(k);
+        }
+        rbdkit::ceph::Cluster::connect(&self.connect_options())
+    }
+}
+
+/// A keyring others can read leaks the client's key; say so (never what the key is).
+#[cfg(feature = "rbd")]
+fn warn_if_keyring_exposed(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            eprintln!(
+                "rbdkit: warning: keyring {} is readable by other users (mode {:o}); run `chmod 600 {}`",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            );
+        }
+    }
+}

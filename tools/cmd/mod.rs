@@ -5,11 +5,34 @@ use clap::Subcommand;
 use std::process::ExitCode;
 
 pub mod bench;
+#[cfg(feature = "rbd")]
+pub mod clone;
+#[cfg(feature = "rbd")]
+pub mod create;
+#[cfg(feature = "rbd")]
+pub mod info;
+mod layout;
 pub mod pg;
+#[cfg(feature = "rbd")]
+pub mod rm;
+
+pub use layout::ImageLayout;
 
 /// The subcommands.
 #[derive(Subcommand)]
 pub enum Command {
+    /// Create a format-2 image (layering only by default: any kernel client can map it).
+    #[cfg(feature = "rbd")]
+    Create(create::CreateArgs),
+    /// Make volumes from POOL/IMAGE@SNAP as COW clones (resize, depth limit, flatten, many at once).
+    #[cfg(feature = "rbd")]
+    Clone(clone::CloneArgs),
+    /// Show an image: size, features, parent, overlap, clone depth, snapshots, krbd compatibility.
+    #[cfg(feature = "rbd")]
+    Info(info::InfoArgs),
+    /// Remove an image (refuses one with snapshots or children).
+    #[cfg(feature = "rbd")]
+    Rm(rm::RmArgs),
     /// pg_num and capacity planning, offline (`plan`) and against a live cluster (`check`).
     #[command(subcommand)]
     Pg(pg::PgCommand),
@@ -20,6 +43,14 @@ pub enum Command {
 /// Runs one subcommand; the error, if any, is printed by `main` as one line.
 pub fn run(command: Command, global: &Global) -> rbdkit::Result<ExitCode> {
     match command {
+        #[cfg(feature = "rbd")]
+        Command::Create(a) => create::run(a, global),
+        #[cfg(feature = "rbd")]
+        Command::Clone(a) => clone::run(a, global),
+        #[cfg(feature = "rbd")]
+        Command::Info(a) => info::run(a, global),
+        #[cfg(feature = "rbd")]
+        Command::Rm(a) => rm::run(a, global),
         Command::Pg(c) => pg::run(c, global),
         Command::Bench(a) => bench::run(a, global),
     }
@@ -31,4 +62,9 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> rbdkit::Result<()> {
         .map_err(|e| rbdkit::Error::Other(format!("cannot render JSON: {e}")))?;
     println!("{text}");
     Ok(())
+}
+
+/// clap value parser for sizes in binary units.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    rbdkit::units::parse_size(s).map_err(|e| e.to_string())
 }

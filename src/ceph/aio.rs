@@ -1,0 +1,196 @@
+//! Asynchronous librbd I/O with tagged completions delivered through a channel.
+//!
+//! Each request owns its buffer in a heap box handed to librbd as the callback argument; the
+//! callback (on a librbd thread) takes the box back, records the completion time, and sends the
+//! buffer and result to the submitter's [`Completions`] queue. An image counts its requests in
+//! flight and waits for them before it closes, so a buffer never outlives the call that uses it
+//! and no callback runs after the image is gone. Sound with any number in flight.
+use crate::error::{Error, Result};
+use crossbeam_channel::{Receiver, Sender};
+use librbd_sys as sys;
+use std::os::raw::c_void;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// A finished asynchronous request.
+#[derive(Debug)]
+pub struct AioDone {
+    /// The tag given at submission.
+    pub tag: u64,
+    /// Bytes transferred (reads/writes) or 0, or the error.
+    pub result: Result<usize>,
+    /// The request's buffer, handed back for reuse (empty for discard/zeroes/flush).
+    pub buf: Vec<u8>,
+    /// When librbd reported completion (taken inside its callback).
+    pub completed_at: Instant,
+}
+
+/// The queue completions arrive on. One per submitter is typical; cheap to create.
+pub struct Completions {
+    tx: Sender<AioDone>,
+    rx: Receiver<AioDone>,
+}
+
+impl Default for Completions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Completions {
+    /// A new, empty queue.
+    pub fn new() -> Self {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        Completions { tx, rx }
+    }
+
+    /// Waits for the next completion.
+    pub fn recv(&self) -> AioDone {
+        // The queue holds its own sender, so the channel is never disconnected.
+        match self.rx.recv() {
+            Ok(done) => done,
+            Err(_) => unreachable_disconnected(),
+        }
+    }
+
+    /// Waits at most `timeout` for the next completion.
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<AioDone> {
+        self.rx.recv_timeout(timeout).ok()
+    }
+
+    /// The next completion if one is ready.
+    pub fn try_recv(&self) -> Option<AioDone> {
+        self.rx.try_recv().ok()
+    }
+
+    pub(crate) fn sender(&self) -> Sender<AioDone> {
+        self.tx.clone()
+    }
+}
+
+#[cold]
+fn unreachable_disconnected() -> ! {
+    // Completions keeps a Sender alive in `tx`, so recv can never see a disconnected channel.
+    std::process::abort()
+}
+
+/// Requests in flight on one image, waited for before the image closes.
+#[derive(Default)]
+pub(crate) struct InFlight {
+    count: Mutex<usize>,
+    zero: Condvar,
+}
+
+impl InFlight {
+    fn add(&self) {
+        *self.count.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+    }
+
+    fn done(&self) {
+        let mut n = self.count.lock().unwrap_or_else(|e| e.into_inner());
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            self.zero.notify_all();
+        }
+    }
+
+    /// Blocks until nothing is in flight.
+    pub(crate) fn wait_idle(&self) {
+        let mut n = self.count.lock().unwrap_or_else(|e| e.into_inner());
+        while *n > 0 {
+            n = self.zero.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// What librbd carries for us between submission and callback.
+pub(crate) struct Request {
+    pub(crate) tag: u64,
+    pub(crate) buf: Vec<u8>,
+    pub(crate) op: &'static str,
+    pub(crate) object: Arc<str>,
+    pub(crate) offset: u64,
+    pub(crate) tx: Sender<AioDone>,
+    pub(crate) in_flight: Arc<InFlight>,
+}
+
+/// Submits one request: `submit(completion, buf_ptr, buf_len)` issues the librbd call.
+pub(crate) fn submit(
+    req: Request,
+    submit: impl FnOnce(sys::rbd_completion_t, *mut u8, usize) -> i32,
+) -> Result<()> {
+    let in_flight = req.in_flight.clone();
+    let mut boxed = Box::new(req);
+    let buf_ptr = boxed.buf.as_mut_ptr();
+    let buf_len = boxed.buf.len();
+    let raw = Box::into_raw(boxed);
+    let mut comp: sys::rbd_completion_t = std::ptr::null_mut();
+    // SAFETY: raw is a valid heap pointer that the callback takes back exactly once; comp is a
+    // valid out-pointer.
+    let ret =
+        unsafe { sys::rbd_aio_create_completion(raw as *mut c_void, Some(on_complete), &mut comp) };
+    if ret < 0 {
+        // SAFETY: the completion was not created, so no callback will ever see raw.
+        let req = unsafe { Box::from_raw(raw) };
+        return Err(Error::ceph(
+            format!("{} (create completion)", req.op),
+            &*req.object,
+            ret,
+        ));
+    }
+    in_flight.add();
+    // The buffer lives in the box, which stays put until the callback runs.
+    let ret = submit(comp, buf_ptr, buf_len);
+    if ret < 0 {
+        // SAFETY: submission failed, so librbd will not call back; we own both again.
+        let req = unsafe {
+            sys::rbd_aio_release(comp);
+            Box::from_raw(raw)
+        };
+        in_flight.done();
+        return Err(Error::ceph(
+            req.op,
+            format!("{} at offset {}", req.object, req.offset),
+            ret,
+        ));
+    }
+    Ok(())
+}
+
+unsafe extern "C" fn on_complete(comp: sys::rbd_completion_t, arg: *mut c_void) {
+    let completed_at = Instant::now();
+    // SAFETY: arg is the Box<Request> leaked in `submit`; librbd calls this exactly once.
+    let req = unsafe { Box::from_raw(arg as *mut Request) };
+    // SAFETY: comp is the completion librbd is finishing; released exactly once, here.
+    let ret = unsafe {
+        let r = sys::rbd_aio_get_return_value(comp);
+        sys::rbd_aio_release(comp);
+        r
+    };
+    let Request {
+        tag,
+        buf,
+        op,
+        object,
+        offset,
+        tx,
+        in_flight,
+    } = *req;
+    let result = if ret < 0 {
+        Err(Error::ceph(
+            op,
+            format!("{object} at offset {offset}"),
+            ret as i32,
+        ))
+    } else {
+        Ok(ret as usize)
+    };
+    // The receiver may be gone (submitter gave up); the buffer is then simply freed.
+    let _ = tx.send(AioDone {
+        tag,
+        result,
+        buf,
+        completed_at,
+    });
+    in_flight.done();
+}

@@ -1,0 +1,43 @@
+//! The only code that calls librados/librbd. Above this module everything speaks in
+//! [`Cluster`], [`IoCtx`], [`Image`], [`ImageSpec`] and [`crate::Error`] — never raw pointers,
+//! errno values or C strings.
+//!
+//! Thread-safety: librados cluster and ioctx handles and librbd image handles are documented
+//! thread-safe by Ceph for the calls made here, so the wrappers are `Send + Sync`; each owner
+//! keeps what it depends on alive (an image holds its ioctx, an ioctx holds its cluster).
+mod aio;
+mod cluster;
+mod features;
+mod image;
+mod ioctx;
+mod progress;
+mod spec;
+
+pub use aio::{AioDone, Completions};
+pub use cluster::{Cluster, ConnectOptions};
+pub use features::{feature_names, krbd_unsupported, parse_feature, Features};
+pub use image::{
+    clone_image, create_image, list_images, remove_image, rename_image, CloneFormat, CreateOptions,
+    Image, ImageInfo, LinkedImage, SnapInfo,
+};
+pub use ioctx::IoCtx;
+pub use spec::ImageSpec;
+
+use crate::error::{Error, Result};
+use std::ffi::CString;
+
+/// A C string for a name that came from the user; interior NULs are refused, not truncated.
+pub(crate) fn cstr(what: &str, s: &str) -> Result<CString> {
+    CString::new(s).map_err(|_| {
+        Error::InvalidInput(format!("{what} '{}' contains a NUL byte", s.escape_debug()))
+    })
+}
+
+/// Turns a librados/librbd return code into `Ok(non-negative value)` or a `Ceph` error.
+pub(crate) fn check(ret: i32, op: &str, object: &dyn std::fmt::Display) -> Result<i32> {
+    if ret < 0 {
+        Err(Error::ceph(op, object.to_string(), ret))
+    } else {
+        Ok(ret)
+    }
+}
