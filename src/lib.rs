@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod disk;
+pub mod copy;
 pub mod error;
 pub mod units;
 
@@ -17,5 +18,7 @@ pub mod units;
 pub mod ceph;
 #[cfg(feature = "rbd")]
 pub mod clone;
+#[cfg(feature = "rbd")]
+pub mod import;
 
 pub use error::{Error, Result};

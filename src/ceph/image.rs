@@ -234,6 +234,22 @@ pub fn rename_image(io: &IoCtx, from: &str, to: &str) -> Result<()> {
     check(ret, "rename image", &what).map(|_| ())
 }
 
+/// Whether an image of that name exists in the pool.
+pub fn image_exists(io: &IoCtx, name: &str) -> Result<bool> {
+    let c_name = cstr("image name", name)?;
+    let mut raw: sys::rbd_image_t = ptr::null_mut();
+    // SAFETY: valid ioctx, C string and out-pointer; a successfully opened image is closed below.
+    let ret =
+        unsafe { sys::rbd_open_read_only(io.handle.raw, c_name.as_ptr(), &mut raw, ptr::null()) };
+    if ret == -libc::ENOENT {
+        return Ok(false);
+    }
+    check(ret, "look up image", &io.describe(name))?;
+    // SAFETY: raw was opened just above and is closed exactly once.
+    unsafe { sys::rbd_close(raw) };
+    Ok(true)
+}
+
 /// Names of the images in a pool (namespace).
 pub fn list_images(io: &IoCtx) -> Result<Vec<String>> {
     let mut cap = 64usize;

@@ -17,8 +17,8 @@ pub use aio::{AioDone, Completions};
 pub use cluster::{Cluster, ConnectOptions};
 pub use features::{feature_names, krbd_unsupported, parse_feature, Features};
 pub use image::{
-    clone_image, create_image, list_images, remove_image, rename_image, CloneFormat, CreateOptions,
-    Image, ImageInfo, LinkedImage, SnapInfo,
+    clone_image, create_image, image_exists, list_images, remove_image, rename_image, CloneFormat,
+    CreateOptions, Image, ImageInfo, LinkedImage, SnapInfo,
 };
 pub use ioctx::IoCtx;
 pub use spec::ImageSpec;

@@ -1,0 +1,340 @@
+//! The one copy engine behind `convert` (to a sparse file) and `import-raw` (to RBD).
+//!
+//! source extents → parallel read/decode (rayon) → zero detection at `sparse_size` → sink.
+//! Chunks are `chunk_size` bytes (the RBD object size), so writes never straddle objects.
+//! Decoded chunks may finish in any order; the consumer puts them back in guest order to feed
+//! the SHA-256 of the virtual disk and the progress callback, and hands non-zero runs to the
+//! sink, which may keep many writes in flight. Memory is bounded: at most `window` chunks are
+//! read but not yet handed to the sink, whatever the image size.
+//! This module never prints; cancellation is a flag the caller sets (e.g. from SIGINT).
+mod buffers;
+pub mod sink_file;
+#[cfg(feature = "rbd")]
+pub mod sink_rbd;
+mod zero;
+
+pub use buffers::BufferPool;
+pub use zero::{is_zero, nonzero_runs};
+
+use crate::disk::{DiskSource, ExtentKind};
+use crate::error::{Error, Result};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Where copied data goes. Only non-zero runs are written; the target must read zeros elsewhere
+/// (a fresh RBD image, a new sparse file).
+pub trait Sink {
+    /// Grows the target to at least `size` bytes (streams learn their size as they go).
+    fn ensure_size(&mut self, size: u64) -> Result<()>;
+    /// Writes `data` at `offset`; may keep it in flight and return it to `pool` later.
+    fn write(&mut self, offset: u64, data: Vec<u8>, pool: &BufferPool) -> Result<()>;
+    /// Waits for every write, makes them durable and sets the final size.
+    fn finish(&mut self, size: u64) -> Result<()>;
+}
+
+/// Tuning of a copy.
+#[derive(Clone, Debug)]
+pub struct CopyOptions {
+    /// Bytes per chunk; the RBD object size, so writes are object-aligned.
+    pub chunk_size: u64,
+    /// Zero-detection granularity (blocks of this size that are all zero are not written).
+    pub sparse_size: u64,
+    /// Threads reading and decoding chunks.
+    pub threads: usize,
+    /// Chunks decoded but not yet handed to the sink (bounds memory: window × chunk_size).
+    pub window: usize,
+    /// Compute the SHA-256 of the virtual disk content.
+    pub checksum: bool,
+}
+
+impl Default for CopyOptions {
+    fn default() -> Self {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        CopyOptions {
+            chunk_size: 4 << 20,
+            sparse_size: 4096,
+            threads,
+            window: 4 * threads + 8,
+            checksum: true,
+        }
+    }
+}
+
+/// What a copy did.
+#[derive(Clone, Debug, Serialize)]
+pub struct CopyStats {
+    /// Virtual size of the source in bytes.
+    pub virtual_size: u64,
+    /// Bytes written to the target.
+    pub bytes_written: u64,
+    /// Bytes not written because they read as zeros.
+    pub bytes_zero_skipped: u64,
+    /// Wall time of the copy, seconds.
+    pub elapsed_s: f64,
+    /// SHA-256 (hex) of the virtual disk content, as `sha256sum` of the raw image would print.
+    pub sha256: Option<String>,
+}
+
+/// Progress and cancellation, owned by the caller.
+pub struct Control<'a> {
+    /// Called in guest order with (bytes done, total bytes; 0 when unknown).
+    pub progress: &'a (dyn Fn(u64, u64) + Sync),
+    /// Set to stop the copy; it then fails with `Error::Interrupted`.
+    pub cancel: &'a AtomicBool,
+}
+
+/// A chunk read and zero-scanned, waiting to be hashed and written in order.
+struct Chunk {
+    index: u64,
+    offset: u64,
+    len: usize,
+    /// `None` when the chunk is known to read as zeros without reading it.
+    data: Option<Vec<u8>>,
+    runs: Vec<(usize, usize)>,
+}
+
+enum Msg {
+    Chunk(Result<Chunk>),
+    /// The producer is done; the source had this many bytes.
+    End(u64),
+}
+
+/// Copies a random-access disk (raw file, qcow2) into `sink`.
+pub fn copy_disk(
+    src: &dyn DiskSource,
+    sink: &mut dyn Sink,
+    opts: &CopyOptions,
+    ctl: &Control,
+) -> Result<CopyStats> {
+    let size = src.virtual_size();
+    sink.ensure_size(size)?;
+    let pool = BufferPool::new(opts.window + 4);
+    let threads = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads.max(1))
+        .thread_name(|i| format!("rbdkit-decode-{i}"))
+        .build()
+        .map_err(|e| Error::Other(format!("cannot start decode threads: {e}")))?;
+    run_pipeline(sink, opts, ctl, &pool, size, |tx, tokens| {
+        let chunk = opts.chunk_size;
+        let n = size.div_ceil(chunk);
+        threads.in_place_scope(|s| {
+            for index in 0..n {
+                if ctl.cancel.load(Ordering::Relaxed) || tokens.recv().is_err() {
+                    return;
+                }
+                let offset = index * chunk;
+                let len = chunk.min(size - offset) as usize;
+                let has_data = match src.extents(offset, len as u64) {
+                    Ok(ext) => ext.iter().any(|e| e.kind == ExtentKind::Data),
+                    Err(e) => {
+                        let _ = tx.send(Msg::Chunk(Err(e)));
+                        return;
+                    }
+                };
+                if !has_data {
+                    let _ = tx.send(Msg::Chunk(Ok(Chunk {
+                        index,
+                        offset,
+                        len,
+                        data: None,
+                        runs: Vec::new(),
+                    })));
+                    continue;
+                }
+                let (tx, pool) = (tx.clone(), pool.clone());
+                let sparse = opts.sparse_size as usize;
+                s.spawn(move |_| {
+                    let mut buf = pool.get(len);
+                    let msg = match src.read_at(offset, &mut buf) {
+                        Ok(()) => {
+                            let runs = nonzero_runs(&buf, sparse);
+                            Ok(Chunk {
+                                index,
+                                offset,
+                                len,
+                                data: Some(buf),
+                                runs,
+                            })
+                        }
+                        Err(e) => Err(e),
+                    };
+                    let _ = tx.send(Msg::Chunk(msg));
+                });
+            }
+            let _ = tx.send(Msg::End(size));
+        });
+    })
+}
+
+/// Copies a raw byte stream (e.g. stdin) into `sink`, growing the target as data arrives.
+pub fn copy_stream(
+    reader: &mut (dyn Read + Send),
+    sink: &mut dyn Sink,
+    opts: &CopyOptions,
+    ctl: &Control,
+) -> Result<CopyStats> {
+    let pool = BufferPool::new(opts.window + 4);
+    run_pipeline(sink, opts, ctl, &pool, 0, |tx, tokens| {
+        let chunk = opts.chunk_size as usize;
+        let mut offset = 0u64;
+        for index in 0.. {
+            if ctl.cancel.load(Ordering::Relaxed) || tokens.recv().is_err() {
+                return;
+            }
+            let mut buf = pool.get(chunk);
+            let len = match read_full(reader, &mut buf) {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = tx.send(Msg::Chunk(Err(Error::io("read input stream", e))));
+                    return;
+                }
+            };
+            if len == 0 {
+                break;
+            }
+            buf.truncate(len);
+            let runs = nonzero_runs(&buf, opts.sparse_size as usize);
+            let _ = tx.send(Msg::Chunk(Ok(Chunk {
+                index,
+                offset,
+                len,
+                data: Some(buf),
+                runs,
+            })));
+            offset += len as u64;
+            if len < chunk {
+                break;
+            }
+        }
+        let _ = tx.send(Msg::End(offset));
+    })
+}
+
+/// Reads until `buf` is full or EOF; returns the bytes read.
+fn read_full(r: &mut (dyn Read + Send), buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Runs `produce` on its own thread and consumes its chunks here, in guest order.
+fn run_pipeline(
+    sink: &mut dyn Sink,
+    opts: &CopyOptions,
+    ctl: &Control,
+    pool: &BufferPool,
+    known_total: u64,
+    produce: impl FnOnce(Sender<Msg>, Receiver<()>) + Send,
+) -> Result<CopyStats> {
+    let started = Instant::now();
+    let window = opts.window.max(1);
+    let (tx, rx) = bounded::<Msg>(window + 1);
+    let (token_tx, token_rx) = bounded::<()>(window);
+    for _ in 0..window {
+        let _ = token_tx.send(());
+    }
+    std::thread::scope(|s| {
+        s.spawn(move || produce(tx, token_rx));
+        // `rx` and `token_tx` are moved in and dropped when consuming ends, early or not, which
+        // unblocks the producer.
+        consume(rx, token_tx, sink, opts, ctl, pool, known_total, started)
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn consume(
+    rx: Receiver<Msg>,
+    tokens: Sender<()>,
+    sink: &mut dyn Sink,
+    opts: &CopyOptions,
+    ctl: &Control,
+    pool: &BufferPool,
+    known_total: u64,
+    started: Instant,
+) -> Result<CopyStats> {
+    let mut hasher = opts.checksum.then(Sha256::new);
+    let zeros = vec![0u8; opts.chunk_size as usize];
+    let mut pending: BTreeMap<u64, Chunk> = BTreeMap::new();
+    let (mut next, mut done, mut written, mut skipped) = (0u64, 0u64, 0u64, 0u64);
+    let mut end: Option<u64> = None;
+    loop {
+        if ctl.cancel.load(Ordering::Relaxed) {
+            return Err(Error::Interrupted("copy stopped before completion".into()));
+        }
+        if let Some(total) = end {
+            if done >= total && pending.is_empty() {
+                break;
+            }
+        }
+        match rx.recv() {
+            Ok(Msg::Chunk(c)) => {
+                let c = c?;
+                pending.insert(c.index, c);
+            }
+            Ok(Msg::End(total)) => end = Some(total),
+            Err(_) => {
+                if ctl.cancel.load(Ordering::Relaxed) {
+                    return Err(Error::Interrupted("copy stopped before completion".into()));
+                }
+                if end.is_none() || !pending.is_empty() {
+                    return Err(Error::Other("copy pipeline stopped unexpectedly".into()));
+                }
+                break;
+            }
+        }
+        while let Some(c) = pending.remove(&next) {
+            next += 1;
+            let chunk_end = c.offset + c.len as u64;
+            sink.ensure_size(chunk_end)?;
+            match c.data {
+                None => {
+                    if let Some(h) = hasher.as_mut() {
+                        h.update(&zeros[..c.len]);
+                    }
+                    skipped += c.len as u64;
+                }
+                Some(buf) => {
+                    if let Some(h) = hasher.as_mut() {
+                        h.update(&buf);
+                    }
+                    let data_len: usize = c.runs.iter().map(|r| r.1).sum();
+                    written += data_len as u64;
+                    skipped += (c.len - data_len) as u64;
+                    if c.runs.len() == 1 && c.runs[0] == (0, c.len) {
+                        sink.write(c.offset, buf, pool)?;
+                    } else {
+                        for &(start, len) in &c.runs {
+                            let mut part = pool.get(len);
+                            part.copy_from_slice(&buf[start..start + len]);
+                            sink.write(c.offset + start as u64, part, pool)?;
+                        }
+                        pool.put(buf);
+                    }
+                }
+            }
+            done = chunk_end;
+            (ctl.progress)(done, known_total);
+            let _ = tokens.send(());
+        }
+    }
+    sink.finish(done)?;
+    Ok(CopyStats {
+        virtual_size: done,
+        bytes_written: written,
+        bytes_zero_skipped: skipped,
+        elapsed_s: started.elapsed().as_secs_f64(),
+        sha256: hasher.map(|h| hex::encode(h.finalize())),
+    })
+}

@@ -1,0 +1,334 @@
+//! `import-raw`: stream a qcow2 or raw disk straight into a new RBD image, atomically.
+//!
+//! The image is written under a temporary name (`<name>.rbdkit-partial.<host>.<pid>`), flushed,
+//! optionally read back and verified, snapshotted (and protected) if asked, and only then renamed
+//! to its final name. Any error or cancellation removes the temporary image; an existing image
+//! is never overwritten. After a SIGKILL the leftover is recognisable by its name and
+//! [`find_leftovers`] / [`remove_leftover`] clean it up.
+use crate::ceph::{
+    create_image, image_exists, list_images, remove_image, rename_image, Cluster, Completions,
+};
+use crate::ceph::{CreateOptions, Image, ImageSpec, IoCtx};
+use crate::copy::sink_rbd::RbdSink;
+use crate::copy::{copy_disk, copy_stream, Control, CopyOptions, CopyStats};
+use crate::disk::DiskSource;
+use crate::error::{Error, Result};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::atomic::Ordering;
+
+/// The marker in the name of an image that is still being imported.
+pub const PARTIAL_MARKER: &str = ".rbdkit-partial.";
+
+/// Where the data comes from.
+pub enum ImportSource<'a> {
+    /// A random-access disk (raw file or qcow2).
+    Disk(&'a dyn DiskSource),
+    /// A raw byte stream of unknown length (stdin).
+    Stream(&'a mut (dyn Read + Send)),
+}
+
+/// What to import, where, and how.
+#[derive(Clone, Debug)]
+pub struct ImportRequest {
+    /// The final image, `pool[/ns]/image`.
+    pub dest: ImageSpec,
+    /// Make the image at least this big (it is never smaller than the virtual size).
+    pub size: Option<u64>,
+    /// Features, order, striping of the new image.
+    pub create: CreateOptions,
+    /// Copy engine tuning.
+    pub copy: CopyOptions,
+    /// librbd writes in flight.
+    pub concurrency: usize,
+    /// Snapshot to create on the finished image (Glance's `snap`).
+    pub snap: Option<String>,
+    /// Protect that snapshot (clone v1 parents need it).
+    pub protect: bool,
+    /// Read the image back and compare checksums before publishing it.
+    pub verify: bool,
+    /// Format name of the source, for the report.
+    pub source_format: String,
+}
+
+/// The outcome of an import.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImportReport {
+    /// The final image.
+    pub image: String,
+    /// `raw` or `qcow2`.
+    pub source_format: String,
+    /// Virtual size of the source, bytes.
+    pub virtual_size: u64,
+    /// Size of the image created, bytes.
+    pub image_size: u64,
+    /// Bytes written to RBD.
+    pub bytes_written: u64,
+    /// Bytes skipped because they read as zeros.
+    pub bytes_zero_skipped: u64,
+    /// Wall time of the whole import, seconds.
+    pub elapsed_s: f64,
+    /// Virtual size / elapsed, MiB/s.
+    pub mib_per_s: f64,
+    /// SHA-256 of the virtual disk content.
+    pub sha256: Option<String>,
+    /// True when the image was read back and matched; `None` without `--verify`.
+    pub verified: Option<bool>,
+    /// Snapshot created, if any.
+    pub snap: Option<String>,
+    /// Whether that snapshot is protected.
+    pub protected: bool,
+}
+
+/// The temporary name an import of `name` writes under.
+pub fn temp_name(name: &str) -> String {
+    format!(
+        "{name}{PARTIAL_MARKER}{}.{}",
+        hostname(),
+        std::process::id()
+    )
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().replace(['/', '@', '.'], "-"))
+        .unwrap_or_else(|_| "host".into())
+}
+
+/// Removes the temporary image unless the import succeeded.
+struct TempImage<'a> {
+    io: &'a IoCtx,
+    name: String,
+    armed: bool,
+}
+
+impl Drop for TempImage<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = remove_image(self.io, &self.name);
+        }
+    }
+}
+
+/// Imports `source` into a new image named by `req.dest`.
+pub fn import(
+    cluster: &Cluster,
+    req: &ImportRequest,
+    source: ImportSource<'_>,
+    ctl: &Control,
+) -> Result<ImportReport> {
+    let started = std::time::Instant::now();
+    req.dest.forbid_snap()?;
+    let io = cluster.ioctx(&req.dest.pool, req.dest.namespace.as_deref())?;
+    if image_exists(&io, &req.dest.image)? {
+        return Err(Error::Other(format!(
+            "import into {}: EEXIST — the image already exists; rbdkit never overwrites: remove it or choose another name",
+            req.dest
+        )));
+    }
+    let tmp_name = temp_name(&req.dest.image);
+    let initial = match &source {
+        ImportSource::Disk(d) => d.virtual_size().max(req.size.unwrap_or(0)),
+        ImportSource::Stream(_) => req.size.unwrap_or(0),
+    };
+    create_image(&io, &tmp_name, initial, &req.create)?;
+    let mut guard = TempImage {
+        io: &io,
+        name: tmp_name.clone(),
+        armed: true,
+    };
+
+    let image = Image::open(&io, &tmp_name, None)?;
+    let stats: CopyStats = {
+        let mut sink = RbdSink::new(&image, initial, req.size.unwrap_or(0), req.concurrency);
+        match source {
+            ImportSource::Disk(d) => copy_disk(d, &mut sink, &req.copy, ctl)?,
+            ImportSource::Stream(r) => copy_stream(r, &mut sink, &req.copy, ctl)?,
+        }
+    };
+    let verified = if req.verify {
+        let expected = stats.sha256.as_deref().unwrap_or_default();
+        let actual = read_sha256(
+            &image,
+            stats.virtual_size,
+            req.copy.chunk_size,
+            req.concurrency,
+            ctl,
+        )?;
+        if actual != expected {
+            return Err(Error::Other(format!(
+                "verify {}: the image reads back with sha256 {actual}, but {expected} was written; the temporary image was removed",
+                req.dest
+            )));
+        }
+        Some(true)
+    } else {
+        None
+    };
+    let image_size = image.stat()?.size;
+    if let Some(snap) = &req.snap {
+        image.snap_create(snap)?;
+        if req.protect {
+            image.snap_protect(snap)?;
+        }
+    }
+    image.close()?;
+    if ctl.cancel.load(Ordering::Relaxed) {
+        return Err(Error::Interrupted(format!(
+            "import into {} cancelled; nothing was published",
+            req.dest
+        )));
+    }
+    if req.protect {
+        // A protected snapshot blocks removal of the temporary image on a later failure, so the
+        // guard must unprotect first; simplest is to make the rename the last fallible step.
+    }
+    match rename_image(&io, &tmp_name, &req.dest.image) {
+        Ok(()) => guard.armed = false,
+        Err(e) => {
+            if req.protect {
+                if let (Ok(img), Some(snap)) = (Image::open(&io, &tmp_name, None), &req.snap) {
+                    let _ = img.snap_unprotect(snap);
+                    let _ = img.snap_remove(snap);
+                }
+            } else if let (Ok(img), Some(snap)) = (Image::open(&io, &tmp_name, None), &req.snap) {
+                let _ = img.snap_remove(snap);
+            }
+            return Err(e);
+        }
+    }
+    let elapsed_s = started.elapsed().as_secs_f64();
+    Ok(ImportReport {
+        image: req.dest.to_string(),
+        source_format: req.source_format.clone(),
+        virtual_size: stats.virtual_size,
+        image_size,
+        bytes_written: stats.bytes_written,
+        bytes_zero_skipped: stats.bytes_zero_skipped,
+        elapsed_s,
+        mib_per_s: stats.virtual_size as f64 / (1 << 20) as f64 / elapsed_s.max(1e-9),
+        sha256: stats.sha256,
+        verified,
+        snap: req.snap.clone(),
+        protected: req.snap.is_some() && req.protect,
+    })
+}
+
+/// SHA-256 of the first `len` bytes of an image, read with `concurrency` reads in flight.
+pub fn read_sha256(
+    image: &Image,
+    len: u64,
+    chunk: u64,
+    concurrency: usize,
+    ctl: &Control,
+) -> Result<String> {
+    let q = Completions::new();
+    let mut hasher = Sha256::new();
+    let mut pending: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+    let n = len.div_ceil(chunk);
+    let (mut submitted, mut next, mut in_flight) = (0u64, 0u64, 0usize);
+    let mut first_err = None;
+    while next < n {
+        while first_err.is_none() && submitted < n && in_flight + pending.len() < concurrency.max(1)
+        {
+            let off = submitted * chunk;
+            let size = chunk.min(len - off) as usize;
+            image.aio_read(off, vec![0u8; size], submitted, &q)?;
+            submitted += 1;
+            in_flight += 1;
+        }
+        if in_flight == 0 {
+            break;
+        }
+        let done = q.recv();
+        in_flight -= 1;
+        match done.result {
+            Ok(_) => {
+                pending.insert(done.tag, done.buf);
+            }
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+        if first_err.is_none() {
+            while let Some(buf) = pending.remove(&next) {
+                hasher.update(&buf);
+                next += 1;
+                (ctl.progress)(next * chunk, len);
+            }
+        }
+        if ctl.cancel.load(Ordering::Relaxed) && first_err.is_none() {
+            first_err = Some(Error::Interrupted("verification stopped".into()));
+        }
+    }
+    while in_flight > 0 {
+        q.recv();
+        in_flight -= 1;
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(hex::encode(hasher.finalize())),
+    }
+}
+
+/// An image left behind by an import that was killed before it could clean up.
+#[derive(Clone, Debug, Serialize)]
+pub struct Leftover {
+    /// Pool-qualified name of the temporary image.
+    pub image: String,
+    /// The name the import would have published.
+    pub final_name: String,
+    /// Host and process that wrote it.
+    pub host: String,
+    /// Process id of the importer.
+    pub pid: u32,
+    /// True when that process still runs on this host (then it is not a leftover yet).
+    pub importer_alive: bool,
+}
+
+/// Temporary images of interrupted imports in a pool.
+pub fn find_leftovers(io: &IoCtx) -> Result<Vec<Leftover>> {
+    let me = hostname();
+    let mut out = Vec::new();
+    for name in list_images(io)? {
+        let Some((final_name, tail)) = name.split_once(PARTIAL_MARKER) else {
+            continue;
+        };
+        let Some((host, pid)) = tail.rsplit_once('.') else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        let importer_alive = host == me && std::path::Path::new(&format!("/proc/{pid}")).exists();
+        out.push(Leftover {
+            image: io.describe(&name),
+            final_name: final_name.to_string(),
+            host: host.into(),
+            pid,
+            importer_alive,
+        });
+    }
+    Ok(out)
+}
+
+/// Removes a leftover temporary image, unprotecting and removing its snapshots first.
+pub fn remove_leftover(io: &IoCtx, name: &str) -> Result<()> {
+    if !name.contains(PARTIAL_MARKER) {
+        return Err(Error::InvalidInput(format!(
+            "{name} is not an rbdkit temporary image"
+        )));
+    }
+    {
+        let image = Image::open(io, name, None)?;
+        for s in image.snapshots()? {
+            if s.protected {
+                image.snap_unprotect(&s.name)?;
+            }
+            image.snap_remove(&s.name)?;
+        }
+    }
+    remove_image(io, name)
+}
