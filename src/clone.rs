@@ -150,24 +150,31 @@ pub fn clone_volumes(
     let started = Instant::now();
     let snap = req.parent.require_snap()?.to_string();
     let parent_io = cluster.ioctx(&req.parent.pool, req.parent.namespace.as_deref())?;
-    let parent = Image::open(&parent_io, &req.parent.image, None)?;
-
-    let mut snap_created = false;
-    if !parent.snap_exists(&snap)? {
-        if !req.create_snap {
-            return Err(Error::Other(format!(
-                "snapshot {} does not exist: create it with --create-snap or `rbd snap create {}`",
-                req.parent, req.parent
-            )));
-        }
-        parent.snap_create(&snap)?;
-        snap_created = true;
-    }
+    // Read-only first: a client like Cinder has only read caps on the images pool, and needs
+    // write access only if the snapshot must be created or protected.
+    let parent = Image::open_read_only(&parent_io, &req.parent.image, None)?;
     let format = cluster_clone_format(cluster)?;
-    let mut snap_protected = false;
-    if format == CloneFormat::V1 && !parent.snap_is_protected(&snap)? {
-        parent.snap_protect(&snap)?;
-        snap_protected = true;
+    let exists = parent.snap_exists(&snap)?;
+    if !exists && !req.create_snap {
+        return Err(Error::Other(format!(
+            "snapshot {} does not exist: create it with --create-snap or `rbd snap create {}`",
+            req.parent, req.parent
+        )));
+    }
+    let must_protect =
+        format == CloneFormat::V1 && (!exists || !parent.snap_is_protected(&snap)?);
+    let (mut snap_created, mut snap_protected) = (false, false);
+    if !exists || must_protect {
+        let writable = Image::open(&parent_io, &req.parent.image, None)?;
+        if !exists {
+            writable.snap_create(&snap)?;
+            snap_created = true;
+        }
+        if must_protect {
+            writable.snap_protect(&snap)?;
+            snap_protected = true;
+        }
+        writable.close()?;
     }
     let parent_depth = clone_depth(&parent)?;
     let parent_at_snap = Image::open_read_only(&parent_io, &req.parent.image, Some(&snap))?;

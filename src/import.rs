@@ -27,7 +27,7 @@ pub enum ImportSource<'a> {
     /// A random-access disk (raw file or qcow2).
     Disk(&'a dyn DiskSource),
     /// A raw byte stream of unknown length (stdin).
-    Stream(&'a mut (dyn Read + Send)),
+    Stream(Box<dyn Read + Send>),
 }
 
 /// What to import, where, and how.

@@ -36,6 +36,8 @@ fn main() -> ExitCode {
             eprintln!("rbdkit: {e}");
             match e {
                 rbdkit::Error::InvalidInput(_) => ExitCode::from(2),
+                // As a shell reports a process stopped by SIGINT.
+                rbdkit::Error::Interrupted(_) => ExitCode::from(130),
                 _ => ExitCode::FAILURE,
             }
         }

@@ -172,32 +172,63 @@ pub fn copy_disk(
 }
 
 /// Copies a raw byte stream (e.g. stdin) into `sink`, growing the target as data arrives.
+///
+/// The stream is read on a detached thread, so a cancelled copy returns at once even while a
+/// read is blocked (a pipe whose writer stalls); that thread ends when the process does.
 pub fn copy_stream(
-    reader: &mut (dyn Read + Send),
+    reader: Box<dyn Read + Send>,
     sink: &mut dyn Sink,
     opts: &CopyOptions,
     ctl: &Control,
 ) -> Result<CopyStats> {
     let pool = BufferPool::new(opts.window + 4);
+    let chunk = opts.chunk_size as usize;
+    let (data_tx, data_rx) = bounded::<std::io::Result<Vec<u8>>>(2);
+    let reader_pool = pool.clone();
+    std::thread::Builder::new()
+        .name("rbdkit-stream-reader".into())
+        .spawn(move || {
+            let mut reader = reader;
+            loop {
+                let mut buf = reader_pool.get(chunk);
+                let r = read_full(reader.as_mut(), &mut buf).map(|n| {
+                    buf.truncate(n);
+                    buf
+                });
+                let last = !matches!(&r, Ok(b) if b.len() == chunk);
+                if data_tx.send(r).is_err() || last {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| Error::io("start the stream reader thread", e))?;
     run_pipeline(sink, opts, ctl, &pool, 0, |tx, tokens| {
-        let chunk = opts.chunk_size as usize;
         let mut offset = 0u64;
         for index in 0.. {
-            if ctl.cancel.load(Ordering::Relaxed) || tokens.recv().is_err() {
+            if tokens.recv().is_err() {
                 return;
             }
-            let mut buf = pool.get(chunk);
-            let len = match read_full(reader, &mut buf) {
-                Ok(n) => n,
+            let buf = loop {
+                if ctl.cancel.load(Ordering::Relaxed) {
+                    return;
+                }
+                match data_rx.recv_timeout(POLL) {
+                    Ok(r) => break r,
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+                }
+            };
+            let buf = match buf {
+                Ok(b) => b,
                 Err(e) => {
                     let _ = tx.send(Msg::Chunk(Err(Error::io("read input stream", e))));
                     return;
                 }
             };
+            let len = buf.len();
             if len == 0 {
                 break;
             }
-            buf.truncate(len);
             let runs = nonzero_runs(&buf, opts.sparse_size as usize);
             let _ = tx.send(Msg::Chunk(Ok(Chunk {
                 index,
@@ -215,8 +246,11 @@ pub fn copy_stream(
     })
 }
 
+/// How often blocked waits look at the cancel flag.
+const POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Reads until `buf` is full or EOF; returns the bytes read.
-fn read_full(r: &mut (dyn Read + Send), buf: &mut [u8]) -> std::io::Result<usize> {
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match r.read(&mut buf[n..]) {
@@ -278,7 +312,12 @@ fn consume(
                 break;
             }
         }
-        match rx.recv() {
+        let msg = match rx.recv_timeout(POLL) {
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+            Ok(m) => Ok(m),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(()),
+        };
+        match msg {
             Ok(Msg::Chunk(c)) => {
                 let c = c?;
                 pending.insert(c.index, c);

@@ -1,0 +1,160 @@
+//! Shared fixture for live tests: the dev cluster from `CEPH_CONF` (a missing cluster is a
+//! failure, never a skip), unique names, the `rbdkit` binary and the `rbd` CLI as an
+//! independent witness, and clean-up of what a test made.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The main dev cluster's conf (clone v1). Panics with the fix when unset.
+pub fn conf() -> String {
+    conf_from("CEPH_CONF")
+}
+
+/// The second dev cluster's conf (clone v2, require-min-compat-client mimic).
+pub fn conf_v2() -> String {
+    conf_from("RBDKIT_CEPH_CONF_V2")
+}
+
+fn conf_from(var: &str) -> String {
+    match std::env::var(var) {
+        Ok(c) if std::path::Path::new(&c).exists() => c,
+        Ok(c) => panic!("{var}={c} does not exist: start the dev cluster with scripts/test.sh"),
+        Err(_) => panic!(
+            "{var} is not set: live tests need the dev cluster; run them with scripts/test.sh"
+        ),
+    }
+}
+
+/// The dev cluster's state directory (keyrings of client.glance and client.cinder live there).
+pub fn cluster_dir() -> PathBuf {
+    match std::env::var("RBDKIT_CLUSTER_DIR") {
+        Ok(d) => PathBuf::from(d),
+        Err(_) => PathBuf::from(conf())
+            .parent()
+            .expect("conf has a directory")
+            .to_path_buf(),
+    }
+}
+
+/// A name no other test (or test run) uses.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{prefix}-{}-{}-{nanos:x}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Runs the rbdkit binary against `conf`.
+pub fn rbdkit_with(conf: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rbdkit"))
+        .args(args)
+        .env("CEPH_CONF", conf)
+        .arg("--no-progress")
+        .output()
+        .expect("run rbdkit")
+}
+
+/// Runs the rbdkit binary against the main cluster.
+pub fn rbdkit(args: &[&str]) -> Output {
+    rbdkit_with(&conf(), args)
+}
+
+/// Runs the rbd CLI against `conf`.
+pub fn rbd_with(conf: &str, args: &[&str]) -> Output {
+    Command::new("rbd")
+        .args(args)
+        .env("CEPH_CONF", conf)
+        .output()
+        .expect("run rbd")
+}
+
+/// `rbd ... --format json`, parsed; panics with rbd's stderr on failure.
+pub fn rbd_json(conf: &str, args: &[&str]) -> serde_json::Value {
+    let mut a = args.to_vec();
+    a.extend(["--format", "json"]);
+    let out = rbd_with(conf, &a);
+    assert!(
+        out.status.success(),
+        "rbd {a:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("rbd printed JSON")
+}
+
+/// Whether `rbd info` finds the image.
+pub fn image_exists(conf: &str, spec: &str) -> bool {
+    rbd_with(conf, &["info", spec]).status.success()
+}
+
+/// stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts a failure with a one-line error that mentions every `needle`.
+pub fn assert_one_line_error(o: &Output, code: i32, needles: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "exit status; stderr: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected a one-line error, got: {err}");
+    for n in needles {
+        assert!(err.contains(n), "error should mention {n:?}: {err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// Removes images (children first: give them in creation order) when dropped, snapshots too.
+pub struct Cleanup {
+    conf: String,
+    specs: Vec<String>,
+}
+
+impl Cleanup {
+    /// Nothing registered yet.
+    pub fn new(conf: &str) -> Self {
+        Cleanup {
+            conf: conf.to_string(),
+            specs: Vec::new(),
+        }
+    }
+
+    /// Remove `spec` (pool/image) at the end.
+    pub fn add(&mut self, spec: &str) {
+        self.specs.push(spec.to_string());
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for spec in self.specs.iter().rev() {
+            if let Ok(out) = Command::new("rbd")
+                .args(["snap", "ls", spec, "--format", "json"])
+                .env("CEPH_CONF", &self.conf)
+                .output()
+            {
+                let snaps: serde_json::Value =
+                    serde_json::from_slice(&out.stdout).unwrap_or_default();
+                for s in snaps.as_array().into_iter().flatten() {
+                    if let Some(name) = s["name"].as_str() {
+                        let at = format!("{spec}@{name}");
+                        let _ = rbd_with(&self.conf, &["snap", "unprotect", &at]);
+                        let _ = rbd_with(&self.conf, &["snap", "rm", &at]);
+                    }
+                }
+            }
+            let _ = rbd_with(&self.conf, &["rm", "--no-progress", spec]);
+        }
+    }
+}
