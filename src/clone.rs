@@ -217,6 +217,7 @@ pub fn clone_volumes(
                     &snap,
                     io,
                     dest,
+                    overlap,
                     req.size,
                     flatten,
                     &opts,
@@ -285,22 +286,26 @@ fn clone_one(
     snap: &str,
     io: &IoCtx,
     dest: &ImageSpec,
+    parent_size: u64,
     size: Option<u64>,
     flatten: bool,
     opts: &CreateOptions,
 ) -> Result<u64> {
     clone_image(parent_io, parent, snap, io, &dest.image, opts)?;
+    // A new clone has the parent snapshot's size; every round trip saved here is multiplied by
+    // the number of volumes, so the size is not read back.
+    let final_size = size.unwrap_or(parent_size);
+    if final_size == parent_size && !flatten {
+        return Ok(final_size);
+    }
     let finish = || -> Result<u64> {
         let image = Image::open(io, &dest.image, None)?;
-        if let Some(size) = size {
-            if image.stat()?.size != size {
-                image.resize(size, &mut |_, _| {})?;
-            }
+        if final_size != parent_size {
+            image.resize(final_size, &mut |_, _| {})?;
         }
         if flatten {
             image.flatten(&mut |_, _| {})?;
         }
-        let final_size = image.stat()?.size;
         image.close()?;
         Ok(final_size)
     };
