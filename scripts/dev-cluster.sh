@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# A real single-host Ceph cluster for development and tests: one monitor, one bluestore OSD on a
+# sparse file, cephx on, no mgr; pools images, volumes, vms, backups (rbd-initialised); clients
+# client.glance and client.cinder with the caps OpenStack gives them. Everything (conf, keyrings,
+# data, logs, pid files, sockets) lives in one state directory; nothing goes to /etc or /var.
+#
+# Usage: scripts/dev-cluster.sh up|down|status|env [--dir DIR] [--mon-port PORT]
+#                               [--osd-size SIZE] [--min-compat-client luminous|mimic] [--keep]
+#   --dir                 state directory (env RBDKIT_CLUSTER_DIR; default <repo>/.state/cluster)
+#   --mon-port            monitor msgr2 port (env RBDKIT_MON_PORT; default 3300, msgr1 on 6789;
+#                         any other PORT puts msgr1 on PORT+1000). Keep outside 6800-7300 (OSDs).
+#   --osd-size            size of the OSD's sparse block file (default 20G; 4G is about the
+#                         smallest that boots comfortably: bluestore keeps ~1.5 GiB for itself)
+#   --min-compat-client   luminous (default: clones are v1, need protected snapshots) or mimic (v2)
+#   down --keep           stop the daemons but keep the state directory
+# `env` prints `export CEPH_CONF=...` for eval. Every ceph call has a timeout.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cmd=${1:-}
+[ -n "$cmd" ] && shift
+DIR=${RBDKIT_CLUSTER_DIR:-$ROOT/.state/cluster}
+MON_PORT=${RBDKIT_MON_PORT:-3300}
+OSD_SIZE=20G
+COMPAT=luminous
+KEEP=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --dir) DIR=$2; shift 2;;
+    --mon-port) MON_PORT=$2; shift 2;;
+    --osd-size) OSD_SIZE=$2; shift 2;;
+    --min-compat-client) COMPAT=$2; shift 2;;
+    --keep) KEEP=1; shift;;
+    *) echo "dev-cluster: unknown option $1" >&2; exit 2;;
+  esac
+done
+mkdir -p "$(dirname "$DIR")"
+DIR=$(cd "$(dirname "$DIR")" && pwd)/$(basename "$DIR")
+CONF=$DIR/ceph.conf
+if [ "$MON_PORT" = 3300 ]; then V1_PORT=6789; else V1_PORT=$((MON_PORT + 1000)); fi
+T=30
+c() { timeout "$T" ceph -c "$CONF" --connect-timeout 20 "$@"; }
+
+log_tail() { for f in "$DIR"/log/*.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -n 15 "$f" >&2; }; done; }
+die() { echo "dev-cluster: $*" >&2; log_tail; exit 1; }
+
+pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+running() { pid_alive "$DIR/run/mon.a.pid"; }
+
+wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
+  local secs=$1 what=$2; shift 2
+  local end=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $end ] || die "timed out after ${secs}s waiting for $what"
+    sleep 0.2
+  done
+}
+
+osd_up() { c osd stat -f json | grep -q '"num_up_osds":[1-9]'; }
+
+write_conf() {
+  local fsid=$1
+  cat > "$CONF" <<C
+[global]
+fsid = $fsid
+mon_host = [v2:127.0.0.1:$MON_PORT,v1:127.0.0.1:$V1_PORT]
+auth cluster required = cephx
+auth service required = cephx
+auth client required = cephx
+auth allow insecure global id reclaim = false
+keyring = $DIR/\$cluster.\$name.keyring
+run dir = $DIR/run
+admin socket = $DIR/run/\$name.asok
+pid file = $DIR/run/\$name.pid
+log file = $DIR/log/\$name.log
+osd pool default size = 1
+osd pool default min size = 1
+mon allow pool size one = true
+mon allow pool delete = true
+mon warn on pool no redundancy = false
+osd crush chooseleaf type = 0
+osd pool default pg autoscale mode = off
+mon data avail warn = 2
+mon data avail crit = 1
+paxos propose interval = 0.1
+[client]
+log file = /dev/null
+[mon]
+mon data = $DIR/data/mon.\$id
+keyring = $DIR/data/mon.\$id/keyring
+[osd]
+osd data = $DIR/data/osd.\$id
+osd objectstore = bluestore
+bluestore block path = $DIR/data/\$cluster-\$name.block
+bluestore block create = true
+bluestore block size = $OSD_SIZE
+bluestore block db create = false
+bluestore block wal create = false
+bluestore cache autotune = false
+bluestore cache size = 128M
+osd memory target = 1G
+bdev aio poll ms = 20
+bluestore fsck on mkfs = false
+C
+}
+
+up() {
+  if running; then
+    if osd_up; then echo "dev-cluster: already running ($CONF)"; return 0; fi
+    die "monitor runs but no OSD is up; run '$0 down --dir $DIR' and try again"
+  fi
+  command -v ceph-mon >/dev/null || die "ceph-mon not found: run scripts/install-deps.sh"
+  local t0=$SECONDS
+  rm -rf "$DIR"; mkdir -p "$DIR/data" "$DIR/run" "$DIR/log"
+  chmod 700 "$DIR"
+  local fsid; fsid=$(uuidgen)
+  write_conf "$fsid"
+  ceph-authtool --create-keyring "$DIR/ceph.mon..keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
+  ceph-authtool --create-keyring "$DIR/ceph.client.admin.keyring" --gen-key -n client.admin \
+    --cap mon 'allow *' --cap osd 'allow *' --cap mds 'allow *' --cap mgr 'allow *' >/dev/null
+  cat "$DIR/ceph.client.admin.keyring" >> "$DIR/ceph.mon..keyring"
+  monmaptool --create --fsid "$fsid" --addv a "[v2:127.0.0.1:$MON_PORT,v1:127.0.0.1:$V1_PORT]" "$DIR/monmap" >/dev/null
+  ceph-mon -c "$CONF" --mkfs -i a --monmap "$DIR/monmap" --keyring "$DIR/ceph.mon..keyring" >"$DIR/log/mkfs-mon.out" 2>&1 \
+    || die "ceph-mon --mkfs failed: $(tail -3 "$DIR/log/mkfs-mon.out")"
+  ceph-mon -c "$CONF" -i a || die "ceph-mon did not start"
+  wait_for 30 "the monitor" c mon stat
+
+  local uuid key id
+  uuid=$(uuidgen); key=$(ceph-authtool --gen-print-key)
+  umask 077
+  printf '{"cephx_secret": "%s"}' "$key" > "$DIR/osd-new.json"
+  id=$(c osd new "$uuid" -i "$DIR/osd-new.json") || die "ceph osd new failed"
+  rm -f "$DIR/osd-new.json"
+  mkdir -p "$DIR/data/osd.$id"
+  printf '[osd.%s]\n\tkey = %s\n' "$id" "$key" > "$DIR/ceph.osd.$id.keyring"
+  cp "$DIR/ceph.osd.$id.keyring" "$DIR/data/osd.$id/keyring"
+  umask 022
+  ceph-osd -c "$CONF" --mkfs --osd-uuid "$uuid" -i "$id" >"$DIR/log/mkfs-osd.out" 2>&1 \
+    || die "ceph-osd --mkfs failed: $(tail -3 "$DIR/log/mkfs-osd.out")"
+  ceph-osd -c "$CONF" -i "$id" >/dev/null 2>&1 || die "ceph-osd did not start"
+  wait_for 60 "the OSD to come up" osd_up
+
+  if [ "$COMPAT" != luminous ]; then
+    c osd set-require-min-compat-client "$COMPAT" --yes-i-really-mean-it >/dev/null 2>&1 \
+      || die "set-require-min-compat-client $COMPAT failed"
+  fi
+  for p in images volumes vms backups; do
+    c osd pool create "$p" 8 8 replicated >/dev/null 2>&1 || die "pool create $p failed"
+    timeout "$T" rbd -c "$CONF" pool init "$p" || die "rbd pool init $p failed"
+  done
+  c health mute MGR_DOWN --sticky >/dev/null 2>&1 || true
+  c auth get-or-create client.glance mon 'profile rbd' osd 'profile rbd pool=images' \
+    -o "$DIR/ceph.client.glance.keyring" >/dev/null
+  c auth get-or-create client.cinder mon 'profile rbd' \
+    osd 'profile rbd pool=volumes, profile rbd pool=vms, profile rbd-read-only pool=images' \
+    -o "$DIR/ceph.client.cinder.keyring" >/dev/null
+  chmod 600 "$DIR"/*.keyring
+  # Listing a pool blocks until its PGs are active: the readiness check.
+  for p in images volumes vms backups; do
+    timeout 60 rados -c "$CONF" -p "$p" ls >/dev/null || die "pool $p did not become active"
+  done
+  echo "dev-cluster: up in $((SECONDS - t0)) s (min compat client $COMPAT) — export CEPH_CONF=$CONF"
+}
+
+stop_pidfile() { # stop_pidfile FILE GRACE_SECONDS
+  local f=$1 grace=$2 pid
+  [ -f "$f" ] || return 0
+  pid=$(cat "$f")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    local end=$((SECONDS + grace))
+    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$f"
+}
+
+down() {
+  # OSDs before the monitor: an OSD waits for a dead monitor.
+  for f in "$DIR"/run/osd.*.pid; do [ -e "$f" ] && stop_pidfile "$f" 10; done
+  stop_pidfile "$DIR/run/mon.a.pid" 10
+  if [ "$KEEP" = 0 ]; then rm -rf "$DIR"; fi
+  echo "dev-cluster: down ($DIR)"
+}
+
+status() {
+  if running; then
+    echo "dev-cluster: running ($CONF)"
+    c -s || true
+  else
+    echo "dev-cluster: not running ($DIR)"
+    return 1
+  fi
+}
+
+case $cmd in
+  up) up;;
+  down) down;;
+  status) status;;
+  env) echo "export CEPH_CONF=$CONF";;
+  *) echo "usage: $0 up|down|status|env [--dir DIR] [--mon-port PORT] [--osd-size SIZE] [--min-compat-client luminous|mimic] [--keep]" >&2; exit 2;;
+esac

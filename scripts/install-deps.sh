@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the system packages rbdkit needs to build and to run its tests: Ceph (mon, osd, CLI,
+# librados/librbd headers), libclang for bindgen, fio, qemu-utils, NFS-Ganesha and rpcbind.
+# Idempotent and non-interactive; does nothing (and no apt-get update) when all are present.
+set -euo pipefail
+PKGS=(ceph-mon ceph-osd ceph-common librbd-dev librados-dev libclang-dev clang pkg-config fio
+      qemu-utils nfs-ganesha nfs-ganesha-vfs rpcbind e2fsprogs uuid-runtime procps iproute2)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PKGS[@]} packages present"
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q >/dev/null
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"
