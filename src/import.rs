@@ -330,5 +330,19 @@ pub fn remove_leftover(io: &IoCtx, name: &str) -> Result<()> {
             image.snap_remove(&s.name)?;
         }
     }
-    remove_image(io, name)
+    // A killed importer's watch on the image lingers until the OSD times it out (30 s by
+    // default); until then removal fails with EBUSY, so wait that out instead of failing.
+    let deadline =
+        std::time::Instant::now() + std::time::Duration::from_secs(LEFTOVER_WATCH_WAIT_S);
+    loop {
+        match remove_image(io, name) {
+            Err(e) if e.errno() == Some(libc::EBUSY) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+            other => return other,
+        }
+    }
 }
+
+/// How long clean-up waits for a dead importer's watch to expire (osd_client_watch_timeout is 30 s).
+pub const LEFTOVER_WATCH_WAIT_S: u64 = 45;

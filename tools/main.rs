@@ -1,6 +1,7 @@
 //! The `rbdkit` command line: argument parsing, dispatch, rendering and exit codes.
 //! Logic lives in the library; this binary only turns flags into calls and results into output.
 //! Exit codes: 0 ok, 1 failure, 2 bad usage.
+mod cancel;
 mod cmd;
 mod global;
 mod progress;

@@ -206,17 +206,8 @@ pub fn remove_image(io: &IoCtx, name: &str) -> Result<()> {
     let c_name = cstr("image name", name)?;
     // SAFETY: valid ioctx and C string.
     let ret = unsafe { sys::rbd_remove(io.handle.raw, c_name.as_ptr()) };
-    match -ret {
-        libc::ENOTEMPTY => Err(Error::Other(format!(
-            "remove image {}: ENOTEMPTY — it has snapshots; remove them first (`rbd snap purge`, unprotect protected ones)",
-            io.describe(name)
-        ))),
-        libc::EBUSY => Err(Error::Other(format!(
-            "remove image {}: EBUSY — it has clones (children) or is open by another client (watchers); flatten or remove the children first",
-            io.describe(name)
-        ))),
-        _ => check(ret, "remove image", &io.describe(name)).map(|_| ()),
-    }
+    // The errno stays in the error (callers retry on EBUSY); the hints name the usual causes.
+    check(ret, "remove image", &io.describe(name)).map(|_| ())
 }
 
 /// Renames an image within its pool.

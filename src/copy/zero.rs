@@ -36,9 +36,10 @@ mod tests {
         assert!(nonzero_runs(&buf, 4096).is_empty());
         buf[5000] = 1;
         assert_eq!(nonzero_runs(&buf, 4096), vec![(4096, 4096)]);
-        buf[8192] = 1;
         buf[16383] = 1;
-        assert_eq!(nonzero_runs(&buf, 4096), vec![(4096, 8192), (12288, 4096)]);
+        assert_eq!(nonzero_runs(&buf, 4096), vec![(4096, 4096), (12288, 4096)]);
+        buf[8192] = 1;
+        assert_eq!(nonzero_runs(&buf, 4096), vec![(4096, 12288)]);
     }
 
     #[test]

@@ -6,21 +6,33 @@ use std::process::ExitCode;
 
 pub mod bench;
 #[cfg(feature = "rbd")]
+pub mod cleanup;
+#[cfg(feature = "rbd")]
 pub mod clone;
+pub mod convert;
 #[cfg(feature = "rbd")]
 pub mod create;
+#[cfg(feature = "rbd")]
+pub mod import_raw;
 #[cfg(feature = "rbd")]
 pub mod info;
 mod layout;
 pub mod pg;
 #[cfg(feature = "rbd")]
 pub mod rm;
+mod source;
 
 pub use layout::ImageLayout;
 
 /// The subcommands.
 #[derive(Subcommand)]
 pub enum Command {
+    /// Stream a qcow2 or raw image (file or `-`) into a new RBD image, atomically.
+    #[cfg(feature = "rbd")]
+    #[command(name = "import-raw")]
+    ImportRaw(import_raw::ImportArgs),
+    /// Convert qcow2 (or raw) to a sparse raw file, byte-identical to `qemu-img convert -O raw`.
+    Convert(convert::ConvertArgs),
     /// Create a format-2 image (layering only by default: any kernel client can map it).
     #[cfg(feature = "rbd")]
     Create(create::CreateArgs),
@@ -33,6 +45,9 @@ pub enum Command {
     /// Remove an image (refuses one with snapshots or children).
     #[cfg(feature = "rbd")]
     Rm(rm::RmArgs),
+    /// Find and remove temporary images left by killed imports.
+    #[cfg(feature = "rbd")]
+    Cleanup(cleanup::CleanupArgs),
     /// pg_num and capacity planning, offline (`plan`) and against a live cluster (`check`).
     #[command(subcommand)]
     Pg(pg::PgCommand),
@@ -43,6 +58,11 @@ pub enum Command {
 /// Runs one subcommand; the error, if any, is printed by `main` as one line.
 pub fn run(command: Command, global: &Global) -> rbdkit::Result<ExitCode> {
     match command {
+        #[cfg(feature = "rbd")]
+        Command::ImportRaw(a) => import_raw::run(a, global),
+        Command::Convert(a) => convert::run(a, global),
+        #[cfg(feature = "rbd")]
+        Command::Cleanup(a) => cleanup::run(a, global),
         #[cfg(feature = "rbd")]
         Command::Create(a) => create::run(a, global),
         #[cfg(feature = "rbd")]

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of getting a qcow2 into RBD, same inputs, same cluster, same run:
+#   rbdkit import-raw SRC images/X
+#   qemu-img convert -W -O raw SRC rbd:images/X          (needs qemu-block-extra; scripts/install-bench-deps.sh)
+#   two-step: qemu-img convert -O raw SRC tmp.raw && rbd import tmp.raw images/X   (Cinder's path)
+#   rbd import RAW images/X                              (the raw file already exists)
+# and local conversion: rbdkit convert vs qemu-img convert -O raw.
+# Inputs: (a) 1 GiB random data as qcow2, (b) sparse qcow2 ~25 % allocated (4 GiB virtual),
+#         (c) zlib-compressed qcow2 of an ext4 filesystem made from /usr (2 GiB virtual).
+# Prints the median of ROUNDS runs for each and the ratios. Also `rbd bench` 4M writes as the
+# cluster's ceiling.
+# Usage: CEPH_CONF=... scripts/bench-import.sh [ROUNDS=3] [WORKDIR=/var/tmp/rbdkit-bench]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${1:-3}
+WORK=${2:-/var/tmp/rbdkit-bench}
+: "${CEPH_CONF:?set CEPH_CONF (eval \"\$(scripts/dev-cluster.sh env)\")}"
+RBDKIT=${RBDKIT:-target/release/rbdkit}
+[ -x "$RBDKIT" ] || cargo build --release --quiet
+mkdir -p "$WORK"
+POOL=images
+tag=$$
+
+make_inputs() {
+  if [ ! -f "$WORK/dense.qcow2" ]; then
+    head -c 1G /dev/urandom > "$WORK/dense.raw"
+    qemu-img convert -O qcow2 "$WORK/dense.raw" "$WORK/dense.qcow2"
+  fi
+  if [ ! -f "$WORK/sparse.qcow2" ]; then
+    qemu-img create -q -f qcow2 "$WORK/sparse.qcow2" 4G
+    # 1 GiB of random data in 1 MiB pieces spread over the 4 GiB disk (every 4th MiB).
+    python3 - "$WORK/sparse.qcow2" <<'PY'
+import os, subprocess, sys
+cmds = []
+for i in range(0, 4096, 4):
+    cmds += ["-c", f"write -P {1 + i % 250} {i}M 1M"]
+for k in range(0, len(cmds), 400):
+    subprocess.run(["qemu-io", "-f", "qcow2", *cmds[k:k+400], sys.argv[1]], check=True)
+PY
+    # Replace the pattern with random bytes so zero detection and compression cannot cheat.
+    qemu-img convert -O raw "$WORK/sparse.qcow2" "$WORK/sparse.tmp.raw"
+    python3 - "$WORK/sparse.tmp.raw" <<'PY'
+import os, sys
+with open(sys.argv[1], "r+b") as f:
+    for i in range(0, 4096, 4):
+        f.seek(i << 20); f.write(os.urandom(1 << 20))
+PY
+    qemu-img convert -O qcow2 "$WORK/sparse.tmp.raw" "$WORK/sparse.qcow2"
+    rm -f "$WORK/sparse.tmp.raw"
+  fi
+  if [ ! -f "$WORK/fs.qcow2" ]; then
+    rm -f "$WORK/fs.raw"; truncate -s 2G "$WORK/fs.raw"
+    mkfs.ext4 -q -F -d /usr "$WORK/fs.raw" >/dev/null
+    qemu-img convert -c -O qcow2 "$WORK/fs.raw" "$WORK/fs.qcow2"
+    rm -f "$WORK/fs.raw"
+  fi
+  for n in dense sparse fs; do
+    [ -f "$WORK/$n.flat.raw" ] || qemu-img convert -O raw "$WORK/$n.qcow2" "$WORK/$n.flat.raw"
+  done
+}
+
+now() { date +%s.%N; }
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
+rmimg() { rbd rm --no-progress "$POOL/$1" >/dev/null 2>&1 || true; }
+# time_cmd NAME CMD... : runs after dropping caches, prints seconds.
+time_cmd() { drop_caches; local t0 t1; t0=$(now); "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; return 1; }; t1=$(now); awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+has_qemu_rbd=0
+qemu-img --help 2>/dev/null | grep -q "Supported formats:.*\brbd\b" && \
+  qemu-img info "rbd:$POOL/nonexistent-$tag:conf=$CEPH_CONF" 2>&1 | grep -vq "Unknown protocol\|not supported\|Failed to initialize module" && has_qemu_rbd=1
+[ "$has_qemu_rbd" = 1 ] || echo "note: qemu-img has no working rbd driver; run scripts/install-bench-deps.sh for the qemu-img direct column" >&2
+
+make_inputs
+echo "cluster ceiling: rbd bench --io-type write --io-size 4M --io-total 1G"
+rbd create "$POOL/bench-ceiling-$tag" --size 1G --image-feature layering
+rbd bench --io-type write --io-size 4M --io-threads 16 --io-total 1G --io-pattern seq "$POOL/bench-ceiling-$tag" 2>&1 | tail -1
+rmimg "bench-ceiling-$tag"
+
+printf '\n%-7s %-20s %8s %8s %8s %8s\n' input tool min median max vs_rbdkit
+for n in dense sparse fs; do
+  src="$WORK/$n.qcow2"
+  declare -A T=()
+  for r in $(seq 1 "$ROUNDS"); do
+    T[rbdkit]+="$(time_cmd "$RBDKIT" --no-progress import-raw "$src" "$POOL/b-rk-$tag") "; rmimg "b-rk-$tag"
+    if [ "$has_qemu_rbd" = 1 ]; then
+      T[qemu-img-W]+="$(time_cmd qemu-img convert -W -O raw "$src" "rbd:$POOL/b-qi-$tag:conf=$CEPH_CONF") "; rmimg "b-qi-$tag"
+    fi
+    T[two-step]+="$(time_cmd bash -c "qemu-img convert -O raw '$src' '$WORK/tmp-$tag.raw' && rbd import --no-progress '$WORK/tmp-$tag.raw' '$POOL/b-ts-$tag'") "; rmimg "b-ts-$tag"; rm -f "$WORK/tmp-$tag.raw"
+    T[rbd-import-raw]+="$(time_cmd rbd import --no-progress "$WORK/$n.flat.raw" "$POOL/b-ri-$tag") "; rmimg "b-ri-$tag"
+    T[convert-rbdkit]+="$(time_cmd "$RBDKIT" --no-progress convert --overwrite "$src" "$WORK/out-rk-$tag.raw") "; rm -f "$WORK/out-rk-$tag.raw"
+    T[convert-qemu-img]+="$(time_cmd qemu-img convert -O raw "$src" "$WORK/out-qi-$tag.raw") "; rm -f "$WORK/out-qi-$tag.raw"
+  done
+  base=$(median ${T[rbdkit]}); cbase=$(median ${T[convert-rbdkit]})
+  for tool in rbdkit qemu-img-W two-step rbd-import-raw convert-rbdkit convert-qemu-img; do
+    [ -n "${T[$tool]:-}" ] || continue
+    vals=(${T[$tool]}); m=$(median "${vals[@]}")
+    ref=$base; case $tool in convert-*) ref=$cbase;; esac
+    printf '%-7s %-20s %8.2f %8.2f %8.2f %7.2fx\n' "$n" "$tool" \
+      "$(printf '%s\n' "${vals[@]}" | sort -g | head -1)" "$m" "$(printf '%s\n' "${vals[@]}" | sort -g | tail -1)" \
+      "$(awk -v a="$m" -v b="$ref" 'BEGIN{print a/b}')"
+  done
+  unset T
+done
+echo "(seconds; vs_rbdkit = tool time / rbdkit time, so 2.00x means rbdkit is twice as fast)"

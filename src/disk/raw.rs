@@ -1,0 +1,140 @@
+//! Raw disk images: the file's bytes are the guest's bytes. Holes (SEEK_HOLE) are reported as
+//! unallocated so sparse raw files copy without reading their holes.
+use super::{DiskSource, Extent, ExtentKind};
+use crate::error::{Error, Result};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+/// A raw image file.
+pub struct RawFile {
+    file: File,
+    size: u64,
+    path: PathBuf,
+}
+
+impl RawFile {
+    /// Opens a raw image read-only.
+    pub fn open(path: &Path) -> Result<RawFile> {
+        let file =
+            File::open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io(format!("stat {}", path.display()), e))?;
+        if meta.is_dir() {
+            return Err(Error::InvalidInput(format!(
+                "{} is a directory, not a disk image",
+                path.display()
+            )));
+        }
+        Ok(RawFile {
+            file,
+            size: meta.len(),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// `lseek(fd, from, whence)`, `None` when the filesystem cannot tell (or past the end).
+    fn seek(&self, from: u64, whence: i32) -> Option<u64> {
+        let from = i64::try_from(from).ok()?;
+        // SAFETY: lseek on a descriptor we own; it only moves the file position, which our
+        // positional reads (pread) do not use.
+        let r = unsafe { libc::lseek(self.file.as_raw_fd(), from, whence) };
+        (r >= 0).then_some(r as u64)
+    }
+}
+
+impl DiskSource for RawFile {
+    fn virtual_size(&self) -> u64 {
+        self.size
+    }
+
+    fn extents(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
+        let end = offset.saturating_add(len).min(self.size);
+        let mut out: Vec<Extent> = Vec::new();
+        let mut pos = offset;
+        while pos < end {
+            // Where the data starts at or after pos, and where that data run ends.
+            let (kind, next) = match self.seek(pos, libc::SEEK_DATA) {
+                Some(d) if d > pos => (ExtentKind::Unallocated, d.min(end)),
+                Some(_) => (
+                    ExtentKind::Data,
+                    self.seek(pos, libc::SEEK_HOLE).unwrap_or(end).min(end),
+                ),
+                // ENXIO: no data after pos; EINVAL/others: the filesystem cannot say.
+                None => match std::io::Error::last_os_error().raw_os_error() {
+                    Some(libc::ENXIO) => (ExtentKind::Unallocated, end),
+                    _ => (ExtentKind::Data, end),
+                },
+            };
+            let next = next.max(pos + 1).min(end);
+            match out.last_mut() {
+                Some(last) if last.kind == kind && last.end() == pos => last.len += next - pos,
+                _ => out.push(Extent {
+                    offset: pos,
+                    len: next - pos,
+                    kind,
+                }),
+            }
+            pos = next;
+        }
+        Ok(out)
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        if offset
+            .checked_add(buf.len() as u64)
+            .is_none_or(|e| e > self.size)
+        {
+            return Err(Error::bad_image(
+                self.path.display().to_string(),
+                format!(
+                    "read of {} bytes at {offset} is past the end ({} bytes)",
+                    buf.len(),
+                    self.size
+                ),
+            ));
+        }
+        self.file.read_exact_at(buf, offset).map_err(|e| {
+            Error::io(
+                format!("read {} at offset {offset}", self.path.display()),
+                e,
+            )
+        })
+    }
+
+    fn format_name(&self) -> &'static str {
+        "raw"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn reports_holes_as_unallocated_and_reads_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sparse.raw");
+        let mut f = File::create(&path).unwrap();
+        f.set_len(8 << 20).unwrap();
+        f.write_all_at(&[7u8; 4096], 4 << 20).unwrap();
+        f.flush().unwrap();
+        let raw = RawFile::open(&path).unwrap();
+        assert_eq!(raw.virtual_size(), 8 << 20);
+        let ext = raw.extents(0, 8 << 20).unwrap();
+        assert_eq!(ext.iter().map(|e| e.len).sum::<u64>(), 8 << 20);
+        let data: u64 = ext
+            .iter()
+            .filter(|e| e.kind == ExtentKind::Data)
+            .map(|e| e.len)
+            .sum();
+        assert!(data >= 4096 && data < 8 << 20, "{ext:?}");
+        let mut buf = vec![0u8; 8192];
+        raw.read_at((4 << 20) - 4096, &mut buf).unwrap();
+        assert!(buf[..4096].iter().all(|&b| b == 0) && buf[4096..].iter().all(|&b| b == 7));
+        assert!(raw.read_at((8 << 20) - 10, &mut buf).is_err());
+    }
+}

@@ -1,0 +1,78 @@
+//! `rbdkit convert SRC DEST`: qcow2 (or raw) to a sparse raw file, byte-identical to
+//! `qemu-img convert -O raw`, published atomically under DEST.
+use crate::global::Global;
+use clap::Args;
+use rbdkit::copy::sink_file::FileSink;
+use rbdkit::copy::{copy_disk, Control};
+use rbdkit::units::format_size;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+
+/// Arguments of `rbdkit convert`.
+#[derive(Args)]
+pub struct ConvertArgs {
+    /// Source image (qcow2 or raw).
+    pub src: PathBuf,
+    /// Destination raw file (sparse).
+    pub dest: PathBuf,
+    /// Replace DEST if it exists.
+    #[arg(long)]
+    pub overwrite: bool,
+    #[command(flatten)]
+    pub copy: super::source::CopyFlags,
+}
+
+/// Converts.
+pub fn run(a: ConvertArgs, g: &Global) -> rbdkit::Result<ExitCode> {
+    let cancel = crate::cancel::flag();
+    let source = rbdkit::disk::open(&a.src, a.copy.source_format.map(Into::into))?;
+    let opts = a.copy.copy_options(4 << 20, 4)?;
+    let mut sink = FileSink::create(&a.dest, a.overwrite)?;
+    let bar = crate::progress::bytes_bar(source.virtual_size(), "converting", !g.no_progress);
+    let ctl = Control {
+        progress: &|done, _| bar.set_position(done),
+        cancel: &cancel,
+    };
+    let stats = copy_disk(source.as_ref(), &mut sink, &opts, &ctl);
+    bar.finish_and_clear();
+    let stats = match stats {
+        Err(e) if cancel.load(Ordering::Relaxed) => {
+            drop(sink);
+            return Err(rbdkit::Error::Interrupted(format!(
+                "convert to {} stopped; nothing was written under that name ({e})",
+                a.dest.display()
+            )));
+        }
+        other => other?,
+    };
+    sink.commit()?;
+    if g.json() {
+        super::print_json(&serde_json::json!({
+            "source": a.src.display().to_string(),
+            "source_format": source.format_name(),
+            "dest": a.dest.display().to_string(),
+            "virtual_size": stats.virtual_size,
+            "bytes_written": stats.bytes_written,
+            "bytes_zero_skipped": stats.bytes_zero_skipped,
+            "elapsed_s": stats.elapsed_s,
+            "sha256": stats.sha256,
+        }))?;
+    } else {
+        println!(
+            "converted {} ({}, {}) to {}: {} written, {} left sparse, {:.2} s{}",
+            a.src.display(),
+            source.format_name(),
+            format_size(stats.virtual_size),
+            a.dest.display(),
+            format_size(stats.bytes_written),
+            format_size(stats.bytes_zero_skipped),
+            stats.elapsed_s,
+            stats
+                .sha256
+                .map(|s| format!(", sha256 {s}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,65 @@
+//! Source-disk flags shared by `convert` and `import-raw`.
+use clap::{Args, ValueEnum};
+use rbdkit::copy::CopyOptions;
+use rbdkit::disk::Format;
+use rbdkit::Error;
+
+/// Source format as given on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum SourceFormat {
+    /// qcow2 (v2 or v3).
+    Qcow2,
+    /// Raw bytes.
+    Raw,
+}
+
+impl From<SourceFormat> for Format {
+    fn from(f: SourceFormat) -> Format {
+        match f {
+            SourceFormat::Qcow2 => Format::Qcow2,
+            SourceFormat::Raw => Format::Raw,
+        }
+    }
+}
+
+/// Copy tuning flags.
+#[derive(Args, Clone, Debug)]
+pub struct CopyFlags {
+    /// Source format (default: detected from the magic).
+    #[arg(long = "source-format", value_enum)]
+    pub source_format: Option<SourceFormat>,
+    /// Zero-detection block: all-zero blocks of this size are not written.
+    #[arg(long = "sparse-size", default_value = "4K", value_parser = super::parse_size)]
+    pub sparse_size: u64,
+    /// Decode threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Skip the SHA-256 of the virtual disk (saves time on huge sparse images).
+    #[arg(long = "no-checksum")]
+    pub no_checksum: bool,
+}
+
+impl CopyFlags {
+    /// Checked engine options with chunks of `chunk_size`.
+    pub fn copy_options(
+        &self,
+        chunk_size: u64,
+        window_extra: usize,
+    ) -> rbdkit::Result<CopyOptions> {
+        if !self.sparse_size.is_power_of_two() || !(512..=chunk_size).contains(&self.sparse_size) {
+            return Err(Error::InvalidInput(format!(
+                "--sparse-size {}: must be a power of two between 512 and the object size",
+                self.sparse_size
+            )));
+        }
+        let mut o = CopyOptions::default();
+        if let Some(t) = self.threads {
+            o.threads = t.clamp(1, 256);
+        }
+        o.chunk_size = chunk_size;
+        o.sparse_size = self.sparse_size;
+        o.window = 2 * o.threads + window_extra;
+        o.checksum = !self.no_checksum;
+        Ok(o)
+    }
+}
