@@ -20,5 +20,6 @@ pub mod ceph;
 pub mod clone;
 #[cfg(feature = "rbd")]
 pub mod import;
+pub mod pg;
 
 pub use error::{Error, Result};

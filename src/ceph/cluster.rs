@@ -156,7 +156,18 @@ impl Cluster {
 
     /// Sends one monitor command (JSON) and returns its output buffer and status string.
     pub fn mon_command(&self, cmd_json: &str) -> Result<(Vec<u8>, String)> {
+        self.mon_command_to(None, cmd_json)
+    }
+
+    /// Sends a command to one named monitor (like `ceph tell mon.NAME`), which answers from its
+    /// own running state — e.g. `config get` returns the value in effect, injectargs included.
+    pub fn mon_command_target(&self, mon: &str, cmd_json: &str) -> Result<(Vec<u8>, String)> {
+        self.mon_command_to(Some(mon), cmd_json)
+    }
+
+    fn mon_command_to(&self, mon: Option<&str>, cmd_json: &str) -> Result<(Vec<u8>, String)> {
         let cmd = cstr("monitor command", cmd_json)?;
+        let target = mon.map(|m| cstr("monitor name", m)).transpose()?;
         let cmds = [cmd.as_ptr()];
         let mut outbuf: *mut c_char = ptr::null_mut();
         let mut outbuf_len = 0usize;
@@ -165,17 +176,31 @@ impl Cluster {
         // SAFETY: cmds holds one valid C string; all out-pointers are valid; librados allocates
         // the outputs, which we copy and free with rados_buffer_free below.
         let ret = unsafe {
-            sys::rados_mon_command(
-                self.handle.raw,
-                cmds.as_ptr() as *mut *const c_char,
-                1,
-                ptr::null(),
-                0,
-                &mut outbuf,
-                &mut outbuf_len,
-                &mut outs,
-                &mut outs_len,
-            )
+            match &target {
+                None => sys::rados_mon_command(
+                    self.handle.raw,
+                    cmds.as_ptr() as *mut *const c_char,
+                    1,
+                    ptr::null(),
+                    0,
+                    &mut outbuf,
+                    &mut outbuf_len,
+                    &mut outs,
+                    &mut outs_len,
+                ),
+                Some(t) => sys::rados_mon_command_target(
+                    self.handle.raw,
+                    t.as_ptr(),
+                    cmds.as_ptr() as *mut *const c_char,
+                    1,
+                    ptr::null(),
+                    0,
+                    &mut outbuf,
+                    &mut outbuf_len,
+                    &mut outs,
+                    &mut outs_len,
+                ),
+            }
         };
         // SAFETY: librados set these to buffers of the given lengths (or NULL); copied before free.
         let (out, status) = unsafe {

@@ -1,0 +1,249 @@
+//! `rbdkit pg`: worked examples, properties of the formulas, CLI output, and the live check
+//! whose ERANGE prediction is compared with what the real `ceph osd pool create` does.
+mod common;
+use common::*;
+use proptest::prelude::*;
+use rbdkit::pg::{autoscale_pg_num, pgcalc_pg_num, plan, Method, PlanInput, PoolSize, PoolSpec};
+use std::process::Command;
+
+fn openstack(osds: u32, method: Method) -> Vec<(String, u32)> {
+    let p = plan(&PlanInput {
+        osds,
+        pools: rbdkit::pg::openstack_preset(PoolSize::Replicated(3)),
+        target_pgs_per_osd: 100,
+        method,
+        max_pg_per_osd: 250,
+        bias: 1.0,
+    });
+    p.pools.into_iter().map(|p| (p.name, p.pg_num)).collect()
+}
+
+#[test]
+fn worked_examples() {
+    assert_eq!(pgcalc_pg_num(12, 3, 100.0, 100), 512);
+    // OpenStack preset, PGCalc, computed by hand from the calculator's formula:
+    // 10 OSDs: volumes floor(176.6)=176→128<132→256; backups 83→64; vms 50→64; images 23→16<17.25→32.
+    let names = |v: Vec<(String, u32)>| v.into_iter().map(|(_, n)| n).collect::<Vec<_>>();
+    assert_eq!(names(openstack(10, Method::Pgcalc)), [256, 64, 64, 32]);
+    // 50 OSDs: 883→1024; 416→512; 250→256; 116→128.
+    assert_eq!(names(openstack(50, Method::Pgcalc)), [1024, 512, 256, 128]);
+    // 100 OSDs: 1766→2048; 833→1024; 500→512; 233→256.
+    assert_eq!(
+        names(openstack(100, Method::Pgcalc)),
+        [2048, 1024, 512, 256]
+    );
+    // Autoscaler, 10 OSDs: 176.7→128, 83.3→64, 50→64, 23.3→32(min).
+    assert_eq!(names(openstack(10, Method::Autoscale)), [128, 64, 64, 32]);
+    // EC 4+2 holding everything on 12 OSDs: floor(1200/6)=200→256.
+    assert_eq!(pgcalc_pg_num(12, 6, 100.0, 100), 256);
+}
+
+proptest! {
+    #[test]
+    fn results_are_powers_of_two(osds in 1u32..2000, size in 1u32..12, pct in 0.1f64..100.0, target in 1u32..400) {
+        prop_assert!(pgcalc_pg_num(osds, size, pct, target).is_power_of_two());
+        prop_assert!(autoscale_pg_num(osds, size, pct / 100.0, target, 1.0).is_power_of_two());
+        prop_assert!(autoscale_pg_num(osds, size, pct / 100.0, target, 1.0) >= 32);
+    }
+
+    #[test]
+    fn monotone_in_osds_and_target(osds in 1u32..2000, size in 1u32..12, pct in 0.1f64..100.0, target in 1u32..400) {
+        prop_assert!(pgcalc_pg_num(osds + 1, size, pct, target) >= pgcalc_pg_num(osds, size, pct, target));
+        prop_assert!(pgcalc_pg_num(osds, size, pct, target + 1) >= pgcalc_pg_num(osds, size, pct, target));
+        prop_assert!(autoscale_pg_num(osds + 1, size, pct / 100.0, target, 1.0) >= autoscale_pg_num(osds, size, pct / 100.0, target, 1.0));
+        prop_assert!(autoscale_pg_num(osds, size, pct / 100.0, target + 1, 1.0) >= autoscale_pg_num(osds, size, pct / 100.0, target, 1.0));
+    }
+}
+
+fn rbdkit_offline(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_rbdkit"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn plan_cli_json_warnings_and_bad_input() {
+    let out = rbdkit_offline(&[
+        "pg", "plan", "--osds", "12", "--pool", "rbd:100", "--format", "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["pools"][0]["pg_num"], 512);
+    assert_eq!(j["pools"][0]["size"], 3);
+    assert_eq!(j["pg_replicas_per_osd"], 128.0);
+    assert_eq!(j["warnings"].as_array().unwrap().len(), 0);
+    // Percentages not adding up, and a plan past the monitor's limit, are warned about.
+    let out = rbdkit_offline(&[
+        "pg",
+        "plan",
+        "--osds",
+        "3",
+        "--pool",
+        "a:50",
+        "--target-pgs-per-osd",
+        "400",
+        "--max-pg-per-osd",
+        "100",
+        "--format",
+        "json",
+    ]);
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let w = j["warnings"].to_string();
+    assert!(w.contains("add up to 50%") && w.contains("ERANGE"), "{w}");
+    // Plain output ends with the create commands.
+    let out = rbdkit_offline(&[
+        "pg",
+        "plan",
+        "--preset",
+        "openstack",
+        "--osds",
+        "10",
+        "--raw-capacity",
+        "100T",
+    ]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("ceph osd pool create volumes 256 256 replicated"),
+        "{text}"
+    );
+    assert!(text.contains("usable"), "{text}");
+    for bad in [
+        vec!["--osds", "0", "--pool", "a:5"],
+        vec!["--osds", "3", "--pool", "a:150"],
+        vec!["--osds", "3", "--pool", "a:5:4+"],
+        vec!["--osds", "3"],
+    ] {
+        let mut args = vec!["pg", "plan"];
+        args.extend(bad.iter());
+        let out = rbdkit_offline(&args);
+        assert_one_line_error(&out, 2, &[]);
+    }
+}
+
+fn ceph(conf: &str, args: &[&str]) -> std::process::Output {
+    Command::new("timeout")
+        .arg("60")
+        .arg("ceph")
+        .args(args)
+        .env("CEPH_CONF", conf)
+        .output()
+        .unwrap()
+}
+
+fn check_json(conf: &str, new_pool: &str) -> serde_json::Value {
+    let out = rbdkit_with(
+        conf,
+        &["pg", "check", "--new-pool", new_pool, "--format", "json"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn live_check_predicts_what_pool_create_does() {
+    let conf = conf();
+    let j = check_json(&conf, "probe:1:1");
+    let names: Vec<&str> = j["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    for p in ["images", "volumes", "vms", "backups"] {
+        assert!(names.contains(&p), "{names:?}");
+    }
+    assert!(j["in_osds"].as_u64().unwrap() >= 1);
+    // Lower the monitor's limit so the boundary is a few dozen PGs, and read it back.
+    assert!(
+        ceph(&conf, &["config", "set", "mon", "mon_max_pg_per_osd", "20"])
+            .status
+            .success()
+    );
+    let restore = Restore(conf.clone());
+    let mut limit = 0;
+    for _ in 0..50 {
+        limit = check_json(&conf, "probe:1:1")["mon_max_pg_per_osd"]
+            .as_u64()
+            .unwrap();
+        if limit == 20 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(limit, 20, "the running monitor's value is read");
+    let j = check_json(&conf, "probe:1:1");
+    let max = j["new_pool"]["max_pg_replicas"].as_u64().unwrap();
+    let used = j["total_pg_replicas"].as_u64().unwrap();
+    let fits = (max - used) as u32;
+    let refused_name = unique("pgrefused");
+    let v = check_json(&conf, &format!("{refused_name}:{}:1", fits + 1));
+    assert_eq!(v["new_pool"]["allowed"], false);
+    let out = ceph(
+        &conf,
+        &[
+            "osd",
+            "pool",
+            "create",
+            &refused_name,
+            &(fits + 1).to_string(),
+            &(fits + 1).to_string(),
+            "replicated",
+            "--size",
+            "1",
+        ],
+    );
+    assert!(!out.status.success(), "the monitor refused it as predicted");
+    let err = stderr(&out);
+    assert!(err.contains("ERANGE"), "{err}");
+    let predicted = v["new_pool"]["projected_pg_replicas"].as_u64().unwrap();
+    assert!(
+        err.contains(&format!(
+            "would mean {predicted} total pgs, which exceeds max {max}"
+        )),
+        "{err}"
+    );
+    let allowed_name = unique("pgallowed");
+    let v = check_json(&conf, &format!("{allowed_name}:{fits}:1"));
+    assert_eq!(v["new_pool"]["allowed"], true);
+    let out = ceph(
+        &conf,
+        &[
+            "osd",
+            "pool",
+            "create",
+            &allowed_name,
+            &fits.to_string(),
+            &fits.to_string(),
+            "replicated",
+            "--size",
+            "1",
+        ],
+    );
+    let created = out.status.success();
+    let _ = ceph(
+        &conf,
+        &[
+            "osd",
+            "pool",
+            "rm",
+            &allowed_name,
+            &allowed_name,
+            "--yes-i-really-really-mean-it",
+        ],
+    );
+    assert!(
+        created,
+        "the monitor accepted it as predicted: {}",
+        stderr(&out)
+    );
+    drop(restore);
+}
+
+/// Puts the monitor's limit back even when the test fails.
+struct Restore(String);
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let _ = ceph(&self.0, &["config", "rm", "mon", "mon_max_pg_per_osd"]);
+    }
+}
