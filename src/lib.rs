@@ -20,6 +20,7 @@ pub mod ceph;
 pub mod clone;
 #[cfg(feature = "rbd")]
 pub mod import;
+pub mod bench;
 pub mod pg;
 
 pub use error::{Error, Result};

@@ -1,16 +1,274 @@
-//! `rbdkit bench` (being written: issue 6).
+//! `rbdkit bench TARGET...`: RBD images, files and NFS shares side by side — latency histograms,
+//! a table, JSON, an SVG plot, and a regression gate against a saved baseline.
 use crate::global::Global;
 use clap::Args;
+use rbdkit::bench::{self, BenchConfig, BenchReport, Rw, Target};
+use rbdkit::Error;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// bench arguments.
+/// Arguments of `rbdkit bench`.
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Targets: rbd:POOL/IMAGE, file:PATH, nfs://HOST[:PORT]/EXPORT/FILE.
+    /// Targets, run one after another: rbd:POOL/IMAGE, file:PATH, nfs://HOST[:PORT]/EXPORT/FILE.
+    #[arg(required = true)]
     pub targets: Vec<String>,
+    /// Size of targets created by the run (and of the region exercised).
+    #[arg(long, default_value = "1G", value_parser = super::parse_size)]
+    pub size: u64,
+    /// read, write, randread, randwrite or randrw.
+    #[arg(long, default_value = "randwrite")]
+    pub rw: String,
+    /// Read percentage for randrw.
+    #[arg(long, default_value_t = 50)]
+    pub mix: u32,
+    /// Block size.
+    #[arg(long, default_value = "4k", value_parser = super::parse_size)]
+    pub bs: u64,
+    /// I/Os in flight per job.
+    #[arg(long, default_value_t = 16)]
+    pub iodepth: usize,
+    /// Parallel jobs, each with its own queue.
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// Time per phase (10s, 2m or seconds); default 10 s unless --io-total is given.
+    #[arg(long, value_parser = parse_duration)]
+    pub runtime: Option<std::time::Duration>,
+    /// Bytes per phase instead of (or as well as) a time limit.
+    #[arg(long = "io-total", value_parser = super::parse_size)]
+    pub io_total: Option<u64>,
+    /// Warm-up time excluded from the results.
+    #[arg(long, default_value = "0", value_parser = parse_duration)]
+    pub ramp: std::time::Duration,
+    /// Seed for offsets and data.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Sparse-storage truth: first write into holes, overwrite, then read of written data.
+    #[arg(long)]
+    pub phases: bool,
+    /// Use the page cache for file: targets (default O_DIRECT).
+    #[arg(long)]
+    pub buffered: bool,
+    /// Keep targets the run created.
+    #[arg(long)]
+    pub keep: bool,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Draw latency CDFs and IOPS over time into this SVG file.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// A previous --json file to compare against.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Fail (exit 1) when a metric is worse than the baseline by more than this percentage.
+    #[arg(long = "max-regression", default_value_t = 10.0, requires = "baseline")]
+    pub max_regression: f64,
+    /// NFS MOUNT port (default: ask the server's portmapper).
+    #[arg(long = "nfs-mount-port")]
+    pub nfs_mount_port: Option<u16>,
+}
+
+#[cfg(feature = "rbd")]
+type ClusterHandle = rbdkit::ceph::Cluster;
+#[cfg(not(feature = "rbd"))]
+type ClusterHandle = ();
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    rbdkit::units::parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn open_target(
+    t: &str,
+    a: &BenchArgs,
+    g: &Global,
+    cluster: &mut Option<ClusterHandle>,
+) -> rbdkit::Result<Box<dyn Target>> {
+    if let Some(path) = t.strip_prefix("file:") {
+        return Ok(Box::new(bench::file::FileTarget::open(
+            t,
+            PathBuf::from(path),
+            a.size,
+            a.buffered,
+        )?));
+    }
+    if t.starts_with("nfs://") {
+        let url = bench::nfs::NfsUrl::parse(t)?;
+        return Ok(Box::new(bench::nfs::NfsTarget::open(
+            t,
+            url,
+            a.nfs_mount_port,
+            a.size,
+        )?));
+    }
+    if let Some(spec) = t.strip_prefix("rbd:") {
+        #[cfg(feature = "rbd")]
+        {
+            let spec = rbdkit::ceph::ImageSpec::parse(spec)?;
+            if cluster.is_none() {
+                *cluster = Some(g.connect()?);
+            }
+            let c = cluster
+                .as_ref()
+                .ok_or_else(|| Error::Other("no cluster connection".into()))?;
+            return Ok(Box::new(bench::rbd::RbdTarget::open(t, c, spec, a.size)?));
+        }
+        #[cfg(not(feature = "rbd"))]
+        {
+            let _ = (spec, g, cluster);
+            return Err(Error::InvalidInput(format!(
+                "{t}: this rbdkit was built without RBD support (feature rbd)"
+            )));
+        }
+    }
+    Err(Error::InvalidInput(format!(
+        "unknown target '{t}': use rbd:POOL/IMAGE, file:PATH or nfs://HOST[:PORT]/EXPORT/FILE"
+    )))
 }
 
 /// Runs the benchmark.
-pub fn run(_a: BenchArgs, _g: &Global) -> rbdkit::Result<ExitCode> {
-    Err(rbdkit::Error::Other("bench: not yet implemented".into()))
+pub fn run(a: BenchArgs, g: &Global) -> rbdkit::Result<ExitCode> {
+    let rw = Rw::parse(&a.rw).ok_or_else(|| {
+        Error::InvalidInput(format!(
+            "--rw {}: use read, write, randread, randwrite or randrw",
+            a.rw
+        ))
+    })?;
+    if a.mix > 100 {
+        return Err(Error::InvalidInput(format!(
+            "--mix {}: a percentage, 0..=100",
+            a.mix
+        )));
+    }
+    if a.iodepth == 0 || a.iodepth > 4096 || a.jobs == 0 || a.jobs > 256 {
+        return Err(Error::InvalidInput(
+            "--iodepth must be 1..=4096 and --jobs 1..=256".into(),
+        ));
+    }
+    let baseline: Option<BenchReport> = match &a.baseline {
+        None => None,
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| Error::io(format!("read baseline {}", p.display()), e))?;
+            Some(serde_json::from_str(&text).map_err(|e| {
+                Error::InvalidInput(format!(
+                    "baseline {} is not an rbdkit bench JSON file: {e}",
+                    p.display()
+                ))
+            })?)
+        }
+    };
+    let cfg = BenchConfig {
+        rw,
+        mix_read_pct: a.mix,
+        bs: a.bs,
+        iodepth: a.iodepth,
+        jobs: a.jobs,
+        runtime: a.runtime,
+        io_total: a.io_total,
+        ramp: a.ramp,
+        seed: a.seed,
+        phases: a.phases,
+    };
+    let stop = crate::cancel::flag();
+    let mut cluster = None;
+    let mut targets: Vec<Box<dyn Target>> = Vec::new();
+    let mut result = Ok(());
+    for t in &a.targets {
+        match open_target(t, &a, g, &mut cluster) {
+            Ok(t) => targets.push(t),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    let report = match result {
+        Ok(()) => bench::run(&targets, &cfg, &stop, &|msg| {
+            if !g.no_progress {
+                eprintln!("rbdkit bench: {msg}");
+            }
+        }),
+        Err(e) => Err(e),
+    };
+    // Targets this run created go away whatever happened.
+    let mut cleanup_err = None;
+    for t in targets {
+        if let Err(e) = t.finish(a.keep) {
+            cleanup_err.get_or_insert(e);
+        }
+    }
+    let report = report?;
+    if let Some(e) = cleanup_err {
+        return Err(e);
+    }
+    if let Some(p) = &a.json {
+        let text =
+            serde_json::to_string_pretty(&report).map_err(|e| Error::Other(e.to_string()))?;
+        std::fs::write(p, text).map_err(|e| Error::io(format!("write {}", p.display()), e))?;
+    }
+    if let Some(p) = &a.plot {
+        let title = format!(
+            "rbdkit bench: {} bs={} iodepth={} jobs={}",
+            rw.name(),
+            rbdkit::units::format_size(a.bs),
+            a.iodepth,
+            a.jobs
+        );
+        std::fs::write(p, bench::plot::svg(&report, &title))
+            .map_err(|e| Error::io(format!("write {}", p.display()), e))?;
+    }
+    if g.json() {
+        super::print_json(&report)?;
+    } else {
+        print!("{}", report.table());
+        let mut notes: Vec<String> = report
+            .results
+            .iter()
+            .flat_map(|r| r.notes.iter().map(move |n| format!("{}: {n}", r.target)))
+            .collect();
+        notes.dedup();
+        for n in notes {
+            println!("note: {n}");
+        }
+        for r in &report.results {
+            if let (Some(b), Some(af)) = (r.allocated_before, r.allocated_after) {
+                println!(
+                    "allocated {} {}: {} -> {}",
+                    r.target,
+                    r.phase,
+                    rbdkit::units::format_size(b),
+                    rbdkit::units::format_size(af)
+                );
+            }
+        }
+    }
+    let errors: u64 = report.results.iter().map(|r| r.errors).sum();
+    if let Some(base) = baseline {
+        let (regressions, matched) = bench::compare(&base, &report, a.max_regression);
+        if matched == 0 {
+            return Err(Error::InvalidInput(
+                "the baseline has no result for these targets and settings".into(),
+            ));
+        }
+        if !regressions.is_empty() {
+            for r in &regressions {
+                eprintln!(
+                    "rbdkit: regression: {} {} {}: {:.1} -> {:.1} ({:.1}% worse, limit {}%)",
+                    r.target, r.phase, r.metric, r.old, r.new, r.worse_by_pct, a.max_regression
+                );
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    if errors > 0 {
+        let first = report
+            .results
+            .iter()
+            .find_map(|r| r.first_error.clone())
+            .unwrap_or_default();
+        eprintln!("rbdkit: {errors} I/O errors during the benchmark; first: {first}");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
 }

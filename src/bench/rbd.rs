@@ -1,0 +1,173 @@
+//! `rbd:POOL/IMAGE`: librbd asynchronous I/O, `iodepth` requests in flight per job. A missing
+//! image is created (layering only) with `--size` and removed afterwards unless `--keep`.
+use super::workload::random_fill;
+use super::{JobSpec, Recorder, Target};
+use crate::ceph::{
+    create_image, image_exists, remove_image, Cluster, Completions, CreateOptions, Image,
+    ImageSpec, IoCtx,
+};
+use crate::error::Result;
+use std::time::{Duration, Instant};
+
+/// An RBD image target.
+pub struct RbdTarget {
+    name: String,
+    io: IoCtx,
+    image: Image,
+    spec: ImageSpec,
+    size: u64,
+    created: bool,
+    cache: String,
+}
+
+impl RbdTarget {
+    /// Opens (or creates with `size`) the image.
+    pub fn open(name: &str, cluster: &Cluster, spec: ImageSpec, size: u64) -> Result<RbdTarget> {
+        spec.forbid_snap()?;
+        let io = cluster.ioctx(&spec.pool, spec.namespace.as_deref())?;
+        let created = !image_exists(&io, &spec.image)?;
+        if created {
+            create_image(&io, &spec.image, size, &CreateOptions::default())?;
+        }
+        let image = match Image::open(&io, &spec.image, None) {
+            Ok(i) => i,
+            Err(e) => {
+                if created {
+                    let _ = remove_image(&io, &spec.image);
+                }
+                return Err(e);
+            }
+        };
+        let size = image.stat()?.size;
+        let cache = cluster
+            .conf_get("rbd_cache")
+            .unwrap_or_else(|_| "unknown".into());
+        Ok(RbdTarget {
+            name: name.to_string(),
+            io,
+            image,
+            spec,
+            size,
+            created,
+            cache,
+        })
+    }
+}
+
+/// How long a job waits for any completion before counting the stall as an error and stopping.
+const STALL: Duration = Duration::from_secs(60);
+
+impl Target for RbdTarget {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn created(&self) -> bool {
+        self.created
+    }
+
+    fn run_job(&self, spec: &JobSpec) -> Result<Recorder> {
+        let depth = spec.iodepth;
+        let q = Completions::new();
+        let mut bufs: Vec<Option<Vec<u8>>> = (0..depth)
+            .map(|i| {
+                let mut b = vec![0u8; spec.bs as usize];
+                random_fill(&mut b, spec.seed ^ (spec.job << 32) ^ i as u64);
+                Some(b)
+            })
+            .collect();
+        let mut submitted = vec![Instant::now(); depth];
+        let mut free: Vec<usize> = (0..depth).rev().collect();
+        let mut gen = spec.op_gen();
+        let mut rec = Recorder::new(spec.start, spec.ramp);
+        let mut in_flight = 0usize;
+        let mut exhausted = false;
+        loop {
+            while !exhausted {
+                let Some(&slot) = free.last() else { break };
+                if !spec.ctl.take(spec.bs) {
+                    exhausted = true;
+                    break;
+                }
+                let Some(op) = gen.next_op() else {
+                    exhausted = true;
+                    break;
+                };
+                free.pop();
+                let buf = bufs[slot]
+                    .take()
+                    .unwrap_or_else(|| vec![0u8; spec.bs as usize]);
+                submitted[slot] = Instant::now();
+                let r = if op.read {
+                    self.image.aio_read(op.offset, buf, slot as u64, &q)
+                } else {
+                    self.image.aio_write(op.offset, buf, slot as u64, &q)
+                };
+                match r {
+                    Ok(()) => {
+                        rec.issued += 1;
+                        in_flight += 1;
+                    }
+                    Err(e) => {
+                        rec.error(|| e.to_string());
+                        bufs[slot] = Some(vec![0u8; spec.bs as usize]);
+                        free.push(slot);
+                        exhausted = true;
+                    }
+                }
+            }
+            if in_flight == 0 {
+                break;
+            }
+            let Some(done) = q.recv_timeout(STALL) else {
+                rec.error(|| {
+                    format!(
+                        "no I/O on {} completed for {} s (cluster down or full?)",
+                        self.spec,
+                        STALL.as_secs()
+                    )
+                });
+                exhausted = true;
+                // The image waits for these when it closes; keep reaping so buffers return.
+                continue;
+            };
+            let slot = done.tag as usize;
+            in_flight -= 1;
+            free.push(slot);
+            bufs[slot] = Some(done.buf);
+            match done.result {
+                Ok(_) => rec.record(submitted[slot], done.completed_at, spec.bs),
+                Err(e) => rec.error(|| e.to_string()),
+            }
+        }
+        Ok(rec)
+    }
+
+    fn allocated_bytes(&self) -> Result<Option<u64>> {
+        self.image.allocated_bytes().map(Some)
+    }
+
+    fn notes(&self) -> Vec<String> {
+        vec![format!("librbd aio, rbd_cache = {}", self.cache)]
+    }
+
+    fn finish(self: Box<Self>, keep: bool) -> Result<()> {
+        // Our own open handle is a watcher: close it before removing the image.
+        let RbdTarget {
+            io,
+            image,
+            spec,
+            created,
+            ..
+        } = *self;
+        image.close()?;
+        if created && !keep {
+            remove_image(&io, &spec.image)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,210 @@
+//! Live tests of `rbdkit bench` against the real NFS server (userspace NFSv3), a file in the
+//! exported directory (io_uring, O_DIRECT) and an RBD image on the dev cluster.
+mod common;
+use common::*;
+use serde_json::Value;
+
+fn nfs_url() -> String {
+    std::env::var("RBDKIT_NFS_URL").expect(
+        "RBDKIT_NFS_URL is not set: run the tests with scripts/test.sh (it starts the NFS server)",
+    )
+}
+
+fn nfs_dir() -> String {
+    std::env::var("RBDKIT_NFS_DIR")
+        .expect("RBDKIT_NFS_DIR is not set: run the tests with scripts/test.sh")
+}
+
+fn bench(args: &[&str]) -> std::process::Output {
+    rbdkit(&[&["bench"], args].concat())
+}
+
+fn check_result(r: &Value) {
+    let name = format!("{} {}", r["target"], r["phase"]);
+    assert!(r["iops"].as_f64().unwrap() > 0.0, "{name}: {r}");
+    assert!(r["bw_bytes_per_s"].as_f64().unwrap() > 0.0, "{name}");
+    assert_eq!(
+        r["errors"].as_u64(),
+        Some(0),
+        "{name}: {}",
+        r["first_error"]
+    );
+    let l = &r["lat_us"];
+    let ps: Vec<f64> = ["p50", "p90", "p99", "p999", "p9999", "max"]
+        .iter()
+        .map(|k| l[k].as_f64().unwrap())
+        .collect();
+    assert!(ps[0] > 0.0, "{name}: {l}");
+    assert!(
+        ps.windows(2).all(|w| w[0] <= w[1]),
+        "{name}: percentiles must not decrease: {l}"
+    );
+    assert!(r["cpu_us_per_io"].as_f64().unwrap() > 0.0, "{name}");
+    assert!(!r["iops_series"].as_array().unwrap().is_empty(), "{name}");
+}
+
+#[test]
+fn phases_on_nfs_file_and_rbd_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let plot = dir.path().join("r.svg");
+    let file_name = unique("vol");
+    let nfs = format!("{}/{}", nfs_url(), unique("nfsvol"));
+    let file = format!("file:{}/{file_name}", nfs_dir());
+    let rbd = format!("rbd:volumes/{}", unique("benchvol"));
+    let out = bench(&[
+        &nfs,
+        &file,
+        &rbd,
+        "--size",
+        "64M",
+        "--phases",
+        "--runtime",
+        "1s",
+        "--iodepth",
+        "8",
+        "--json",
+        json.to_str().unwrap(),
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), 9, "3 targets x 3 phases");
+    for t in [&nfs, &file, &rbd] {
+        let phases: Vec<&str> = results
+            .iter()
+            .filter(|r| r["target"] == t.as_str())
+            .map(|r| r["phase"].as_str().unwrap())
+            .collect();
+        assert_eq!(phases, ["first-write", "overwrite", "read"], "{t}");
+        let first = results.iter().find(|r| r["target"] == t.as_str()).unwrap();
+        let (before, after) = (
+            first["allocated_before"].as_u64().unwrap(),
+            first["allocated_after"].as_u64().unwrap(),
+        );
+        assert!(
+            after > before,
+            "{t}: writing into holes allocates ({before} -> {after})"
+        );
+    }
+    for r in results {
+        check_result(r);
+    }
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("Latency CDF") && svg.contains("IOPS over time")
+    );
+    assert!(svg.contains("first-write"), "legend names the phases");
+    // The table shows every target; targets the run created are gone.
+    let table = stdout(&out);
+    assert!(
+        table.contains("first-write") && table.contains("rbd_cache"),
+        "{table}"
+    );
+    assert!(!std::path::Path::new(&format!("{}/{file_name}", nfs_dir())).exists());
+    assert!(!image_exists(&conf(), rbd.trim_start_matches("rbd:")));
+}
+
+#[test]
+fn reads_of_a_fresh_target_are_prefilled_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let file = format!("file:{}/{}", nfs_dir(), unique("readvol"));
+    let out = bench(&[
+        &file,
+        "--size",
+        "16M",
+        "--rw",
+        "randread",
+        "--runtime",
+        "1s",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let r = &report["results"][0];
+    check_result(r);
+    assert!(r["notes"].to_string().contains("prefilled"), "{r}");
+    assert!(
+        r["allocated_before"].as_u64().unwrap() >= 16 << 20,
+        "read from written data only"
+    );
+}
+
+#[test]
+fn regression_gate_names_the_metric() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.json");
+    let file = format!("file:{}/{}", nfs_dir(), unique("gate"));
+    let out = bench(&[
+        &file,
+        "--size",
+        "16M",
+        "--runtime",
+        "1s",
+        "--json",
+        base.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Same settings against the honest baseline with a generous limit: passes.
+    let out = bench(&[
+        &file,
+        "--size",
+        "16M",
+        "--runtime",
+        "1s",
+        "--baseline",
+        base.to_str().unwrap(),
+        "--max-regression",
+        "10000",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Against a baseline claiming 10x the IOPS: fails and says which metric.
+    let mut doctored: Value = serde_json::from_slice(&std::fs::read(&base).unwrap()).unwrap();
+    let iops = doctored["results"][0]["iops"].as_f64().unwrap();
+    doctored["results"][0]["iops"] = serde_json::json!(iops * 10.0);
+    let bad = dir.path().join("doctored.json");
+    std::fs::write(&bad, doctored.to_string()).unwrap();
+    let out = bench(&[
+        &file,
+        "--size",
+        "16M",
+        "--runtime",
+        "1s",
+        "--baseline",
+        bad.to_str().unwrap(),
+        "--max-regression",
+        "10",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("regression") && err.contains("iops") && err.contains(&file),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_targets_are_one_line_errors() {
+    let out = bench(&["ftp://x/y", "--runtime", "1s"]);
+    assert_one_line_error(&out, 2, &["ftp://x/y", "rbd:POOL/IMAGE"]);
+    let out = bench(&["rbd:nosuchpool/img", "--runtime", "1s", "--size", "16M"]);
+    assert_one_line_error(&out, 1, &["nosuchpool"]);
+    let out = bench(&[
+        "nfs://127.0.0.1:1/export/f",
+        "--runtime",
+        "1s",
+        "--nfs-mount-port",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("nfs://127.0.0.1") && err.contains("mount"),
+        "{err}"
+    );
+}
