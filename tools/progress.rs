@@ -20,6 +20,7 @@ pub fn bytes_bar(total: u64, message: &str, enabled: bool) -> ProgressBar {
 }
 
 /// A count progress bar (e.g. clones made), hidden when not wanted.
+#[cfg_attr(not(feature = "rbd"), allow(dead_code))]
 pub fn count_bar(total: u64, message: &str, enabled: bool) -> ProgressBar {
     if !enabled || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();

@@ -16,12 +16,14 @@ pub mod create;
 pub mod import_raw;
 #[cfg(feature = "rbd")]
 pub mod info;
+#[cfg(feature = "rbd")]
 mod layout;
 pub mod pg;
 #[cfg(feature = "rbd")]
 pub mod rm;
 mod source;
 
+#[cfg(feature = "rbd")]
 pub use layout::ImageLayout;
 
 /// The subcommands.
