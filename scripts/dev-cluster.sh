@@ -69,7 +69,6 @@ auth client required = cephx
 auth allow insecure global id reclaim = false
 keyring = $DIR/\$cluster.\$name.keyring
 run dir = $DIR/run
-admin socket = $DIR/run/\$name.asok
 pid file = $DIR/run/\$name.pid
 log file = $DIR/log/\$name.log
 osd pool default size = 1
@@ -85,9 +84,11 @@ paxos propose interval = 0.1
 [client]
 log file = /dev/null
 [mon]
+admin socket = $DIR/run/\$name.asok
 mon data = $DIR/data/mon.\$id
 keyring = $DIR/data/mon.\$id/keyring
 [osd]
+admin socket = $DIR/run/\$name.asok
 osd data = $DIR/data/osd.\$id
 osd objectstore = bluestore
 bluestore block path = $DIR/data/\$cluster-\$name.block

@@ -6,7 +6,8 @@
 //! is never overwritten. After a SIGKILL the leftover is recognisable by its name and
 //! [`find_leftovers`] / [`remove_leftover`] clean it up.
 use crate::ceph::{
-    create_image, image_exists, list_images, remove_image, rename_image, Cluster, Completions,
+    create_image, full_condition, image_exists, list_images, remove_image, rename_image, Cluster,
+    Completions,
 };
 use crate::ceph::{CreateOptions, Image, ImageSpec, IoCtx};
 use crate::copy::sink_rbd::RbdSink;
@@ -97,21 +98,6 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "host".into())
 }
 
-/// Removes the temporary image unless the import succeeded.
-struct TempImage<'a> {
-    io: &'a IoCtx,
-    name: String,
-    armed: bool,
-}
-
-impl Drop for TempImage<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            let _ = remove_image(self.io, &self.name);
-        }
-    }
-}
-
 /// Imports `source` into a new image named by `req.dest`.
 pub fn import(
     cluster: &Cluster,
@@ -119,7 +105,6 @@ pub fn import(
     source: ImportSource<'_>,
     ctl: &Control,
 ) -> Result<ImportReport> {
-    let started = std::time::Instant::now();
     req.dest.forbid_snap()?;
     let io = cluster.ioctx(&req.dest.pool, req.dest.namespace.as_deref())?;
     if image_exists(&io, &req.dest.image)? {
@@ -128,19 +113,63 @@ pub fn import(
             req.dest
         )));
     }
+    if let Some(why) = full_condition(cluster) {
+        return Err(Error::Other(format!(
+            "import into {}: the cluster is full ({why}) — free space, add OSDs or raise the ratio with `ceph osd set-full-ratio`; nothing was created",
+            req.dest
+        )));
+    }
     let tmp_name = temp_name(&req.dest.image);
     let initial = match &source {
         ImportSource::Disk(d) => d.virtual_size().max(req.size.unwrap_or(0)),
         ImportSource::Stream(_) => req.size.unwrap_or(0),
     };
-    create_image(&io, &tmp_name, initial, &req.create)?;
-    let mut guard = TempImage {
-        io: &io,
-        name: tmp_name.clone(),
-        armed: true,
-    };
+    create_image(&io, &tmp_name, initial, &req.create)
+        .map_err(|e| explain_stall(cluster, &req.dest, e))?;
+    match write_and_publish(req, &io, &tmp_name, initial, source, ctl) {
+        Ok(report) => Ok(report),
+        Err(e) => {
+            let e = explain_stall(cluster, &req.dest, e);
+            // The image handle is closed by now; remove what we made (snapshots included).
+            match remove_leftover(&io, &tmp_name) {
+                Ok(()) => Err(match e {
+                    Error::Interrupted(m) => Error::Interrupted(format!("{m}; the temporary image was removed")),
+                    other => other,
+                }),
+                Err(ce) => Err(Error::Other(format!(
+                    "{e}; the temporary image {} could not be removed ({ce}): run `rbdkit cleanup {}` once the cluster is healthy",
+                    io.describe(&tmp_name),
+                    req.dest.pool
+                ))),
+            }
+        }
+    }
+}
 
-    let image = Image::open(&io, &tmp_name, None)?;
+/// A full cluster shows up as timed-out or refused writes; name the real cause.
+fn explain_stall(cluster: &Cluster, dest: &ImageSpec, e: Error) -> Error {
+    match e.errno() {
+        Some(libc::ETIMEDOUT | libc::ENOSPC | libc::EDQUOT) => match full_condition(cluster) {
+            Some(why) => Error::Other(format!(
+                "import into {dest} stopped: the cluster is full ({why}) — free space, add OSDs or raise the ratio with `ceph osd set-full-ratio`; nothing was published"
+            )),
+            None => e,
+        },
+        _ => e,
+    }
+}
+
+/// Copies into the temporary image, verifies, snapshots, and renames it to its final name.
+fn write_and_publish(
+    req: &ImportRequest,
+    io: &IoCtx,
+    tmp_name: &str,
+    initial: u64,
+    source: ImportSource<'_>,
+    ctl: &Control,
+) -> Result<ImportReport> {
+    let started = std::time::Instant::now();
+    let image = Image::open(io, tmp_name, None)?;
     let stats: CopyStats = {
         let mut sink = RbdSink::new(&image, initial, req.size.unwrap_or(0), req.concurrency);
         match source {
@@ -181,24 +210,7 @@ pub fn import(
             req.dest
         )));
     }
-    if req.protect {
-        // A protected snapshot blocks removal of the temporary image on a later failure, so the
-        // guard must unprotect first; simplest is to make the rename the last fallible step.
-    }
-    match rename_image(&io, &tmp_name, &req.dest.image) {
-        Ok(()) => guard.armed = false,
-        Err(e) => {
-            if req.protect {
-                if let (Ok(img), Some(snap)) = (Image::open(&io, &tmp_name, None), &req.snap) {
-                    let _ = img.snap_unprotect(snap);
-                    let _ = img.snap_remove(snap);
-                }
-            } else if let (Ok(img), Some(snap)) = (Image::open(&io, &tmp_name, None), &req.snap) {
-                let _ = img.snap_remove(snap);
-            }
-            return Err(e);
-        }
-    }
+    rename_image(io, tmp_name, &req.dest.image)?;
     let elapsed_s = started.elapsed().as_secs_f64();
     Ok(ImportReport {
         image: req.dest.to_string(),

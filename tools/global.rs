@@ -29,6 +29,10 @@ pub struct Global {
     /// Seconds to wait for the monitors before giving up.
     #[arg(long = "connect-timeout", global = true, default_value = "30", value_parser = parse_secs)]
     pub connect_timeout: std::time::Duration,
+    /// Fail cluster I/O that gets no answer for this long (e.g. 60s) instead of waiting
+    /// forever on a full or broken cluster. Default: wait (librados' behaviour).
+    #[arg(long = "op-timeout", global = true, value_parser = parse_secs)]
+    pub op_timeout: Option<std::time::Duration>,
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Format::Plain)]
     pub format: Format,
@@ -61,6 +65,7 @@ impl Global {
             keyring: self.keyring.clone(),
             cluster: self.cluster.clone(),
             timeout: self.connect_timeout,
+            op_timeout: self.op_timeout,
             librados_log: self.verbose >= 2,
         }
     }

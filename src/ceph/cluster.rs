@@ -23,6 +23,10 @@ pub struct ConnectOptions {
     pub cluster: Option<String>,
     /// How long to wait for the monitors (librados alone waits 300 s).
     pub timeout: Duration,
+    /// Fail OSD operations that get no answer for this long (`rados_osd_op_timeout`), so a
+    /// full or unreachable cluster turns into errors instead of writes blocked forever.
+    /// `None` waits as long as librados does (forever).
+    pub op_timeout: Option<Duration>,
     /// Let librados log to stderr (otherwise its multi-line noise is silenced; errors come back
     /// as values).
     pub librados_log: bool,
@@ -36,6 +40,7 @@ impl Default for ConnectOptions {
             keyring: None,
             cluster: None,
             timeout: Duration::from_secs(30),
+            op_timeout: None,
             librados_log: false,
         }
     }
@@ -129,6 +134,13 @@ impl Cluster {
         let secs = opts.timeout.as_secs_f64().max(1.0).ceil().to_string();
         set_conf(&handle, "client_mount_timeout", &secs)?;
         set_conf(&handle, "rados_mon_op_timeout", &secs)?;
+        if let Some(t) = opts.op_timeout {
+            set_conf(
+                &handle,
+                "rados_osd_op_timeout",
+                &t.as_secs_f64().max(1.0).ceil().to_string(),
+            )?;
+        }
         if !opts.librados_log {
             for key in ["log_to_stderr", "err_to_stderr"] {
                 set_conf(&handle, key, "false")?;

@@ -8,6 +8,7 @@
 mod aio;
 mod cluster;
 mod features;
+mod health;
 mod image;
 mod ioctx;
 mod progress;
@@ -16,6 +17,7 @@ mod spec;
 pub use aio::{AioDone, Completions};
 pub use cluster::{Cluster, ConnectOptions};
 pub use features::{feature_names, krbd_unsupported, parse_feature, Features};
+pub use health::full_condition;
 pub use image::{
     clone_image, create_image, image_exists, list_images, remove_image, rename_image, CloneFormat,
     CreateOptions, Image, ImageInfo, LinkedImage, SnapInfo,

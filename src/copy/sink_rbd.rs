@@ -1,9 +1,12 @@
 //! An RBD image as a copy target: librbd aio writes, `concurrency` in flight, object-aligned
 //! (the engine's chunks are objects). Zeros are never written: the image must be fresh.
 use super::{BufferPool, Sink};
-use crate::ceph::{Completions, Image};
-use crate::error::Result;
+use crate::ceph::{full_condition, Completions, Image};
+use crate::error::{Error, Result};
 use std::time::Duration;
+
+/// After this long without a finished write, ask the monitor whether the cluster is full.
+const STALL_CHECK: Duration = Duration::from_secs(5);
 
 /// Writes into an open, freshly created image.
 pub struct RbdSink<'a> {
@@ -30,13 +33,19 @@ impl<'a> RbdSink<'a> {
         }
     }
 
-    /// Waits for one write to finish, recycling its buffer.
+    /// Waits for one write to finish, recycling its buffer. While writes stall, asks the
+    /// monitor whether the cluster is full and fails at once if it is (a full cluster pauses
+    /// writes instead of failing them).
     fn reap(&mut self, pool: &BufferPool) -> Result<()> {
         let done = loop {
-            // Periodic wake-ups keep a stuck cluster from looking like a hang in a debugger;
-            // the wait itself is bounded by librbd's own op timeouts.
-            if let Some(d) = self.q.recv_timeout(Duration::from_secs(1)) {
+            if let Some(d) = self.q.recv_timeout(STALL_CHECK) {
                 break d;
+            }
+            if let Some(why) = full_condition(self.image.ioctx().cluster()) {
+                return Err(Error::Other(format!(
+                    "writing {}: the cluster is full ({why}); writes are blocked — free space, add OSDs or raise the ratio with `ceph osd set-full-ratio`",
+                    self.image.describe()
+                )));
             }
         };
         self.in_flight -= 1;
@@ -44,12 +53,17 @@ impl<'a> RbdSink<'a> {
         done.result.map(|_| ())
     }
 
+    /// Waits for every write in flight. Stalled writes end when librados' op timeout
+    /// (`--op-timeout`) fails them, so this returns even on a full cluster.
     fn drain(&mut self, pool: &BufferPool) -> Result<()> {
         let mut first_err = None;
         while self.in_flight > 0 {
-            if let Err(e) = self.reap(pool) {
+            let done = self.q.recv();
+            self.in_flight -= 1;
+            if let Err(e) = done.result {
                 first_err.get_or_insert(e);
             }
+            pool.put(done.buf);
         }
         first_err.map_or(Ok(()), Err)
     }

@@ -109,6 +109,10 @@ pub fn run(a: ImportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         verify: a.verify,
         source_format,
     };
+    // A full cluster pauses writes forever; a bounded op timeout lets the import fail, name
+    // the condition and clean up. 120 s is far beyond any healthy write.
+    let mut g = g.clone();
+    g.op_timeout = g.op_timeout.or(Some(std::time::Duration::from_secs(120)));
     let cluster = g.connect()?;
     let total = disk.as_ref().map_or(0, |d| d.virtual_size());
     let bar = crate::progress::bytes_bar(total, "importing", !g.no_progress);
@@ -128,9 +132,9 @@ pub fn run(a: ImportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     bar.finish_and_clear();
     let report = match result {
         Ok(r) => r,
-        Err(e) if cancel.load(std::sync::atomic::Ordering::Relaxed) => {
+        Err(rbdkit::Error::Interrupted(m)) => {
             return Err(Error::Interrupted(format!(
-                "import into {} stopped by a signal; the temporary image was removed ({e})",
+                "import into {} stopped by a signal: {m}",
                 a.dest
             )))
         }

@@ -1,0 +1,26 @@
+//! Why writes stall: the monitor's FULL conditions, named for the error message.
+use super::Cluster;
+
+/// The monitor's full-related health checks (OSD_FULL, POOL_FULL, ...) with their summaries,
+/// or `None` when the cluster is not full (or cannot say).
+pub fn full_condition(cluster: &Cluster) -> Option<String> {
+    let (out, _) = cluster
+        .mon_command(r#"{"prefix": "health", "format": "json"}"#)
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&out).ok()?;
+    let checks = v.get("checks")?.as_object()?;
+    let full: Vec<String> = checks
+        .iter()
+        .filter(|(name, _)| {
+            name.contains("FULL") && !name.contains("NEARFULL") && !name.contains("BACKFILLFULL")
+        })
+        .map(|(name, c)| {
+            let msg = c
+                .pointer("/summary/message")
+                .and_then(|m| m.as_str())
+                .unwrap_or("");
+            format!("{name}: {msg}")
+        })
+        .collect();
+    (!full.is_empty()).then(|| full.join("; "))
+}

@@ -1,0 +1,348 @@
+//! Faults on purpose, against the real dev cluster: the OSD killed and restarted mid-import and
+//! mid-bench, monitors unreachable for every command, and the cluster driven FULL mid-import.
+//! These tests disturb the whole cluster, so they run one at a time (a lock), and each puts
+//! the cluster back the way it found it.
+mod common;
+use common::*;
+use sha2::Digest;
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+static CLUSTER: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    CLUSTER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn ceph(args: &[&str]) -> std::process::Output {
+    Command::new("timeout")
+        .arg("60")
+        .arg("ceph")
+        .args(args)
+        .env("CEPH_CONF", conf())
+        .output()
+        .unwrap()
+}
+
+fn osd_pid_file() -> std::path::PathBuf {
+    cluster_dir().join("run").join("osd.0.pid")
+}
+
+fn kill_osd() {
+    let pid: i32 = std::fs::read_to_string(osd_pid_file())
+        .expect("osd.0 pid file")
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: kill(2) with a pid read from the dev cluster's pid file.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // SAFETY: signal 0 only checks that the process exists.
+    while unsafe { libc::kill(pid, 0) } == 0 {
+        assert!(Instant::now() < deadline, "osd.0 did not die");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn start_osd() {
+    let st = Command::new("ceph-osd")
+        .args(["-c", &conf(), "-i", "0"])
+        .status()
+        .unwrap();
+    assert!(st.success(), "restart osd.0");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = Command::new("timeout")
+            .args(["10", "rados", "-p", "images", "ls"])
+            .env("CEPH_CONF", conf())
+            .output()
+            .unwrap();
+        if out.status.success() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "osd.0 did not come back");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn images_named(prefix: &str) -> Vec<String> {
+    stdout(&rbd_with(&conf(), &["ls", "images"]))
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .map(str::to_string)
+        .collect()
+}
+
+/// An import from a pipe we feed ourselves.
+fn start_import(name: &str, extra: &[&str]) -> (Child, std::process::ChildStdin) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rbdkit"))
+        .args([
+            "import-raw",
+            "-",
+            &format!("images/{name}"),
+            "--no-progress",
+            "--format",
+            "json",
+        ])
+        .args(extra)
+        .env("CEPH_CONF", conf())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    (child, stdin)
+}
+
+fn wait_for_temp(name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !images_named(name)
+        .iter()
+        .any(|n| n.contains(".rbdkit-partial."))
+    {
+        assert!(Instant::now() < deadline, "temporary image never appeared");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn block(seed: u8) -> Vec<u8> {
+    (0..(1u32 << 20))
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 ^ seed)
+        .collect()
+}
+
+#[test]
+fn osd_restart_mid_import_completes_with_the_right_checksum() {
+    let _g = serial();
+    let name = unique("osdrestart");
+    let mut cleanup = Cleanup::new(&conf());
+    cleanup.add(&format!("images/{name}"));
+    let (child, mut stdin) = start_import(&name, &[]);
+    let mut hasher = sha2::Sha256::new();
+    for i in 0..16 {
+        let b = block(i);
+        hasher.update(&b);
+        stdin.write_all(&b).unwrap();
+    }
+    wait_for_temp(&name);
+    kill_osd();
+    // Writes now wait for the OSD; keep feeding from another thread.
+    let mut rest = Vec::new();
+    for i in 16..48 {
+        let b = block(i);
+        hasher.update(&b);
+        rest.push(b);
+    }
+    let writer = std::thread::spawn(move || {
+        for b in rest {
+            stdin.write_all(&b).unwrap();
+        }
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    start_osd();
+    writer.join().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        j["sha256"].as_str().unwrap(),
+        hex::encode(hasher.finalize())
+    );
+    assert_eq!(j["virtual_size"].as_u64(), Some(48 << 20));
+    assert_eq!(
+        images_named(&name),
+        vec![name.clone()],
+        "only the final image, no leftover"
+    );
+}
+
+#[test]
+fn osd_restart_mid_bench_is_reported_not_hung() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let target = format!("rbd:volumes/{}", unique("benchfault"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rbdkit"))
+        .args([
+            "bench",
+            &target,
+            "--size",
+            "64M",
+            "--runtime",
+            "6s",
+            "--iodepth",
+            "8",
+            "--no-progress",
+        ])
+        .args(["--json", json.to_str().unwrap()])
+        .env("CEPH_CONF", conf())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    kill_osd();
+    std::thread::sleep(Duration::from_secs(3));
+    start_osd();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "bench hung after the OSD came back"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let r = &report["results"][0];
+    assert!(r["ios"].as_u64().unwrap() > 0, "{r}");
+    let errors = r["errors"].as_u64().unwrap();
+    // Either librbd retried everything (no errors) or the errors were counted and reported.
+    assert_eq!(out.status.success(), errors == 0, "{}", stderr(&out));
+    assert!(
+        r["lat_us"]["max"].as_f64().unwrap() >= 1_000_000.0,
+        "the outage shows in the max latency: {}",
+        r["lat_us"]
+    );
+    assert!(!image_exists(&conf(), target.trim_start_matches("rbd:")));
+}
+
+#[test]
+fn every_command_fails_fast_when_no_monitor_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("ceph.conf");
+    std::fs::write(&dead, "[global]\nmon_host = 127.0.0.1:1\n").unwrap();
+    let raw = dir.path().join("x.raw");
+    std::fs::write(&raw, vec![1u8; 4096]).unwrap();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["create", "volumes/x", "--size", "1G"],
+        vec!["clone", "images/x@s", "volumes/y"],
+        vec!["info", "images/x"],
+        vec!["rm", "volumes/x"],
+        vec!["import-raw", raw.to_str().unwrap(), "images/x"],
+        vec!["cleanup", "images"],
+        vec!["pg", "check"],
+        vec!["bench", "rbd:volumes/x", "--runtime", "1s"],
+    ];
+    for args in commands {
+        let t = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_rbdkit"))
+            .args(&args)
+            .args(["--connect-timeout", "2", "-c", dead.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_one_line_error(&out, 1, &["no monitor answered within 2 s"]);
+        // Generous bound: the point is "fails on its own", not a timing benchmark.
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "{args:?} took {:?}",
+            t.elapsed()
+        );
+    }
+}
+
+fn set_full_ratios(full: &str, backfill: &str, near: &str) {
+    // Order matters: the monitor keeps nearfull <= backfillfull <= full at every step.
+    let raising = full.parse::<f64>().unwrap() > 0.5;
+    let steps: Vec<(&str, &str)> = if raising {
+        vec![
+            ("set-full-ratio", full),
+            ("set-backfillfull-ratio", backfill),
+            ("set-nearfull-ratio", near),
+        ]
+    } else {
+        vec![
+            ("set-nearfull-ratio", near),
+            ("set-backfillfull-ratio", backfill),
+            ("set-full-ratio", full),
+        ]
+    };
+    for (cmd, v) in steps {
+        assert!(
+            ceph(&["osd", cmd, v]).status.success(),
+            "ceph osd {cmd} {v}"
+        );
+    }
+}
+
+fn wait_health(full: bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let h = stdout(&ceph(&["health"]));
+        if h.contains(" full osd") == full {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cluster never became {}: {h}",
+            if full { "full" } else { "healthy" }
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Puts the full ratios back even if the test fails.
+struct Unfull;
+impl Drop for Unfull {
+    fn drop(&mut self) {
+        set_full_ratios("0.95", "0.90", "0.85");
+    }
+}
+
+#[test]
+fn a_full_cluster_stops_the_import_with_a_clear_error() {
+    let _g = serial();
+    let name = unique("full");
+    // Already full: refused before anything is created.
+    let unfull = Unfull;
+    set_full_ratios("0.0007", "0.0006", "0.0005");
+    wait_health(true);
+    let raw = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(raw.path(), vec![7u8; 1 << 20]).unwrap();
+    let out = rbdkit(&[
+        "import-raw",
+        raw.path().to_str().unwrap(),
+        &format!("images/{name}-pre"),
+    ]);
+    assert_one_line_error(
+        &out,
+        1,
+        &["cluster is full", "OSD_FULL", "nothing was created"],
+    );
+    assert!(images_named(&format!("{name}-pre")).is_empty());
+    drop(unfull);
+    wait_health(false);
+
+    // Goes full mid-import: the import stops with the condition named instead of blocking.
+    let unfull = Unfull;
+    let (child, mut stdin) = start_import(&name, &["--op-timeout", "5"]);
+    for i in 0..8 {
+        stdin.write_all(&block(i)).unwrap();
+    }
+    wait_for_temp(&name);
+    set_full_ratios("0.0007", "0.0006", "0.0005");
+    wait_health(true);
+    let writer = std::thread::spawn(move || {
+        for i in 8..64 {
+            if stdin.write_all(&block(i)).is_err() {
+                break;
+            }
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = writer.join();
+    assert_one_line_error(&out, 1, &["cluster is full", &format!("images/{name}")]);
+    assert!(
+        !image_exists(&conf(), &format!("images/{name}")),
+        "nothing under the final name"
+    );
+    drop(unfull);
+    wait_health(false);
+    // Whatever a full cluster would not let it remove, clean-up removes now.
+    let out = rbdkit(&["cleanup", "images"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(images_named(&name).is_empty(), "{:?}", images_named(&name));
+}
