@@ -22,6 +22,12 @@ up() {
   if pid_alive "$STATE/ganesha.pid" && port_open "$NFS_PORT"; then
     echo "nfs-server: already running ($(url))"; return 0
   fi
+  for p in "$NFS_PORT" "$MNT_PORT"; do
+    if port_open "$p"; then
+      echo "nfs-server: port $p is already in use (another NFS server?); stop it or set RBDKIT_NFS_PORT / RBDKIT_NFS_MOUNT_PORT" >&2
+      exit 1
+    fi
+  done
   command -v ganesha.nfsd >/dev/null || { echo "nfs-server: ganesha.nfsd not found: run scripts/install-deps.sh" >&2; exit 1; }
   if ! port_open 111; then
     rpcbind -w 2>/dev/null || rpcbind
