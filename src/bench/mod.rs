@@ -75,6 +75,15 @@ pub struct JobSpec {
 }
 
 impl JobSpec {
+    /// The next I/O to issue, or `None` once the job must stop (time, byte budget, Ctrl-C or
+    /// the end of a block list).
+    pub fn next_op(&self, gen: &mut OpGen) -> Option<Op> {
+        if !self.ctl.take(self.bs) {
+            return None;
+        }
+        gen.next_op()
+    }
+
     /// The job's op generator.
     pub fn op_gen(&self) -> OpGen {
         OpGen::new(
@@ -321,7 +330,11 @@ pub fn run(
             }
             progress(&format!("{}: {}", t.name(), cfg.rw.name()));
             // After a prefill, "before" is what the measured phase started from.
-            let before = if notes.is_empty() { before } else { t.allocated_bytes()? };
+            let before = if notes.is_empty() {
+                before
+            } else {
+                t.allocated_bytes()?
+            };
             let (mut r, _) = run_phase(
                 t.as_ref(),
                 cfg,

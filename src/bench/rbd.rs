@@ -89,11 +89,7 @@ impl Target for RbdTarget {
         loop {
             while !exhausted {
                 let Some(&slot) = free.last() else { break };
-                if !spec.ctl.take(spec.bs) {
-                    exhausted = true;
-                    break;
-                }
-                let Some(op) = gen.next_op() else {
+                let Some(op) = spec.next_op(&mut gen) else {
                     exhausted = true;
                     break;
                 };
