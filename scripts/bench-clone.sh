@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 N=${1:-50}
 ROUNDS=${2:-3}
 : "${CEPH_CONF:?set CEPH_CONF (eval \"\$(scripts/dev-cluster.sh env)\")}"
-RBDKIT=${RBDKIT:-target/release/rbdkit}
+RBDKIT=${RBDKIT:-${CARGO_TARGET_DIR:-target}/release/rbdkit}
 [ -x "$RBDKIT" ] || cargo build --release --quiet
 parent="images/bench-clone-parent-$$"
 rbd create "$parent" --size 512M --image-feature layering

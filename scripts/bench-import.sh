@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
 WORK=${2:-/var/tmp/rbdkit-bench}
 : "${CEPH_CONF:?set CEPH_CONF (eval \"\$(scripts/dev-cluster.sh env)\")}"
-RBDKIT=${RBDKIT:-target/release/rbdkit}
+RBDKIT=${RBDKIT:-${CARGO_TARGET_DIR:-target}/release/rbdkit}
 [ -x "$RBDKIT" ] || cargo build --release --quiet
 mkdir -p "$WORK"
 POOL=images

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNTIME=${1:-10}; ROUNDS=${2:-2}; FDIR=${3:-/var/tmp}
 : "${CEPH_CONF:?set CEPH_CONF (eval \"\$(scripts/dev-cluster.sh env)\")}"
-RBDKIT=${RBDKIT:-target/release/rbdkit}
+RBDKIT=${RBDKIT:-${CARGO_TARGET_DIR:-target}/release/rbdkit}
 [ -x "$RBDKIT" ] || cargo build --release --quiet
 work=$(mktemp -d); img="fio-cmp-$$"; file="$FDIR/rbdkit-fio-cmp-$$.img"
 # Both tools read this conf: the cluster's, with the librbd cache off.

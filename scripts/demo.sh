@@ -18,7 +18,7 @@ step "installing system packages (idempotent)"
 bash scripts/install-deps.sh
 step "building rbdkit (release)"
 cargo build --release --quiet
-RBDKIT=$ROOT/target/release/rbdkit
+RBDKIT=${CARGO_TARGET_DIR:-$ROOT/target}/release/rbdkit
 
 rm -rf "$OUT"; mkdir -p "$OUT"
 CLUSTER_DIR="$OUT/cluster"

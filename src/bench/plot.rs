@@ -6,10 +6,10 @@ use std::fmt::Write;
 const COLORS: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
 ];
-const W: f64 = 900.0;
+const W: f64 = 1000.0;
 const PANEL_H: f64 = 330.0;
 const LEFT: f64 = 80.0;
-const RIGHT: f64 = 250.0;
+const RIGHT: f64 = 330.0;
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -47,15 +47,18 @@ pub fn svg(report: &BenchReport, title: &str) -> String {
         lo.log10().floor(),
         hi.log10().ceil().max(lo.log10().floor() + 1.0),
     );
-    let x = |v: f64| LEFT + (v.max(lo).log10() - llo) / (lhi - llo) * plot_w;
-    let y = |q: f64| top + (1.0 - q) * plot_h;
+    let x = |v: f64| LEFT + (v.max(1e-3).log10() - llo) / (lhi - llo) * plot_w;
+    // Percentiles on a log-of-tail axis (0, 90, 99, 99.9, 99.99 evenly spaced), where a latency
+    // distribution's interesting part is.
+    let tail = |q: f64| -(1.0 - q).max(1e-5).log10() / 5.0;
+    let y = |q: f64| top + (1.0 - tail(q)) * plot_h;
     axes(
         &mut s,
         top,
         plot_w,
         plot_h,
         "latency (µs, log scale)",
-        "fraction of I/Os",
+        "percentile",
     );
     let mut d = llo;
     while d <= lhi {
@@ -71,14 +74,15 @@ pub fn svg(report: &BenchReport, title: &str) -> String {
         );
         d += 1.0;
     }
-    for q in [0.0, 0.5, 0.9, 0.99, 1.0] {
+    for q in [0.0, 0.9, 0.99, 0.999, 0.9999, 0.99999] {
         let _ = write!(
             s,
-            r##"<line x1="{LEFT}" y1="{0}" x2="{1}" y2="{0}" stroke="#eee"/><text x="{2}" y="{3}" text-anchor="end">{q}</text>"##,
+            r##"<line x1="{LEFT}" y1="{0}" x2="{1}" y2="{0}" stroke="#eee"/><text x="{2}" y="{3}" text-anchor="end">p{4}</text>"##,
             y(q),
             LEFT + plot_w,
             LEFT - 6.0,
-            y(q) + 4.0
+            y(q) + 4.0,
+            (q * 1e5).round() / 1e3
         );
     }
     for (i, r) in series.iter().enumerate() {
@@ -103,7 +107,7 @@ pub fn svg(report: &BenchReport, title: &str) -> String {
     }
     let _ = write!(
         s,
-        r##"<text x="{}" y="{}" font-size="14" text-anchor="middle">Latency CDF</text>"##,
+        r##"<text x="{}" y="{}" font-size="14" text-anchor="middle">Latency by percentile (CDF, tail stretched)</text>"##,
         LEFT + plot_w / 2.0,
         top - 8.0
     );

@@ -126,7 +126,13 @@ impl PhaseResult {
             } else {
                 cpu.as_secs_f64() * 1e6 / rec.ios as f64
             },
-            iops_series: rec.per_second.clone(),
+            // The last second is usually partial; plotting it as a drop would mislead.
+            iops_series: rec
+                .per_second
+                .iter()
+                .take((secs.floor() as usize).max(1))
+                .copied()
+                .collect(),
             lat_cdf: cdf,
             allocated_before: None,
             allocated_after: None,
