@@ -9,18 +9,18 @@
 //! The library never prints and never exits the process; `tools/` does both.
 #![warn(missing_docs)]
 
-pub mod disk;
 pub mod copy;
+pub mod disk;
 pub mod error;
 pub mod units;
 
+pub mod bench;
 #[cfg(feature = "rbd")]
 pub mod ceph;
 #[cfg(feature = "rbd")]
 pub mod clone;
 #[cfg(feature = "rbd")]
 pub mod import;
-pub mod bench;
 pub mod pg;
 
 pub use error::{Error, Result};
