@@ -35,7 +35,7 @@ cmds = []
 for i in range(0, 4096, 4):
     cmds += ["-c", f"write -P {1 + i % 250} {i}M 1M"]
 for k in range(0, len(cmds), 400):
-    subprocess.run(["qemu-io", "-f", "qcow2", *cmds[k:k+400], sys.argv[1]], check=True)
+    subprocess.run(["qemu-io", "-f", "qcow2", *cmds[k:k+400], sys.argv[1]], check=True, stdout=subprocess.DEVNULL)
 PY
     # Replace the pattern with random bytes so zero detection and compression cannot cheat.
     qemu-img convert -O raw "$WORK/sparse.qcow2" "$WORK/sparse.tmp.raw"
@@ -67,8 +67,9 @@ time_cmd() { drop_caches; local t0 t1; t0=$(now); "$@" >/dev/null 2>&1 || { echo
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 has_qemu_rbd=0
-qemu-img --help 2>/dev/null | grep -q "Supported formats:.*\brbd\b" && \
-  qemu-img info "rbd:$POOL/nonexistent-$tag:conf=$CEPH_CONF" 2>&1 | grep -vq "Unknown protocol\|not supported\|Failed to initialize module" && has_qemu_rbd=1
+# A missing rbd module shows as an unknown protocol; a present one reaches the cluster.
+probe=$(qemu-img info "rbd:$POOL/nonexistent-$tag:conf=$CEPH_CONF" 2>&1 || true)
+grep -qiE "unknown protocol|unknown driver|not supported|failed to initialize module" <<<"$probe" || has_qemu_rbd=1
 [ "$has_qemu_rbd" = 1 ] || echo "note: qemu-img has no working rbd driver; run scripts/install-bench-deps.sh for the qemu-img direct column" >&2
 
 make_inputs
