@@ -6,7 +6,7 @@
 #   rbd import RAW images/X                              (the raw file already exists)
 # and local conversion: rbdkit convert vs qemu-img convert -O raw.
 # Inputs: (a) 1 GiB random data as qcow2, (b) sparse qcow2 ~25 % allocated (4 GiB virtual),
-#         (c) zlib-compressed qcow2 of an ext4 filesystem made from /usr (2 GiB virtual).
+#         (c) zlib-compressed qcow2 of an ext4 filesystem made from /usr/share (~680 MB of files, 2 GiB virtual).
 # Prints the median of ROUNDS runs for each and the ratios. Also `rbd bench` 4M writes as the
 # cluster's ceiling.
 # Usage: CEPH_CONF=... scripts/bench-import.sh [ROUNDS=3] [WORKDIR=/var/tmp/rbdkit-bench]
@@ -50,7 +50,7 @@ PY
   fi
   if [ ! -f "$WORK/fs.qcow2" ]; then
     rm -f "$WORK/fs.raw"; truncate -s 2G "$WORK/fs.raw"
-    mkfs.ext4 -q -F -d /usr "$WORK/fs.raw" >/dev/null
+    mkfs.ext4 -q -F -d /usr/share "$WORK/fs.raw" >/dev/null
     qemu-img convert -c -O qcow2 "$WORK/fs.raw" "$WORK/fs.qcow2"
     rm -f "$WORK/fs.raw"
   fi
