@@ -263,7 +263,7 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-/// Runs `produce` on its own thread and consumes its chunks here, in guest order.
+/// Runs `produce` on its own thread, hashes on another, and consumes chunks here in guest order.
 fn run_pipeline(
     sink: &mut dyn Sink,
     opts: &CopyOptions,
@@ -281,25 +281,66 @@ fn run_pipeline(
     }
     std::thread::scope(|s| {
         s.spawn(move || produce(tx, token_rx));
-        // `rx` and `token_tx` are moved in and dropped when consuming ends, early or not, which
-        // unblocks the producer.
-        consume(rx, token_tx, sink, opts, ctl, pool, known_total, started)
+        // SHA-256 is sequential; on its own thread it overlaps with reading and writing instead
+        // of holding up the consumer (hashing zeros of a sparse disk costs as much as data).
+        let (hash_tx, hasher) = if opts.checksum {
+            let (htx, hrx) = bounded::<Hashed>(window);
+            let hpool = pool.clone();
+            (Some(htx), Some(s.spawn(move || hash_in_order(hrx, &hpool))))
+        } else {
+            (None, None)
+        };
+        // `rx`, `token_tx` and `hash_tx` are moved in and dropped when consuming ends, early or
+        // not, which unblocks the producer and ends the hasher.
+        let stats = consume(rx, token_tx, hash_tx, sink, ctl, pool, known_total, started);
+        let digest = hasher.and_then(|h| h.join().ok());
+        stats.map(|mut st| {
+            st.sha256 = digest;
+            st
+        })
     })
+}
+
+/// What the hasher thread hashes, in guest order.
+enum Hashed {
+    /// Bytes read from the source; the buffer goes back to the pool afterwards.
+    Data(Vec<u8>),
+    /// A run of this many zero bytes that was never read.
+    Zeros(usize),
+}
+
+fn hash_in_order(rx: Receiver<Hashed>, pool: &BufferPool) -> String {
+    let mut h = Sha256::new();
+    let zeros = vec![0u8; 1 << 20];
+    for m in rx {
+        match m {
+            Hashed::Data(buf) => {
+                h.update(&buf);
+                pool.put(buf);
+            }
+            Hashed::Zeros(mut n) => {
+                while n > 0 {
+                    let k = n.min(zeros.len());
+                    h.update(&zeros[..k]);
+                    n -= k;
+                }
+            }
+        }
+    }
+    hex::encode(h.finalize())
 }
 
 #[allow(clippy::too_many_arguments)]
 fn consume(
     rx: Receiver<Msg>,
     tokens: Sender<()>,
+    hash_tx: Option<Sender<Hashed>>,
     sink: &mut dyn Sink,
-    opts: &CopyOptions,
     ctl: &Control,
     pool: &BufferPool,
     known_total: u64,
     started: Instant,
 ) -> Result<CopyStats> {
-    let mut hasher = opts.checksum.then(Sha256::new);
-    let zeros = vec![0u8; opts.chunk_size as usize];
     let mut pending: BTreeMap<u64, Chunk> = BTreeMap::new();
     let (mut next, mut done, mut written, mut skipped) = (0u64, 0u64, 0u64, 0u64);
     let mut end: Option<u64> = None;
@@ -323,7 +364,7 @@ fn consume(
                 pending.insert(c.index, c);
             }
             Ok(Msg::End(total)) => end = Some(total),
-            Err(_) => {
+            Err(()) => {
                 if ctl.cancel.load(Ordering::Relaxed) {
                     return Err(Error::Interrupted("copy stopped before completion".into()));
                 }
@@ -339,27 +380,32 @@ fn consume(
             sink.ensure_size(chunk_end)?;
             match c.data {
                 None => {
-                    if let Some(h) = hasher.as_mut() {
-                        h.update(&zeros[..c.len]);
+                    if let Some(h) = &hash_tx {
+                        let _ = h.send(Hashed::Zeros(c.len));
                     }
                     skipped += c.len as u64;
                 }
                 Some(buf) => {
-                    if let Some(h) = hasher.as_mut() {
-                        h.update(&buf);
-                    }
                     let data_len: usize = c.runs.iter().map(|r| r.1).sum();
                     written += data_len as u64;
                     skipped += (c.len - data_len) as u64;
-                    if c.runs.len() == 1 && c.runs[0] == (0, c.len) {
+                    let whole = c.runs.len() == 1 && c.runs[0] == (0, c.len);
+                    if whole && hash_tx.is_none() {
                         sink.write(c.offset, buf, pool)?;
                     } else {
+                        // The sink gets copies of the data runs; the chunk itself goes to
+                        // the hasher, which returns it to the pool.
                         for &(start, len) in &c.runs {
                             let mut part = pool.get(len);
                             part.copy_from_slice(&buf[start..start + len]);
                             sink.write(c.offset + start as u64, part, pool)?;
                         }
-                        pool.put(buf);
+                        match &hash_tx {
+                            Some(h) => {
+                                let _ = h.send(Hashed::Data(buf));
+                            }
+                            None => pool.put(buf),
+                        }
                     }
                 }
             }
@@ -368,12 +414,13 @@ fn consume(
             let _ = tokens.send(());
         }
     }
+    drop(hash_tx);
     sink.finish(done)?;
     Ok(CopyStats {
         virtual_size: done,
         bytes_written: written,
         bytes_zero_skipped: skipped,
         elapsed_s: started.elapsed().as_secs_f64(),
-        sha256: hasher.map(|h| hex::encode(h.finalize())),
+        sha256: None,
     })
 }

@@ -19,6 +19,9 @@ pub struct ConvertArgs {
     /// Replace DEST if it exists.
     #[arg(long)]
     pub overwrite: bool,
+    /// Also compute the SHA-256 of the virtual disk (as `sha256sum DEST` would print).
+    #[arg(long)]
+    pub checksum: bool,
     #[command(flatten)]
     pub copy: super::source::CopyFlags,
 }
@@ -27,7 +30,7 @@ pub struct ConvertArgs {
 pub fn run(a: ConvertArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     let cancel = crate::cancel::flag();
     let source = rbdkit::disk::open(&a.src, a.copy.source_format.map(Into::into))?;
-    let opts = a.copy.copy_options(4 << 20, 4)?;
+    let opts = a.copy.copy_options(4 << 20, a.checksum)?;
     let mut sink = FileSink::create(&a.dest, a.overwrite)?;
     let bar = crate::progress::bytes_bar(source.virtual_size(), "converting", !g.no_progress);
     let ctl = Control {

@@ -34,18 +34,11 @@ pub struct CopyFlags {
     /// Decode threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Skip the SHA-256 of the virtual disk (saves time on huge sparse images).
-    #[arg(long = "no-checksum")]
-    pub no_checksum: bool,
 }
 
 impl CopyFlags {
-    /// Checked engine options with chunks of `chunk_size`.
-    pub fn copy_options(
-        &self,
-        chunk_size: u64,
-        window_extra: usize,
-    ) -> rbdkit::Result<CopyOptions> {
+    /// Checked engine options with chunks of `chunk_size`, computing the SHA-256 if `checksum`.
+    pub fn copy_options(&self, chunk_size: u64, checksum: bool) -> rbdkit::Result<CopyOptions> {
         if !self.sparse_size.is_power_of_two() || !(512..=chunk_size).contains(&self.sparse_size) {
             return Err(Error::InvalidInput(format!(
                 "--sparse-size {}: must be a power of two between 512 and the object size",
@@ -58,8 +51,10 @@ impl CopyFlags {
         }
         o.chunk_size = chunk_size;
         o.sparse_size = self.sparse_size;
-        o.window = 2 * o.threads + window_extra;
-        o.checksum = !self.no_checksum;
+        // Enough decoded chunks to keep every decode thread busy while the sink drains; more only
+        // costs memory (the sink holds its own writes in flight).
+        o.window = 2 * o.threads + 4;
+        o.checksum = checksum;
         Ok(o)
     }
 }
