@@ -31,7 +31,7 @@ pub struct CopyFlags {
     /// Zero-detection block: all-zero blocks of this size are not written.
     #[arg(long = "sparse-size", default_value = "4K", value_parser = super::parse_size)]
     pub sparse_size: u64,
-    /// Decode threads (default: one per core).
+    /// Read/decode threads (default: one per core, at least 8: reads are I/O-bound).
     #[arg(long)]
     pub threads: Option<usize>,
 }
