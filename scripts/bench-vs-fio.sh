@@ -34,7 +34,7 @@ PY
 rk_run() { # rk_run TARGET RW -> "iops cpu_us_per_io"
   "$RBDKIT" --no-progress bench "$1" --rw "$2" --bs 4k --iodepth 32 --jobs 1 --runtime "${RUNTIME}s" --keep \
     --json "$work/rk.json" >/dev/null
-  python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print(f"{r[\"iops\"]:.0f} {r[\"cpu_us_per_io\"]:.1f}")' "$work/rk.json"
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("%.0f %.1f" % (r["iops"], r["cpu_us_per_io"]))' "$work/rk.json"
 }
 
 printf '%-8s %-10s %-6s %10s %10s %12s %12s %8s\n' target rw round fio_iops rbdkit_iops fio_cpu_us rbdkit_cpu_us ratio
