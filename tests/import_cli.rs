@@ -7,18 +7,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-fn run_ok(cmd: &str, args: &[&str]) {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("run {cmd}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A qcow2 with data, zero clusters, unallocated space and a compressed region.
 fn make_qcow2(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
     let path = dir.join(name);

@@ -3,7 +3,7 @@
 mod common;
 use common::*;
 use proptest::prelude::*;
-use rbdkit::pg::{autoscale_pg_num, pgcalc_pg_num, plan, Method, PlanInput, PoolSize, PoolSpec};
+use rbdkit::pg::{autoscale_pg_num, pgcalc_pg_num, plan, Method, PlanInput, PoolSize};
 use std::process::Command;
 
 fn openstack(osds: u32, method: Method) -> Vec<(String, u32)> {

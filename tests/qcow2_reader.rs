@@ -1,20 +1,10 @@
 //! The qcow2 reader against qemu-img, feature by feature: each fixture is made at test time by
 //! qemu-img/qemu-io, converted by `rbdkit convert`, and compared byte for byte with
 //! `qemu-img convert -O raw`. Bad images must fail with one line, never a panic.
+mod common;
+use common::run_ok;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn run_ok(cmd: &str, args: &[&str]) {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("run {cmd}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn qemu_io(img: &Path, fmt: &str, cmds: &[&str]) {
     let mut args = vec!["-f", fmt];

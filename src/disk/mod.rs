@@ -69,3 +69,18 @@ pub fn open(path: &Path, format: Option<Format>) -> Result<Box<dyn DiskSource>> 
         Format::Qcow2 => Box::new(qcow2::Qcow2::open(path)?),
     })
 }
+
+/// Walks a disk the way the copy engine does — all extents, then the bytes of the first
+/// `max_bytes` — and reports the first error. For fuzzing and checking untrusted images.
+pub fn scan(disk: &dyn DiskSource, max_bytes: u64) -> Result<()> {
+    disk.extents(0, disk.virtual_size())?;
+    let size = disk.virtual_size().min(max_bytes);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut off = 0;
+    while off < size {
+        let n = (size - off).min(buf.len() as u64) as usize;
+        disk.read_at(off, &mut buf[..n])?;
+        off += n as u64;
+    }
+    Ok(())
+}

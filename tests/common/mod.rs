@@ -93,6 +93,19 @@ pub fn image_exists(conf: &str, spec: &str) -> bool {
     rbd_with(conf, &["info", spec]).status.success()
 }
 
+/// Runs a third-party tool (qemu-img, qemu-io, ...) and fails the test with its stderr if it fails.
+pub fn run_ok(cmd: &str, args: &[&str]) {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// stdout as text.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
