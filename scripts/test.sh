@@ -56,7 +56,7 @@ fi
 
 phase "cargo test --workspace --release $*"
 set +e
-cargo test --workspace --release "$@"
+cargo test --workspace --release --no-fail-fast "$@"
 rc=$?
 set -e
 phase "tests finished with status $rc"

@@ -94,7 +94,10 @@ fn phases_on_nfs_file_and_rbd_side_by_side() {
     }
     let svg = std::fs::read_to_string(&plot).unwrap();
     assert!(
-        svg.starts_with("<svg") && svg.contains("Latency CDF") && svg.contains("IOPS over time")
+        svg.starts_with("<svg")
+            && svg.contains("Latency by percentile")
+            && svg.contains("IOPS over time"),
+        "{svg}"
     );
     assert!(svg.contains("first-write"), "legend names the phases");
     // The table shows every target; targets the run created are gone.
