@@ -106,6 +106,10 @@ fn open_target(
         {
             let spec = rbdkit::ceph::ImageSpec::parse(spec)?;
             if cluster.is_none() {
+                // An OSD that never comes back would otherwise leave I/O in flight forever;
+                // with an op timeout it fails, is counted as an error, and the run ends.
+                let mut g = g.clone();
+                g.op_timeout = g.op_timeout.or(Some(std::time::Duration::from_secs(60)));
                 *cluster = Some(g.connect()?);
             }
             let c = cluster
