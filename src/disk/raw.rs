@@ -131,7 +131,7 @@ mod tests {
             .filter(|e| e.kind == ExtentKind::Data)
             .map(|e| e.len)
             .sum();
-        assert!(data >= 4096 && data < 8 << 20, "{ext:?}");
+        assert!((4096..8 << 20).contains(&data), "{ext:?}");
         let mut buf = vec![0u8; 8192];
         raw.read_at((4 << 20) - 4096, &mut buf).unwrap();
         assert!(buf[..4096].iter().all(|&b| b == 0) && buf[4096..].iter().all(|&b| b == 7));

@@ -114,14 +114,14 @@ impl Header {
         let cluster_bits = be32(first, 20);
         if !(MIN_CLUSTER_BITS..=MAX_CLUSTER_BITS).contains(&cluster_bits) {
             return Err(bad(format!(
-                "cluster_bits {cluster_bits} is outside 9..=21 (512 B to 2 MiB): corrupt header"
+                "cluster_bits {cluster_bits} is outside 9..=21 (512 B to 2 MiB): the header is corrupt (inspect it with qemu-img info)"
             )));
         }
         let cluster_size = 1u64 << cluster_bits;
         let size = be64(first, 24);
         if size > MAX_VIRTUAL_SIZE {
             return Err(bad(format!(
-                "virtual size {size} exceeds the 64 PiB limit: corrupt header"
+                "virtual size {size} exceeds the 64 PiB limit: the header is corrupt (inspect it with qemu-img info)"
             )));
         }
         let crypt = be32(first, 32);
@@ -153,7 +153,7 @@ impl Header {
                 || header_len % 8 != 0
             {
                 return Err(bad(format!(
-                    "header_length {header_len} is invalid: corrupt header"
+                    "header_length {header_len} is invalid: the header is corrupt (inspect it with qemu-img info)"
                 )));
             }
             if header_len > 104 {
@@ -177,10 +177,10 @@ impl Header {
             (true, 1) => Compression::Zstd,
             (false, c) => {
                 return Err(bad(format!(
-                    "compression type {c} set without its feature bit: corrupt header"
+                    "compression type {c} set without its feature bit: the header is corrupt (inspect it with qemu-img info)"
                 )))
             }
-            (true, c) => return Err(bad(format!("unknown compression type {c}"))),
+            (true, c) => return Err(bad(format!("unknown compression type {c}: convert the image with a qemu-img that knows it"))),
         };
         let extended_l2 = incompat & INCOMPAT_EXTL2 != 0;
         if extended_l2 && cluster_bits < 14 {
@@ -195,19 +195,19 @@ impl Header {
         let needed = size.div_ceil(cluster_size * per_l2);
         if (l1_size as u64) < needed {
             return Err(bad(format!(
-                "L1 table has {l1_size} entries but the disk needs {needed}: corrupt header"
+                "L1 table has {l1_size} entries but the disk needs {needed}: the header is corrupt (inspect it with qemu-img info)"
             )));
         }
         let l1_bytes = l1_size as u64 * 8;
         if l1_bytes > MAX_L1_BYTES {
             return Err(bad(format!(
-                "L1 table of {l1_bytes} bytes exceeds the 32 MiB limit: corrupt header"
+                "L1 table of {l1_bytes} bytes exceeds the 32 MiB limit: the header is corrupt (inspect it with qemu-img info)"
             )));
         }
         if l1_size > 0 {
-            if l1_offset % cluster_size != 0 {
+            if !l1_offset.is_multiple_of(cluster_size) {
                 return Err(bad(format!(
-                    "L1 table offset {l1_offset:#x} is not cluster-aligned: corrupt header"
+                    "L1 table offset {l1_offset:#x} is not cluster-aligned: the header is corrupt (inspect it with qemu-img info)"
                 )));
             }
             if l1_offset
@@ -234,13 +234,12 @@ impl Header {
                 .checked_add(backing_len as u64)
                 .filter(|&e| e <= first.len() as u64);
             let Some(end) = end else {
-                return Err(bad(format!("backing file name at {backing_off:#x} lies outside the first cluster: corrupt header")));
+                return Err(bad(format!("backing file name at {backing_off:#x} lies outside the first cluster: the header is corrupt (inspect it with qemu-img info)")));
             };
             let name = &first[backing_off as usize..end as usize];
-            Some(
-                String::from_utf8(name.to_vec())
-                    .map_err(|_| bad("backing file name is not UTF-8".into()))?,
-            )
+            Some(String::from_utf8(name.to_vec()).map_err(|_| {
+                bad("backing file name is not UTF-8: rebase the image onto a UTF-8 path".into())
+            })?)
         };
 
         let mut h = Header {
@@ -279,7 +278,7 @@ impl Header {
                 return Ok(());
             }
             if len > limit - at {
-                return Err(bad(format!("header extension {kind:#x} of {len} bytes runs past the first cluster: corrupt header")));
+                return Err(bad(format!("header extension {kind:#x} of {len} bytes runs past the first cluster: the header is corrupt (inspect it with qemu-img info)")));
             }
             let data = &first[at..at + len];
             let text = || {

@@ -1,68 +1,59 @@
 //! Our own qcow2 reader for the active image: v2/v3, 512 B-2 MiB clusters, zero clusters,
 //! unallocated clusters (backing chain or zeros), deflate and zstd compressed clusters, extended
 //! L2 (32 subclusters), backing chains of qcow2 and raw files, external data files, the dirty bit.
-//! Refuses corrupt, encrypted and unknown-feature images with a clear message. Every offset read
-//! from the file is checked before use, L2 tables go through a bounded cache, and reads are
-//! safe from many threads at once (positional reads; the cache is behind a mutex).
+//! It refuses corrupt, encrypted and unknown-feature images with a clear message.
+//!
+//! Nothing read from the image is trusted: the header is validated before use ([`header`]),
+//! every table offset is checked against the file before it is read, every allocation is
+//! capped, and every loop advances by at least one byte. Reads are safe from many threads at
+//! once: bytes come from positional reads ([`ByteSource`]) and decoded L2 tables from a bounded
+//! cache behind a mutex that is never held during I/O. This module only reads; it never writes.
+mod bytes;
 mod compressed;
 pub mod header;
+mod l2;
 
-pub use compressed::decode_cluster;
+pub use bytes::{ByteSource, FileBytes};
+pub use compressed::{decode_cluster, ZSTD_WINDOW_LOG_MAX};
 pub use header::{Compression, Header};
+pub use l2::Mapping;
 
 use super::{DiskSource, Extent, ExtentKind};
 use crate::error::{Error, Result};
-use std::collections::HashMap;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
+use l2::{L2Cache, Layout, OFFSET_MASK};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
-/// Longest backing chain followed (qemu has no limit; real chains are a handful deep).
+/// Longest backing chain followed, this image included (qemu has no fixed limit; real chains
+/// are a handful deep, and the limit bounds the recursion of reads).
 pub const MAX_CHAIN_DEPTH: usize = 16;
-/// Bytes of L2 tables kept in the cache.
+/// Bytes of decoded L2 tables kept in the cache of each image (64 MiB maps 512 GiB of guest
+/// disk at 64 KiB clusters).
 const L2_CACHE_BYTES: u64 = 64 << 20;
-
-const L2_OFFSET_MASK: u64 = 0x00ff_ffff_ffff_fe00;
-const OFLAG_COPIED: u64 = 1 << 63;
-const OFLAG_COMPRESSED: u64 = 1 << 62;
-const OFLAG_ZERO: u64 = 1;
-
-/// Where one guest (sub)cluster's bytes come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mapping {
-    /// Stored uncompressed at this host offset (of the data file if there is one).
-    Data(u64),
-    /// Reads as zeros.
-    Zero,
-    /// Not allocated here: backing file or zeros.
-    Unallocated,
-    /// Compressed: host offset and compressed length of the whole cluster.
-    Compressed(u64, u64),
-}
-
-/// A bounded cache of decoded L2 tables keyed by their file offset.
-struct L2Cache {
-    tables: HashMap<u64, Arc<Vec<u64>>>,
-    max_tables: usize,
-}
 
 /// An open qcow2 image (and its backing chain).
 pub struct Qcow2 {
     path: String,
-    file: File,
-    file_size: u64,
-    data: Option<(File, u64)>,
+    file: Box<dyn ByteSource>,
+    /// The external data file, when the image keeps its data there.
+    data: Option<Box<dyn ByteSource>>,
     header: Header,
+    layout: Layout,
     l1: Vec<u64>,
-    cache: Mutex<L2Cache>,
+    cache: L2Cache,
     backing: Option<Box<dyn DiskSource>>,
 }
 
 impl Qcow2 {
-    /// Opens a qcow2 image and its backing chain.
+    /// Opens a qcow2 image and its backing chain (names relative to each image's directory).
     pub fn open(path: &Path) -> Result<Qcow2> {
         Self::open_in_chain(path, &mut Vec::new())
+    }
+
+    /// Parses an image held in memory, `name` naming it in errors. Such an image has no
+    /// directory to resolve file names against, so one that names a backing file or an
+    /// external data file is refused. For fuzzing and tests: no filesystem involved.
+    pub fn from_bytes(bytes: Vec<u8>, name: &str) -> Result<Qcow2> {
+        Self::build(Box::new(bytes), name.to_string(), None, &mut Vec::new())
     }
 
     fn open_in_chain(path: &Path, chain: &mut Vec<PathBuf>) -> Result<Qcow2> {
@@ -72,92 +63,82 @@ impl Qcow2 {
         if chain.contains(&canonical) {
             return Err(Error::bad_image(
                 shown,
-                "backing chain loops back to this image: fix the backing file names",
+                "backing chain loops back to this image: fix the backing file names (qemu-img rebase -u)",
             ));
         }
         if chain.len() >= MAX_CHAIN_DEPTH {
             return Err(Error::bad_image(
                 shown,
-                format!("backing chain deeper than {MAX_CHAIN_DEPTH} images"),
+                format!("backing chain is deeper than {MAX_CHAIN_DEPTH} images: flatten it with qemu-img convert first"),
             ));
         }
         chain.push(canonical);
-        let file = File::open(path).map_err(|e| Error::io(format!("open {shown}"), e))?;
-        let file_size = file
-            .metadata()
-            .map_err(|e| Error::io(format!("stat {shown}"), e))?
-            .len();
+        let file = FileBytes::open(path, "image")?;
+        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        Self::build(Box::new(file), shown, Some(&dir), chain)
+    }
+
+    fn build(
+        file: Box<dyn ByteSource>,
+        shown: String,
+        dir: Option<&Path>,
+        chain: &mut Vec<PathBuf>,
+    ) -> Result<Qcow2> {
+        let file_size = file.size();
         let mut first = vec![0u8; file_size.min(1 << header::MAX_CLUSTER_BITS) as usize];
         file.read_exact_at(&mut first, 0)
             .map_err(|e| Error::io(format!("read {shown}"), e))?;
         let header = Header::parse(&first, file_size, &shown)?;
         drop(first);
 
+        // Header::parse checked that the table lies inside the file and is at most 32 MiB.
         let mut raw_l1 = vec![0u8; header.l1_size as usize * 8];
         file.read_exact_at(&mut raw_l1, header.l1_offset)
             .map_err(|e| Error::io(format!("read L1 table of {shown}"), e))?;
-        let l1: Vec<u64> = raw_l1
-            .chunks_exact(8)
-            .map(|c| u64::from_be_bytes(c.try_into().unwrap_or([0; 8])))
-            .collect();
+        let l1 = be_words(&raw_l1);
+        drop(raw_l1);
 
-        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let data = match &header.data_file {
+        let in_dir = |name: &str, what: &str| {
+            match dir {
+            Some(d) => Ok(resolve(d, name)),
+            None => Err(Error::bad_image(
+                &shown,
+                format!("names {what} '{name}', which an in-memory image cannot follow: open it from its file"),
+            )),
+        }
+        };
+        let data: Option<Box<dyn ByteSource>> = match &header.data_file {
             Some(name) => {
-                let p = resolve(&dir, name);
-                let f = File::open(&p).map_err(|e| {
-                    Error::io(
-                        format!("open external data file {} of {shown}", p.display()),
-                        e,
-                    )
-                })?;
-                let len = f
-                    .metadata()
-                    .map_err(|e| Error::io(format!("stat {}", p.display()), e))?
-                    .len();
-                Some((f, len))
+                let p = in_dir(name, "an external data file")?;
+                Some(Box::new(FileBytes::open(&p, "external data file")?))
             }
             None => None,
         };
-        let backing: Option<Box<dyn DiskSource>> = match &header.backing_file {
-            None => None,
+        let backing = match &header.backing_file {
             Some(name) => {
-                let p = resolve(&dir, name);
-                if !p.exists() {
-                    return Err(Error::bad_image(
-                        shown,
-                        format!("backing file {} not found (names are relative to the image's directory)", p.display()),
-                    ));
-                }
-                let format = match header.backing_format.as_deref() {
-                    Some("qcow2") => super::Format::Qcow2,
-                    Some("raw") => super::Format::Raw,
-                    Some(other) => {
-                        return Err(Error::bad_image(
-                            shown,
-                            format!("backing file format '{other}' is not supported (qcow2, raw)"),
-                        ))
-                    }
-                    None => super::detect(&p)?,
-                };
-                Some(match format {
-                    super::Format::Qcow2 => Box::new(Qcow2::open_in_chain(&p, chain)?),
-                    super::Format::Raw => Box::new(super::raw::RawFile::open(&p)?),
-                })
+                let p = in_dir(name, "a backing file")?;
+                Some(open_backing(
+                    &p,
+                    header.backing_format.as_deref(),
+                    &shown,
+                    chain,
+                )?)
             }
+            None => None,
         };
-        let max_tables = (L2_CACHE_BYTES / header.cluster_size()).max(16) as usize;
+        let layout = Layout {
+            cluster_bits: header.cluster_bits,
+            extended_l2: header.extended_l2,
+            data_file: data.is_some(),
+        };
         Ok(Qcow2 {
             path: shown,
             file,
-            file_size,
             data,
+            cache: L2Cache::new(L2_CACHE_BYTES, layout.cluster_size()),
             header,
+            layout,
             l1,
-            cache: Mutex::new(L2Cache {
-                tables: HashMap::new(),
-                max_tables,
-            }),
             backing,
         })
     }
@@ -171,137 +152,155 @@ impl Qcow2 {
         Error::bad_image(&self.path, why)
     }
 
-    /// Loads (or finds in the cache) the L2 table at `offset`.
-    fn l2_table(&self, offset: u64) -> Result<Arc<Vec<u64>>> {
-        if let Some(t) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .tables
-            .get(&offset)
-        {
-            return Ok(t.clone());
-        }
-        let cs = self.header.cluster_size();
-        if offset % cs != 0 {
+    /// Reads and decodes the L2 table at `offset` after checking it lies inside the file.
+    fn load_l2(&self, offset: u64) -> Result<Vec<u64>> {
+        let cs = self.layout.cluster_size();
+        let file_size = self.file.size();
+        if !offset.is_multiple_of(cs) {
             return Err(self.bad(format!(
-                "L2 table offset {offset:#x} is not cluster-aligned: corrupt image"
+                "L2 table offset {offset:#x} is not cluster-aligned: the image is corrupt"
             )));
         }
-        if offset.checked_add(cs).is_none_or(|e| e > self.file_size) {
+        if offset.checked_add(cs).is_none_or(|e| e > file_size) {
             return Err(self.bad(format!(
-                "L2 table at offset {offset:#x} extends beyond the end of the file ({} bytes): the file is truncated or corrupt",
-                self.file_size
+                "L2 table at offset {offset:#x} extends beyond the end of the file ({file_size} bytes): the file is truncated or corrupt"
             )));
         }
         let mut raw = vec![0u8; cs as usize];
         self.file
             .read_exact_at(&mut raw, offset)
             .map_err(|e| Error::io(format!("read L2 table of {}", self.path), e))?;
-        let table: Arc<Vec<u64>> = Arc::new(
-            raw.chunks_exact(8)
-                .map(|c| u64::from_be_bytes(c.try_into().unwrap_or([0; 8])))
-                .collect(),
-        );
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.tables.len() >= cache.max_tables {
-            // Bounded memory matters more than hit rate here: the copy engine walks the disk
-            // in order, so a full reset costs one re-read per table at most.
-            cache.tables.clear();
-        }
-        cache.tables.insert(offset, table.clone());
-        Ok(table)
+        Ok(be_words(&raw))
     }
 
-    /// Maps guest offset `off` (< virtual size) and says for how many bytes from `off` the
-    /// mapping holds (to the end of its subcluster, cluster, or unallocated L2 range).
+    /// Maps guest offset `off` (below the virtual size): where the byte lives and for how many
+    /// bytes from `off` that mapping holds, to the end of its subcluster (extended L2), cluster,
+    /// or, when no L2 table is allocated, the range the missing table would map. One L2 entry is
+    /// decoded (loading its table through the cache); see [`Qcow2::lookup_run`] for ranges.
     pub fn lookup(&self, off: u64) -> Result<(Mapping, u64)> {
-        let h = &self.header;
-        let cs = h.cluster_size();
-        let in_cluster = off & (cs - 1);
-        let cluster = off >> h.cluster_bits;
-        let per_l2 = h.l2_entries();
-        let l1_index = (cluster / per_l2) as usize;
-        let l2_index = (cluster % per_l2) as usize;
-        let Some(&l1e) = self.l1.get(l1_index) else {
-            return Err(self.bad(format!("guest offset {off} is beyond the L1 table")));
-        };
-        let l2_off = l1e & L2_OFFSET_MASK;
-        if l2_off == 0 {
-            let span = per_l2 * cs;
-            return Ok((Mapping::Unallocated, span - off % span));
-        }
-        let table = self.l2_table(l2_off)?;
-        let (entry, bitmap) = if h.extended_l2 {
-            (table[2 * l2_index], table[2 * l2_index + 1])
-        } else {
-            (table[l2_index], 0)
-        };
-        let cluster_rest = cs - in_cluster;
-        if entry & OFLAG_COMPRESSED != 0 {
-            let shift = 62 - (h.cluster_bits - 8);
-            let coff = entry & ((1u64 << shift) - 1);
-            let sectors = ((entry >> shift) & ((1u64 << (h.cluster_bits - 8)) - 1)) + 1;
-            let clen = sectors * 512 - (coff & 511);
-            return Ok((Mapping::Compressed(coff, clen), cluster_rest));
-        }
-        let host = entry & L2_OFFSET_MASK;
-        let allocated_here = host != 0 || (self.data.is_some() && entry & OFLAG_COPIED != 0);
-        if host % cs != 0 {
+        self.lookup_run(off, 1)
+    }
+
+    /// Like [`Qcow2::lookup`], then extends the run over the following (sub)clusters while they
+    /// map the same way (zero, unallocated, or data at consecutive host offsets) until it
+    /// covers `max_len` bytes, the mapping changes or the L2 table ends. Runs of missing L2
+    /// tables are merged too. A compressed cluster is always its own run. The run may extend
+    /// past `off + max_len`; callers clamp it.
+    pub fn lookup_run(&self, off: u64, max_len: u64) -> Result<(Mapping, u64)> {
+        self.walk(off, max_len, false)
+    }
+
+    /// [`Qcow2::lookup_run`]; with `by_kind`, the run goes on while the block-status kind stays
+    /// the same (any data, compressed or not, wherever it lives), which is what extents need.
+    fn walk(&self, off: u64, max_len: u64, by_kind: bool) -> Result<(Mapping, u64)> {
+        let lay = &self.layout;
+        let cs = lay.cluster_size();
+        let per_l2 = lay.l2_entries();
+        let cluster = off >> lay.cluster_bits;
+        let l1_index = cluster / per_l2;
+        let Some(&l1e) = usize::try_from(l1_index).ok().and_then(|i| self.l1.get(i)) else {
             return Err(self.bad(format!(
-                "data cluster offset {host:#x} is not cluster-aligned: corrupt image"
+                "guest offset {off:#x} lies beyond the L1 table: the image is corrupt"
             )));
-        }
-        if !h.extended_l2 {
-            let m = if entry & OFLAG_ZERO != 0 {
-                Mapping::Zero
-            } else if allocated_here {
-                Mapping::Data(host + in_cluster)
-            } else {
-                Mapping::Unallocated
-            };
-            return Ok((m, cluster_rest));
-        }
-        let sc_size = cs / 32;
-        let sc = (in_cluster / sc_size) as u32;
-        let rest = sc_size - in_cluster % sc_size;
-        let m = if bitmap >> (32 + sc) & 1 != 0 {
-            Mapping::Zero
-        } else if bitmap >> sc & 1 != 0 {
-            Mapping::Data(host + in_cluster)
-        } else {
-            Mapping::Unallocated
         };
-        Ok((m, rest))
+        let l2_off = l1e & OFFSET_MASK;
+        if l2_off == 0 {
+            let span = lay.l2_span();
+            let mut run = span - off % span;
+            // Following missing tables: the L1 table has at most 4 Mi entries, so this ends.
+            for &next in self.l1.iter().skip(l1_index as usize + 1) {
+                if run >= max_len || next & OFFSET_MASK != 0 {
+                    break;
+                }
+                run += span;
+            }
+            return Ok((Mapping::Unallocated, run));
+        }
+        let table = self.cache.get(l2_off, || self.load_l2(l2_off))?;
+        let at = |index: u64, in_cluster: u64| {
+            let (entry, bitmap) = lay.entry(&table, index as usize);
+            lay.classify(entry, bitmap, in_cluster)
+        };
+        let l2_index = cluster % per_l2;
+        let (m, mut run) = at(l2_index, off & (cs - 1)).map_err(|why| {
+            self.bad(format!(
+                "L2 entry for guest offset {off:#x}: {why}: the image is corrupt"
+            ))
+        })?;
+        if matches!(m, Mapping::Compressed(..)) && !by_kind {
+            return Ok((m, run));
+        }
+        // Walk on while the next (sub)cluster continues the run. An entry that does not decode
+        // ends the run; its error surfaces when a caller reaches it.
+        while run < max_len {
+            let next = off + run;
+            let (index, in_cluster) = (next >> lay.cluster_bits, next & (cs - 1));
+            if index / per_l2 != l1_index {
+                break;
+            }
+            let Ok((m2, r2)) = at(index % per_l2, in_cluster) else {
+                break;
+            };
+            let continues = match (m, m2) {
+                (Mapping::Zero, Mapping::Zero) => true,
+                (Mapping::Unallocated, Mapping::Unallocated) => true,
+                (Mapping::Data(h), Mapping::Data(h2)) if !by_kind => h.checked_add(run) == Some(h2),
+                (Mapping::Data(_) | Mapping::Compressed(..), m2) => {
+                    by_kind && matches!(m2, Mapping::Data(_) | Mapping::Compressed(..))
+                }
+                _ => false,
+            };
+            if !continues {
+                break;
+            }
+            run += r2;
+        }
+        Ok((m, run))
     }
 
     fn read_host(&self, host: u64, buf: &mut [u8]) -> Result<()> {
-        let (file, size, what) = match &self.data {
-            Some((f, s)) => (f, *s, "external data file"),
-            None => (&self.file, self.file_size, "file"),
+        let (src, what) = match &self.data {
+            Some(d) => (d.as_ref(), "external data file"),
+            None => (self.file.as_ref(), "file"),
         };
+        let size = src.size();
         if host.checked_add(buf.len() as u64).is_none_or(|e| e > size) {
             return Err(self.bad(format!(
-                "data at host offset {host:#x} (+{}) lies beyond the end of the {what} ({size} bytes): truncated or corrupt",
+                "data at host offset {host:#x} (+{} bytes) lies beyond the end of the {what} ({size} bytes): the file is truncated or corrupt",
                 buf.len()
             )));
         }
-        file.read_exact_at(buf, host)
+        src.read_exact_at(buf, host)
             .map_err(|e| Error::io(format!("read {}", self.path), e))
     }
 
-    fn read_compressed(&self, coff: u64, clen: u64, cluster: &mut [u8]) -> Result<()> {
-        if coff >= self.file_size {
-            return Err(self.bad(format!("compressed cluster at {coff:#x} lies beyond the end of the file: truncated or corrupt")));
+    /// Decodes the compressed cluster at `coff` (`clen` bytes, sector-rounded) into `cluster`,
+    /// using `input` as scratch for the compressed bytes.
+    fn read_compressed(
+        &self,
+        coff: u64,
+        clen: u64,
+        input: &mut Vec<u8>,
+        cluster: &mut [u8],
+    ) -> Result<()> {
+        let file_size = self.file.size();
+        if coff >= file_size {
+            return Err(self.bad(format!(
+                "compressed cluster at offset {coff:#x} lies beyond the end of the file ({file_size} bytes): the file is truncated or corrupt"
+            )));
         }
-        // The length is rounded up to whole sectors and may run past the end of the file.
-        let len = clen.min(self.file_size - coff) as usize;
-        let mut input = vec![0u8; len];
+        // The sector-rounded length may run past the end of the file (the last cluster);
+        // clen is at most 4 MiB (13 bits of sectors at 2 MiB clusters).
+        let len = clen.min(file_size - coff) as usize;
+        input.resize(len, 0);
         self.file
-            .read_exact_at(&mut input, coff)
+            .read_exact_at(input, coff)
             .map_err(|e| Error::io(format!("read {}", self.path), e))?;
-        decode_cluster(self.header.compression, &input, cluster)
-            .map_err(|why| self.bad(format!("compressed cluster at {coff:#x}: {why}")))
+        decode_cluster(self.header.compression, input, cluster).map_err(|why| {
+            self.bad(format!(
+                "compressed cluster at offset {coff:#x}: {why}: the image is corrupt"
+            ))
+        })
     }
 
     fn read_backing(&self, off: u64, buf: &mut [u8]) -> Result<()> {
@@ -310,14 +309,57 @@ impl Qcow2 {
             return Ok(());
         };
         // A backing file shorter than this image reads as zeros past its end.
-        let bsize = b.virtual_size();
-        let inside = bsize.saturating_sub(off).min(buf.len() as u64) as usize;
+        let inside = b.virtual_size().saturating_sub(off).min(buf.len() as u64) as usize;
         if inside > 0 {
             b.read_at(off, &mut buf[..inside])?;
         }
         buf[inside..].fill(0);
         Ok(())
     }
+}
+
+/// Opens the backing file at `path`: its format from the header extension, else its magic.
+fn open_backing(
+    path: &Path,
+    format: Option<&str>,
+    child: &str,
+    chain: &mut Vec<PathBuf>,
+) -> Result<Box<dyn DiskSource>> {
+    if !path.exists() {
+        return Err(Error::bad_image(
+            child,
+            format!(
+                "backing file {} not found (relative names are resolved against the image's directory): restore it or rebase the image",
+                path.display()
+            ),
+        ));
+    }
+    let format = match format {
+        Some("qcow2") => super::Format::Qcow2,
+        Some("raw") => super::Format::Raw,
+        Some(other) => {
+            return Err(Error::bad_image(
+                child,
+                format!("backing file format '{other}' is not supported (qcow2, raw): convert the chain with qemu-img first"),
+            ))
+        }
+        None => super::detect(path)?,
+    };
+    Ok(match format {
+        super::Format::Qcow2 => Box::new(Qcow2::open_in_chain(path, chain)?),
+        super::Format::Raw => Box::new(super::raw::RawFile::open(path)?),
+    })
+}
+
+/// Big-endian 64-bit words of `raw` (whose length is a multiple of 8).
+fn be_words(raw: &[u8]) -> Vec<u64> {
+    raw.chunks_exact(8)
+        .map(|c| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            u64::from_be_bytes(w)
+        })
+        .collect()
 }
 
 fn resolve(dir: &Path, name: &str) -> PathBuf {
@@ -337,41 +379,33 @@ impl DiskSource for Qcow2 {
     fn extents(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
         let end = offset.saturating_add(len).min(self.header.size);
         let mut out: Vec<Extent> = Vec::new();
-        let mut push = |e: Extent| match out.last_mut() {
-            Some(last) if last.kind == e.kind && last.end() == e.offset => last.len += e.len,
-            _ => out.push(e),
+        let mut push = |offset: u64, len: u64, kind: ExtentKind| match out.last_mut() {
+            Some(last) if last.kind == kind && last.end() == offset => last.len += len,
+            _ => out.push(Extent { offset, len, kind }),
         };
         let mut pos = offset;
         while pos < end {
-            let (m, run) = self.lookup(pos)?;
+            let (m, run) = self.walk(pos, end - pos, true)?;
+            // run >= 1 always, so pos advances.
             let n = run.min(end - pos);
             match m {
-                Mapping::Data(_) | Mapping::Compressed(..) => push(Extent {
-                    offset: pos,
-                    len: n,
-                    kind: ExtentKind::Data,
-                }),
-                Mapping::Zero => push(Extent {
-                    offset: pos,
-                    len: n,
-                    kind: ExtentKind::Zero,
-                }),
+                Mapping::Data(_) | Mapping::Compressed(..) => push(pos, n, ExtentKind::Data),
+                Mapping::Zero => push(pos, n, ExtentKind::Zero),
                 Mapping::Unallocated => {
-                    let bsize = self.backing.as_ref().map_or(0, |b| b.virtual_size());
-                    let inside = bsize.saturating_sub(pos).min(n);
-                    if inside > 0 {
-                        if let Some(b) = &self.backing {
-                            for e in b.extents(pos, inside)? {
-                                push(e);
+                    let inside = match &self.backing {
+                        Some(b) => {
+                            let inside = b.virtual_size().saturating_sub(pos).min(n);
+                            if inside > 0 {
+                                for e in b.extents(pos, inside)? {
+                                    push(e.offset, e.len, e.kind);
+                                }
                             }
+                            inside
                         }
-                    }
+                        None => 0,
+                    };
                     if n > inside {
-                        push(Extent {
-                            offset: pos + inside,
-                            len: n - inside,
-                            kind: ExtentKind::Unallocated,
-                        });
+                        push(pos + inside, n - inside, ExtentKind::Unallocated);
                     }
                 }
             }
@@ -386,20 +420,22 @@ impl DiskSource for Qcow2 {
             .is_none_or(|e| e > self.header.size)
         {
             return Err(self.bad(format!(
-                "read of {} bytes at {offset} is past the virtual size {}",
+                "read of {} bytes at offset {offset} is past the virtual size {}",
                 buf.len(),
                 self.header.size
             )));
         }
-        let cs = self.header.cluster_size() as usize;
-        let mut cluster_buf: Vec<u8> = Vec::new();
-        // A run of guest bytes that are contiguous on the host too: read with one pread.
-        let mut pending: Option<(u64, usize, usize)> = None; // (host, buf start, len)
+        let cs = self.layout.cluster_size();
+        // Scratch for compressed clusters, allocated on first use and reused within this call.
+        let (mut input, mut cluster) = (Vec::new(), Vec::new());
+        // Guest bytes contiguous on the host too are read with one pread: (host, start, len).
+        let mut pending: Option<(u64, usize, usize)> = None;
         let mut pos = 0usize;
         while pos < buf.len() {
             let goff = offset + pos as u64;
-            let (m, run) = self.lookup(goff)?;
-            let n = (run.min((buf.len() - pos) as u64)) as usize;
+            let want = (buf.len() - pos) as u64;
+            let (m, run) = self.lookup_run(goff, want)?;
+            let n = run.min(want) as usize;
             if let Mapping::Data(host) = m {
                 match &mut pending {
                     Some((h, s, l)) if *h + *l as u64 == host && *s + *l == pos => *l += n,
@@ -421,10 +457,15 @@ impl DiskSource for Qcow2 {
                 Mapping::Zero => dst.fill(0),
                 Mapping::Unallocated => self.read_backing(goff, dst)?,
                 Mapping::Compressed(coff, clen) => {
-                    cluster_buf.resize(cs, 0);
-                    self.read_compressed(coff, clen, &mut cluster_buf)?;
-                    let start = (goff % cs as u64) as usize;
-                    dst.copy_from_slice(&cluster_buf[start..start + n]);
+                    let start = (goff % cs) as usize;
+                    if start == 0 && n as u64 == cs {
+                        // A whole cluster: decode straight into the caller's buffer.
+                        self.read_compressed(coff, clen, &mut input, dst)?;
+                    } else {
+                        cluster.resize(cs as usize, 0);
+                        self.read_compressed(coff, clen, &mut input, &mut cluster)?;
+                        dst.copy_from_slice(&cluster[start..start + n]);
+                    }
                 }
                 Mapping::Data(_) => {}
             }
