@@ -813,4 +813,20 @@ fn bad_images_are_refused_with_one_line() {
         &["-b", "gone.qcow2", "-F", "qcow2", "-u"],
     );
     refused_path(&orphan, "not found");
+    // Backing files that are no disk: a FIFO (opening it would block forever), a char device.
+    run_in(Some(dir), "mkfifo", &["fifo"]);
+    let on_fifo = create(
+        dir,
+        "on-fifo.qcow2",
+        "1M",
+        &["-b", "fifo", "-F", "raw", "-u"],
+    );
+    refused_path(&on_fifo, "not a regular file or block device");
+    let on_zero = create(
+        dir,
+        "on-zero.qcow2",
+        "1M",
+        &["-b", "/dev/zero", "-F", "raw", "-u"],
+    );
+    refused_path(&on_zero, "not a regular file or block device");
 }

@@ -28,9 +28,11 @@ impl RawFile {
                 path.display()
             )));
         }
+        let size = file_size(&file, &meta)
+            .map_err(|e| Error::io(format!("size of {}", path.display()), e))?;
         Ok(RawFile {
             file,
-            size: meta.len(),
+            size,
             path: path.to_path_buf(),
         })
     }
@@ -43,6 +45,46 @@ impl RawFile {
         let r = unsafe { libc::lseek(self.file.as_raw_fd(), from, whence) };
         (r >= 0).then_some(r as u64)
     }
+}
+
+/// The size of an open file: its length, or for a block device (whose length reads as 0) the
+/// device size.
+pub(crate) fn file_size(file: &File, meta: &std::fs::Metadata) -> std::io::Result<u64> {
+    use std::io::Seek;
+    use std::os::unix::fs::FileTypeExt;
+    if meta.file_type().is_block_device() {
+        let mut f = file;
+        f.seek(std::io::SeekFrom::End(0))
+    } else {
+        Ok(meta.len())
+    }
+}
+
+/// Refuses to open, as a file named inside an image (backing or data file), anything but a
+/// regular file or a block device: a FIFO would block the open forever, a character device
+/// or socket is no disk.
+pub(crate) fn check_named_file(path: &Path, what: &str, image: &str) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = std::fs::metadata(path).map_err(|e| {
+        Error::bad_image(
+            image,
+            format!(
+                "{what} {} cannot be opened ({e}); names are resolved against the image's directory: restore it or rebase the image",
+                path.display()
+            ),
+        )
+    })?;
+    let t = meta.file_type();
+    if !(t.is_file() || t.is_block_device()) {
+        return Err(Error::bad_image(
+            image,
+            format!(
+                "{what} {} is not a regular file or block device: fix the name in the image",
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl DiskSource for RawFile {

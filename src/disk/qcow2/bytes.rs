@@ -36,10 +36,9 @@ impl FileBytes {
                 "{what} {shown} is a directory, not a disk image"
             )));
         }
-        Ok(FileBytes {
-            file,
-            size: meta.len(),
-        })
+        let size = crate::disk::raw::file_size(&file, &meta)
+            .map_err(|e| Error::io(format!("size of {what} {shown}"), e))?;
+        Ok(FileBytes { file, size })
     }
 }
 

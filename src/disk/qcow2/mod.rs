@@ -3,6 +3,10 @@
 //! L2 (32 subclusters), backing chains of qcow2 and raw files, external data files, the dirty bit.
 //! It refuses corrupt, encrypted and unknown-feature images with a clear message.
 //!
+//! Relative backing and external data file names are resolved against the image's directory.
+//! (qemu does so for backing files but opens a relative data file name from its working
+//! directory; the two agree when qemu runs in the image's directory.)
+//!
 //! Nothing read from the image is trusted: the header is validated before use ([`header`]),
 //! every table offset is checked against the file before it is read, every allocation is
 //! capped, and every loop advances by at least one byte. Reads are safe from many threads at
@@ -110,6 +114,7 @@ impl Qcow2 {
         let data: Option<Box<dyn ByteSource>> = match &header.data_file {
             Some(name) => {
                 let p = in_dir(name, "an external data file")?;
+                super::raw::check_named_file(&p, "external data file", &shown)?;
                 Some(Box::new(FileBytes::open(&p, "external data file")?))
             }
             None => None,
@@ -334,6 +339,7 @@ fn open_backing(
             ),
         ));
     }
+    super::raw::check_named_file(path, "backing file", child)?;
     let format = match format {
         Some("qcow2") => super::Format::Qcow2,
         Some("raw") => super::Format::Raw,
