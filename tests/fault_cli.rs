@@ -68,44 +68,16 @@ fn start_osd() {
 }
 
 fn images_named(prefix: &str) -> Vec<String> {
-    stdout(&rbd_with(&conf(), &["ls", "images"]))
-        .lines()
-        .filter(|l| l.starts_with(prefix))
-        .map(str::to_string)
-        .collect()
+    images_with_prefix(&conf(), "images", prefix)
 }
 
-/// An import from a pipe we feed ourselves.
+/// An import from a pipe we feed ourselves, reporting as JSON.
 fn start_import(name: &str, extra: &[&str]) -> (Child, std::process::ChildStdin) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rbdkit"))
-        .args([
-            "import-raw",
-            "-",
-            &format!("images/{name}"),
-            "--no-progress",
-            "--format",
-            "json",
-        ])
-        .args(extra)
-        .env("CEPH_CONF", conf())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdin = child.stdin.take().unwrap();
-    (child, stdin)
+    import_from_pipe(&conf(), name, &[&["--format", "json"], extra].concat())
 }
 
 fn wait_for_temp(name: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !images_named(name)
-        .iter()
-        .any(|n| n.contains(".rbdkit-partial."))
-    {
-        assert!(Instant::now() < deadline, "temporary image never appeared");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_temp_image(&conf(), name);
 }
 
 fn block(seed: u8) -> Vec<u8> {

@@ -73,12 +73,7 @@ fn sha256_hex(data: &[u8]) -> String {
 }
 
 fn leftovers(conf: &str, pool: &str, name: &str) -> Vec<String> {
-    let out = rbd_with(conf, &["ls", pool]);
-    stdout(&out)
-        .lines()
-        .filter(|l| l.starts_with(name))
-        .map(str::to_string)
-        .collect()
+    images_with_prefix(conf, pool, name)
 }
 
 #[test]

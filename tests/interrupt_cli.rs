@@ -5,48 +5,23 @@
 mod common;
 use common::*;
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 const MARKER: &str = ".rbdkit-partial.";
 
 fn images_named(conf: &str, prefix: &str) -> Vec<String> {
-    let out = rbd_with(conf, &["ls", "images"]);
-    stdout(&out)
-        .lines()
-        .filter(|l| l.starts_with(prefix))
-        .map(str::to_string)
-        .collect()
+    images_with_prefix(conf, "images", prefix)
 }
 
 /// Starts an import from a pipe, feeds it 32 MiB, and waits until its temporary image exists.
 fn start_import(conf: &str, name: &str) -> (Child, std::process::ChildStdin) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rbdkit"))
-        .args([
-            "import-raw",
-            "-",
-            &format!("images/{name}"),
-            "--no-progress",
-        ])
-        .env("CEPH_CONF", conf)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
+    let (child, mut stdin) = import_from_pipe(conf, name, &[]);
     let block: Vec<u8> = (0..(1 << 20)).map(|i: u32| (i % 251) as u8 + 1).collect();
     for _ in 0..32 {
         stdin.write_all(&block).unwrap();
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !images_named(conf, name).iter().any(|n| n.contains(MARKER)) {
-        assert!(
-            Instant::now() < deadline,
-            "the temporary image never appeared"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_temp_image(conf, name);
     (child, stdin)
 }
 

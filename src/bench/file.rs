@@ -2,7 +2,7 @@
 //! block device, driven by io_uring with O_DIRECT (buffered with `--buffered`). A missing file
 //! is created sparse with its size set, exactly as Cinder's NFS driver does (`truncate -s`).
 use super::workload::random_fill;
-use super::{JobSpec, Recorder, Target};
+use super::{JobSpec, Recorder, Target, TargetMeta};
 use crate::error::{Error, Result};
 use io_uring::{opcode, types, IoUring};
 use std::fs::{File, OpenOptions};
@@ -16,10 +16,8 @@ const ALIGN: usize = 4096;
 
 /// A file target.
 pub struct FileTarget {
-    name: String,
+    meta: TargetMeta,
     path: PathBuf,
-    size: u64,
-    created: bool,
     direct: bool,
 }
 
@@ -56,10 +54,12 @@ impl FileTarget {
             )));
         }
         Ok(FileTarget {
-            name: name.to_string(),
+            meta: TargetMeta {
+                name: name.to_string(),
+                size: len,
+                created,
+            },
             path,
-            size: len,
-            created,
             direct: !buffered,
         })
     }
@@ -86,16 +86,8 @@ impl Aligned {
 }
 
 impl Target for FileTarget {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn size(&self) -> u64 {
-        self.size
-    }
-
-    fn created(&self) -> bool {
-        self.created
+    fn meta(&self) -> &TargetMeta {
+        &self.meta
     }
 
     fn run_job(&self, spec: &JobSpec) -> Result<Recorder> {
@@ -227,7 +219,7 @@ impl Target for FileTarget {
     }
 
     fn finish(self: Box<Self>, keep: bool) -> Result<()> {
-        if self.created && !keep {
+        if self.meta.created && !keep {
             std::fs::remove_file(&self.path)
                 .map_err(|e| Error::io(format!("remove {}", self.path.display()), e))?;
         }

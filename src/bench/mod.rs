@@ -98,14 +98,33 @@ impl JobSpec {
     }
 }
 
+/// What every target knows about itself.
+#[derive(Clone, Debug)]
+pub struct TargetMeta {
+    /// The target as given on the command line.
+    pub name: String,
+    /// Bytes available for I/O.
+    pub size: u64,
+    /// Whether this run created it (so it holds no data yet).
+    pub created: bool,
+}
+
 /// Something to benchmark.
 pub trait Target: Send + Sync {
+    /// Name, size and whether this run created it.
+    fn meta(&self) -> &TargetMeta;
     /// The target as given on the command line.
-    fn name(&self) -> &str;
+    fn name(&self) -> &str {
+        &self.meta().name
+    }
     /// Bytes available for I/O.
-    fn size(&self) -> u64;
+    fn size(&self) -> u64 {
+        self.meta().size
+    }
     /// Whether this run created it (so it holds no data yet).
-    fn created(&self) -> bool;
+    fn created(&self) -> bool {
+        self.meta().created
+    }
     /// Runs one job to its stop condition.
     fn run_job(&self, spec: &JobSpec) -> Result<Recorder>;
     /// Bytes the storage has allocated for it, when the storage can tell.

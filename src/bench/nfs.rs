@@ -3,7 +3,7 @@
 //! job opens `iodepth` connections. A missing file is created sparse with `--size`, as Cinder's
 //! NFS driver does; writes are UNSTABLE, as the Linux client's O_DIRECT writes are.
 use super::workload::random_fill;
-use super::{JobSpec, Recorder, Target};
+use super::{JobSpec, Recorder, Target, TargetMeta};
 use crate::error::{Error, Result};
 use nfs3_client::nfs3_types::nfs3::{
     self, createhow3, diropargs3, filename3, nfs_fh3, nfsstat3, sattr3, stable_how, Nfs3Option,
@@ -63,13 +63,11 @@ impl NfsUrl {
 
 /// An NFS file target.
 pub struct NfsTarget {
-    name: String,
+    meta: TargetMeta,
     url: NfsUrl,
     mount_port: Option<u16>,
     dir: nfs_fh3,
     fh: nfs_fh3,
-    size: u64,
-    created: bool,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -191,13 +189,15 @@ impl NfsTarget {
                 )));
             }
             Ok(NfsTarget {
-                name: name.into(),
+                meta: TargetMeta {
+                    name: name.into(),
+                    size,
+                    created,
+                },
                 url,
                 mount_port,
                 dir,
                 fh,
-                size,
-                created,
             })
         })
     }
@@ -221,16 +221,8 @@ struct Shared {
 }
 
 impl Target for NfsTarget {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn size(&self) -> u64 {
-        self.size
-    }
-
-    fn created(&self) -> bool {
-        self.created
+    fn meta(&self) -> &TargetMeta {
+        &self.meta
     }
 
     fn run_job(&self, spec: &JobSpec) -> Result<Recorder> {
@@ -334,7 +326,7 @@ impl Target for NfsTarget {
     }
 
     fn finish(self: Box<Self>, keep: bool) -> Result<()> {
-        if !self.created || keep {
+        if !self.meta.created || keep {
             return Ok(());
         }
         runtime()?.block_on(async {

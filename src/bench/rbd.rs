@@ -1,7 +1,7 @@
 //! `rbd:POOL/IMAGE`: librbd asynchronous I/O, `iodepth` requests in flight per job. A missing
 //! image is created (layering only) with `--size` and removed afterwards unless `--keep`.
 use super::workload::random_fill;
-use super::{JobSpec, Recorder, Target};
+use super::{JobSpec, Recorder, Target, TargetMeta};
 use crate::ceph::{
     create_image, image_exists, remove_image, Cluster, Completions, CreateOptions, Image,
     ImageSpec, IoCtx,
@@ -11,12 +11,10 @@ use std::time::{Duration, Instant};
 
 /// An RBD image target.
 pub struct RbdTarget {
-    name: String,
+    meta: TargetMeta,
     io: IoCtx,
     image: Image,
     spec: ImageSpec,
-    size: u64,
-    created: bool,
     cache: String,
 }
 
@@ -43,12 +41,14 @@ impl RbdTarget {
             .conf_get("rbd_cache")
             .unwrap_or_else(|_| "unknown".into());
         Ok(RbdTarget {
-            name: name.to_string(),
+            meta: TargetMeta {
+                name: name.to_string(),
+                size,
+                created,
+            },
             io,
             image,
             spec,
-            size,
-            created,
             cache,
         })
     }
@@ -58,16 +58,8 @@ impl RbdTarget {
 const STALL: Duration = Duration::from_secs(60);
 
 impl Target for RbdTarget {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn size(&self) -> u64 {
-        self.size
-    }
-
-    fn created(&self) -> bool {
-        self.created
+    fn meta(&self) -> &TargetMeta {
+        &self.meta
     }
 
     fn run_job(&self, spec: &JobSpec) -> Result<Recorder> {
@@ -157,11 +149,11 @@ impl Target for RbdTarget {
             io,
             image,
             spec,
-            created,
+            meta,
             ..
         } = *self;
         image.close()?;
-        if created && !keep {
+        if meta.created && !keep {
             remove_image(&io, &spec.image)?;
         }
         Ok(())

@@ -4,8 +4,9 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 /// The main dev cluster's conf (clone v1). Panics with the fix when unset.
 pub fn conf() -> String {
@@ -104,6 +105,50 @@ pub fn run_ok(cmd: &str, args: &[&str]) {
         "{cmd} {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Images in `pool` whose names start with `prefix` (the rbd CLI as witness).
+pub fn images_with_prefix(conf: &str, pool: &str, prefix: &str) -> Vec<String> {
+    stdout(&rbd_with(conf, &["ls", pool]))
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Starts `rbdkit import-raw - images/NAME` reading a pipe the test feeds.
+pub fn import_from_pipe(conf: &str, name: &str, extra: &[&str]) -> (Child, ChildStdin) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rbdkit"))
+        .args([
+            "import-raw",
+            "-",
+            &format!("images/{name}"),
+            "--no-progress",
+        ])
+        .args(extra)
+        .env("CEPH_CONF", conf)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run rbdkit import-raw");
+    let stdin = child.stdin.take().expect("piped stdin");
+    (child, stdin)
+}
+
+/// Waits (at most 60 s) until the temporary image of an import of `images/NAME` exists.
+pub fn wait_for_temp_image(conf: &str, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !images_with_prefix(conf, "images", name)
+        .iter()
+        .any(|n| n.contains(".rbdkit-partial."))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the temporary image never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// stdout as text.
