@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # rbdkit bench vs fio, same settings, same run: 4k randwrite and randread, iodepth 32, 1 job,
 # rbd cache = false; fio's rbd engine on the same RBD image and fio's io_uring engine (O_DIRECT)
-# on the same file. Prints IOPS and CPU time per I/O side by side, and the IOPS ratio.
-# Usage: CEPH_CONF=... scripts/bench-vs-fio.sh [RUNTIME_S=10] [ROUNDS=2] [FILE_DIR=/var/tmp]
+# on the same file. Rounds alternate which tool goes first, so drift on a shared machine hits
+# both alike; each pair gives an IOPS ratio and the summary is the median ratio per job.
+# CPU per I/O is like for like: the whole process's user+system time (getrusage of the child,
+# librbd's threads included for both tools) divided by the I/Os it completed.
+# Usage: CEPH_CONF=... scripts/bench-vs-fio.sh [RUNTIME_S=10] [ROUNDS=5] [FILE_DIR=/var/tmp]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNTIME=${1:-10}; ROUNDS=${2:-2}; FDIR=${3:-/var/tmp}
+RUNTIME=${1:-10}; ROUNDS=${2:-5}; FDIR=${3:-/var/tmp}
 : "${CEPH_CONF:?set CEPH_CONF (eval \"\$(scripts/dev-cluster.sh env)\")}"
 RBDKIT=${RBDKIT:-${CARGO_TARGET_DIR:-target}/release/rbdkit}
 [ -x "$RBDKIT" ] || cargo build --release --quiet
@@ -19,33 +22,77 @@ rbd create "volumes/$img" --size 1G --image-feature layering
 rbd bench --io-type write --io-size 4M --io-total 1G --io-pattern seq "volumes/$img" >/dev/null   # prefill: reads hit data
 truncate -s 1G "$file"; dd if=/dev/urandom of="$file" bs=4M count=256 oflag=direct conv=notrunc status=none
 
+# timed OUT CMD...: runs CMD with stdout to OUT; prints the child's user+system CPU seconds.
+timed() {
+  python3 - "$@" <<'PY'
+import resource, subprocess, sys
+out, cmd = sys.argv[1], sys.argv[2:]
+with open(out, "w") as f:
+    rc = subprocess.run(cmd, stdout=f, stderr=subprocess.PIPE, text=True)
+if rc.returncode != 0:
+    sys.stderr.write(rc.stderr); sys.exit(1)
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(f"{ru.ru_utime + ru.ru_stime:.4f}")
+PY
+}
 fio_run() { # fio_run ENGINE_ARGS... -> "iops cpu_us_per_io"
-  fio --name=cmp --bs=4k --iodepth=32 --numjobs=1 --runtime="$RUNTIME" --time_based --output-format=json \
-      --randrepeat=0 "$@" > "$work/fio.json" 2>"$work/fio.err" || { cat "$work/fio.err" >&2; return 1; }
-  python3 - "$work/fio.json" <<'PY'
+  local cpu
+  cpu=$(timed "$work/fio.json" fio --name=cmp --bs=4k --iodepth=32 --numjobs=1 --runtime="$RUNTIME" \
+        --time_based --output-format=json --randrepeat=0 "$@")
+  python3 - "$work/fio.json" "$cpu" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))["jobs"][0]
 ios = j["read"]["total_ios"] + j["write"]["total_ios"]
 iops = j["read"]["iops"] + j["write"]["iops"]
-cpu_s = (j["usr_cpu"] + j["sys_cpu"]) / 100.0 * j["job_runtime"] / 1000.0
-print(f"{iops:.0f} {cpu_s * 1e6 / max(ios, 1):.1f}")
+print(f"{iops:.0f} {float(sys.argv[2]) * 1e6 / max(ios, 1):.1f}")
 PY
 }
 rk_run() { # rk_run TARGET RW -> "iops cpu_us_per_io"
-  "$RBDKIT" --no-progress bench "$1" --rw "$2" --bs 4k --iodepth 32 --jobs 1 --runtime "${RUNTIME}s" --keep \
-    --json "$work/rk.json" >/dev/null
-  python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("%.0f %.1f" % (r["iops"], r["cpu_us_per_io"]))' "$work/rk.json"
+  local cpu
+  cpu=$(timed /dev/null "$RBDKIT" --no-progress bench "$1" --rw "$2" --bs 4k --iodepth 32 --jobs 1 \
+        --runtime "${RUNTIME}s" --keep --json "$work/rk.json")
+  python3 - "$work/rk.json" "$cpu" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"][0]
+print(f"{r['iops']:.0f} {float(sys.argv[2]) * 1e6 / max(r['ios'], 1):.1f}")
+PY
 }
 
-printf '%-8s %-10s %-6s %10s %10s %12s %12s %8s\n' target rw round fio_iops rbdkit_iops fio_cpu_us rbdkit_cpu_us ratio
+printf '%-6s %-10s %-5s %-6s %10s %10s %8s %11s %11s\n' target rw round first fio_iops rk_iops ratio fio_cpu_us rk_cpu_us
+ratios="$work/ratios"; : > "$ratios"
 for rw in randwrite randread; do
   for r in $(seq 1 "$ROUNDS"); do
-    read -r fi fc < <(fio_run --ioengine=rbd --clientname=admin --pool=volumes --rbdname="$img" --rw="$rw")
-    read -r ri rc < <(rk_run "rbd:volumes/$img" "$rw")
-    printf '%-8s %-10s %-6s %10s %10s %12s %12s %7.2fx\n' rbd "$rw" "$r" "$fi" "$ri" "$fc" "$rc" "$(awk -v a="$ri" -v b="$fi" 'BEGIN{print a/b}')"
-    read -r fi fc < <(fio_run --ioengine=io_uring --direct=1 --filename="$file" --size=1G --rw="$rw")
-    read -r ri rc < <(rk_run "file:$file" "$rw")
-    printf '%-8s %-10s %-6s %10s %10s %12s %12s %7.2fx\n' file "$rw" "$r" "$fi" "$ri" "$fc" "$rc" "$(awk -v a="$ri" -v b="$fi" 'BEGIN{print a/b}')"
+    for target in rbd file; do
+      if [ "$target" = rbd ]; then
+        fio_args=(--ioengine=rbd --clientname=admin --pool=volumes --rbdname="$img" --rw="$rw")
+        rk_target="rbd:volumes/$img"
+      else
+        fio_args=(--ioengine=io_uring --direct=1 --filename="$file" --size=1G --rw="$rw")
+        rk_target="file:$file"
+      fi
+      if [ $((r % 2)) = 1 ]; then
+        first=fio; read -r fi fc < <(fio_run "${fio_args[@]}"); read -r ri rc < <(rk_run "$rk_target" "$rw")
+      else
+        first=rbdkit; read -r ri rc < <(rk_run "$rk_target" "$rw"); read -r fi fc < <(fio_run "${fio_args[@]}")
+      fi
+      ratio=$(awk -v a="$ri" -v b="$fi" 'BEGIN{printf "%.3f", a/b}')
+      echo "$target $rw $ratio $fc $rc" >> "$ratios"
+      printf '%-6s %-10s %-5s %-6s %10s %10s %7.2fx %11s %11s\n' "$target" "$rw" "$r" "$first" "$fi" "$ri" "$ratio" "$fc" "$rc"
+    done
   done
 done
-echo "(ratio = rbdkit IOPS / fio IOPS; cpu = CPU time of the whole process per I/O, µs)"
+echo
+echo "summary (median over $ROUNDS rounds; ratio = rbdkit IOPS / fio IOPS; cpu = whole-process CPU µs per I/O)"
+python3 - "$ratios" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    t, rw, ratio, fc, rc = line.split()
+    rows.setdefault((t, rw), []).append((float(ratio), float(fc), float(rc)))
+print(f"{'target':<6} {'rw':<10} {'median':>7} {'min':>6} {'max':>6} {'within10%':>9} {'fio_cpu':>8} {'rk_cpu':>8}")
+for (t, rw), v in rows.items():
+    r = [x[0] for x in v]
+    inside = sum(1 for x in r if 0.9 <= x <= 1.1)
+    print(f"{t:<6} {rw:<10} {statistics.median(r):6.2f}x {min(r):5.2f}x {max(r):5.2f}x {inside:>5}/{len(r):<3} "
+          f"{statistics.median(x[1] for x in v):8.1f} {statistics.median(x[2] for x in v):8.1f}")
+PY

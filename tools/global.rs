@@ -67,15 +67,31 @@ impl Global {
             timeout: self.connect_timeout,
             op_timeout: self.op_timeout,
             librados_log: self.verbose >= 2,
+            bulk_writes: false,
         }
     }
 
     /// Connects to the cluster, warning first if the keyring is readable by others.
     pub fn connect(&self) -> rbdkit::Result<rbdkit::ceph::Cluster> {
-        if let Some(k) = &self.keyring {
+        self.connect_with(self.connect_options())
+    }
+
+    /// Like [`Global::connect`], with librbd tuned for an import's bulk writes.
+    pub fn connect_for_bulk_writes(&self) -> rbdkit::Result<rbdkit::ceph::Cluster> {
+        self.connect_with(rbdkit::ceph::ConnectOptions {
+            bulk_writes: true,
+            ..self.connect_options()
+        })
+    }
+
+    fn connect_with(
+        &self,
+        opts: rbdkit::ceph::ConnectOptions,
+    ) -> rbdkit::Result<rbdkit::ceph::Cluster> {
+        if let Some(k) = &opts.keyring {
             warn_if_keyring_exposed(k);
         }
-        rbdkit::ceph::Cluster::connect(&self.connect_options())
+        rbdkit::ceph::Cluster::connect(&opts)
     }
 }
 

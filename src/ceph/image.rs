@@ -658,8 +658,8 @@ impl Image {
     pub fn aio_write(&self, offset: u64, buf: Vec<u8>, tag: u64, q: &Completions) -> Result<()> {
         let raw = self.raw;
         aio::submit(self.request(tag, buf, "write", offset, q), |c, p, len| {
-            // SAFETY: p/len describe the request's buffer, kept alive until the callback.
-            // The fadvise flags tell the OSD this is a sequential stream not worth caching.
+            // SAFETY: p/len describe the request's buffer, kept alive and unmodified until the
+            // callback (which is what zero-copy writes, see ConnectOptions::bulk_writes, need).
             unsafe { sys::rbd_aio_write2(raw, offset, len, p as *const c_char, c, 0) }
         })
     }

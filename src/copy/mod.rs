@@ -35,6 +35,19 @@ pub trait Sink {
     fn write(&mut self, offset: u64, data: Vec<u8>, pool: &BufferPool) -> Result<()>;
     /// Waits for every write, makes them durable and sets the final size.
     fn finish(&mut self, size: u64) -> Result<()>;
+    /// A writer the decode threads may call directly, in any order, when the target takes
+    /// positional writes from many threads (a file). Data is then written while it is still
+    /// in the CPU cache of the thread that read it, instead of after a trip through the
+    /// ordering queue. `None` (the default): every write goes through [`Sink::write`].
+    fn concurrent_writer(&self) -> Option<std::sync::Arc<dyn ConcurrentWrite>> {
+        None
+    }
+}
+
+/// Positional writes from many threads at once.
+pub trait ConcurrentWrite: Send + Sync {
+    /// Writes `data` at `offset`.
+    fn write_at(&self, offset: u64, data: &[u8]) -> Result<()>;
 }
 
 /// Tuning of a copy.
@@ -98,9 +111,12 @@ struct Chunk {
     index: u64,
     offset: u64,
     len: usize,
-    /// `None` when the chunk is known to read as zeros without reading it.
+    /// `None` when the chunk is known to read as zeros without reading it, or when its data
+    /// was already written (and nobody needs it any more).
     data: Option<Vec<u8>>,
     runs: Vec<(usize, usize)>,
+    /// The data runs are already in the target (written by the decode thread).
+    written: bool,
 }
 
 enum Msg {
@@ -118,6 +134,7 @@ pub fn copy_disk(
 ) -> Result<CopyStats> {
     let size = src.virtual_size();
     sink.ensure_size(size)?;
+    let direct = sink.concurrent_writer();
     let pool = BufferPool::new(opts.window + 4);
     let threads = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads.max(1))
@@ -134,45 +151,97 @@ pub fn copy_disk(
                 }
                 let offset = index * chunk;
                 let len = chunk.min(size - offset) as usize;
-                let has_data = match src.extents(offset, len as u64) {
-                    Ok(ext) => ext.iter().any(|e| e.kind == ExtentKind::Data),
+                // Only the data extents are read and scanned: zero and unallocated ranges are
+                // known to read as zeros (a sparse disk would otherwise cost a memset and a
+                // zero scan of every hole).
+                let data: Vec<(usize, usize)> = match src.extents(offset, len as u64) {
+                    Ok(ext) => ext
+                        .iter()
+                        .filter(|e| e.kind == ExtentKind::Data)
+                        .map(|e| ((e.offset - offset) as usize, e.len as usize))
+                        .collect(),
                     Err(e) => {
                         let _ = tx.send(Msg::Chunk(Err(e)));
                         return;
                     }
                 };
-                if !has_data {
+                if data.is_empty() {
                     let _ = tx.send(Msg::Chunk(Ok(Chunk {
                         index,
                         offset,
                         len,
                         data: None,
                         runs: Vec::new(),
+                        written: false,
                     })));
                     continue;
                 }
-                let (tx, pool) = (tx.clone(), pool.clone());
-                let sparse = opts.sparse_size as usize;
+                let (tx, pool, direct) = (tx.clone(), pool.clone(), direct.clone());
+                let (sparse, keep) = (opts.sparse_size as usize, opts.checksum);
                 s.spawn(move |_| {
-                    let mut buf = pool.get(len);
-                    let msg = match src.read_at(offset, &mut buf) {
-                        Ok(()) => {
-                            let runs = nonzero_runs(&buf, sparse);
-                            Ok(Chunk {
-                                index,
-                                offset,
-                                len,
-                                data: Some(buf),
-                                runs,
-                            })
-                        }
-                        Err(e) => Err(e),
-                    };
+                    let at = ChunkAt { index, offset, len };
+                    let msg = read_chunk(src, &data, direct.as_deref(), &pool, sparse, keep, at);
                     let _ = tx.send(Msg::Chunk(msg));
                 });
             }
             let _ = tx.send(Msg::End(size));
         });
+    })
+}
+
+/// Where a chunk lies in the guest.
+#[derive(Clone, Copy)]
+struct ChunkAt {
+    index: u64,
+    offset: u64,
+    len: usize,
+}
+
+/// Reads and zero-scans the `data` extents (chunk-relative `(start, len)`) of one chunk on a
+/// decode thread. With a concurrent writer it also writes the data runs there, and keeps the
+/// buffer only if the hasher (`keep`) still needs it. Only the hasher reads the bytes between
+/// extents, so only then are they zeroed.
+fn read_chunk(
+    src: &dyn DiskSource,
+    data: &[(usize, usize)],
+    direct: Option<&dyn ConcurrentWrite>,
+    pool: &BufferPool,
+    sparse: usize,
+    keep: bool,
+    at: ChunkAt,
+) -> Result<Chunk> {
+    let mut buf = pool.get(at.len);
+    let mut runs = Vec::new();
+    let mut pos = 0;
+    for &(start, n) in data {
+        if keep {
+            buf[pos..start].fill(0);
+        }
+        src.read_at(at.offset + start as u64, &mut buf[start..start + n])?;
+        zero::push_nonzero_runs(&buf, start, n, sparse, &mut runs);
+        pos = start + n;
+    }
+    if keep {
+        buf[pos..].fill(0);
+    }
+    let mut data = Some(buf);
+    if let Some(w) = direct {
+        if let Some(b) = &data {
+            for &(start, n) in &runs {
+                w.write_at(at.offset + start as u64, &b[start..start + n])?;
+            }
+        }
+        if !keep {
+            pool.put(data.take().unwrap_or_default());
+        }
+    }
+    Ok(Chunk {
+        index: at.index,
+        offset: at.offset,
+        len: at.len,
+        data,
+        runs,
+        written: direct.is_some(),
     })
 }
 
@@ -241,6 +310,7 @@ pub fn copy_stream(
                 len,
                 data: Some(buf),
                 runs,
+                written: false,
             })));
             offset += len as u64;
             if len < chunk {
@@ -383,17 +453,23 @@ fn consume(
             next += 1;
             let chunk_end = c.offset + c.len as u64;
             sink.ensure_size(chunk_end)?;
+            let data_len: usize = c.runs.iter().map(|r| r.1).sum();
+            written += data_len as u64;
+            skipped += (c.len - data_len) as u64;
             match c.data {
+                None if c.written => {}
                 None => {
                     if let Some(h) = &hash_tx {
                         let _ = h.send(Hashed::Zeros(c.len));
                     }
-                    skipped += c.len as u64;
                 }
+                Some(buf) if c.written => match &hash_tx {
+                    Some(h) => {
+                        let _ = h.send(Hashed::Data(buf));
+                    }
+                    None => pool.put(buf),
+                },
                 Some(buf) => {
-                    let data_len: usize = c.runs.iter().map(|r| r.1).sum();
-                    written += data_len as u64;
-                    skipped += (c.len - data_len) as u64;
                     let whole = c.runs.len() == 1 && c.runs[0] == (0, c.len);
                     if whole && hash_tx.is_none() {
                         sink.write(c.offset, buf, pool)?;
@@ -428,4 +504,115 @@ fn consume(
         elapsed_s: started.elapsed().as_secs_f64(),
         sha256: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disk::Extent;
+
+    /// A disk in memory whose extents are given: data where listed, unallocated elsewhere.
+    struct MemDisk {
+        bytes: Vec<u8>,
+        data: Vec<(u64, u64)>,
+    }
+
+    impl DiskSource for MemDisk {
+        fn virtual_size(&self) -> u64 {
+            self.bytes.len() as u64
+        }
+
+        fn extents(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
+            let end = offset + len;
+            let mut out = Vec::new();
+            let mut pos = offset;
+            for &(s, l) in &self.data {
+                let (s, e) = (s.max(offset), (s + l).min(end));
+                if s >= e {
+                    continue;
+                }
+                if pos < s {
+                    out.push(Extent {
+                        offset: pos,
+                        len: s - pos,
+                        kind: ExtentKind::Unallocated,
+                    });
+                }
+                out.push(Extent {
+                    offset: s,
+                    len: e - s,
+                    kind: ExtentKind::Data,
+                });
+                pos = e;
+            }
+            if pos < end {
+                out.push(Extent {
+                    offset: pos,
+                    len: end - pos,
+                    kind: ExtentKind::Unallocated,
+                });
+            }
+            Ok(out)
+        }
+
+        fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+            let o = offset as usize;
+            buf.copy_from_slice(&self.bytes[o..o + buf.len()]);
+            Ok(())
+        }
+
+        fn format_name(&self) -> &'static str {
+            "memory"
+        }
+    }
+
+    /// Data extents that start and end inside chunks and inside zero-detection blocks, one of
+    /// them holding zero bytes, copied to a file with and without the checksum.
+    #[test]
+    fn partial_extents_copy_exactly_and_hash_the_whole_disk() {
+        let size = 3 * 65536 + 1000;
+        let mut bytes = vec![0u8; size];
+        let data = vec![
+            (100u64, 5000u64),
+            (65536 + 4096, 8192),
+            (2 * 65536 - 10, 20),
+            (3 * 65536, 1000),
+        ];
+        for &(s, l) in &data {
+            for i in s..s + l {
+                bytes[i as usize] = (i % 251) as u8 + 1;
+            }
+        }
+        // Listed as data but all zero: must be skipped, not written.
+        let mut data = data;
+        data.insert(2, (65536 + 20000, 4096));
+        let disk = MemDisk {
+            bytes: bytes.clone(),
+            data,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        for checksum in [false, true] {
+            let dest = dir.path().join(format!("out-{checksum}.raw"));
+            let mut sink = sink_file::FileSink::create(&dest, false).unwrap();
+            let opts = CopyOptions {
+                chunk_size: 65536,
+                sparse_size: 4096,
+                threads: 3,
+                window: 4,
+                checksum,
+            };
+            let cancel = AtomicBool::new(false);
+            let ctl = Control {
+                progress: &|_, _| {},
+                cancel: &cancel,
+            };
+            let stats = copy_disk(&disk, &mut sink, &opts, &ctl).unwrap();
+            sink.commit().unwrap();
+            assert_eq!(std::fs::read(&dest).unwrap(), bytes);
+            assert_eq!(stats.virtual_size, size as u64);
+            assert_eq!(stats.bytes_written + stats.bytes_zero_skipped, size as u64);
+            let expect = checksum.then(|| hex::encode(Sha256::digest(&bytes)));
+            assert_eq!(stats.sha256, expect);
+        }
+    }
 }
