@@ -10,8 +10,10 @@ use crate::ceph::{
     Completions,
 };
 use crate::ceph::{CreateOptions, Image, ImageSpec, IoCtx};
+use crate::copy::qcow2_stream::copy_qcow2_stream;
 use crate::copy::sink_rbd::RbdSink;
 use crate::copy::{copy_disk, copy_stream, Control, CopyOptions, CopyStats};
+use crate::disk::qcow2::Qcow2Stream;
 use crate::disk::DiskSource;
 use crate::error::{Error, Result};
 use serde::Serialize;
@@ -29,6 +31,9 @@ pub enum ImportSource<'a> {
     Disk(&'a dyn DiskSource),
     /// A raw byte stream of unknown length (stdin).
     Stream(Box<dyn Read + Send>),
+    /// A qcow2 image arriving as a stream (stdin), its header already read: decoded in one
+    /// pass, what arrives before its tables spilled to a temporary file.
+    Qcow2Stream(Qcow2Stream),
 }
 
 /// What to import, where, and how.
@@ -75,6 +80,15 @@ pub struct ImportReport {
     pub mib_per_s: f64,
     /// SHA-256 of the virtual disk content.
     pub sha256: Option<String>,
+    /// qcow2 streams only: bytes that arrived before the tables naming them and went through
+    /// the temporary spill file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_spilled: Option<u64>,
+    /// The SHA-256 was computed by reading the image back: the qcow2 stream's data arrived too
+    /// far out of guest order to hash on the way (then `verified` stays `None`: there is no
+    /// independent checksum to compare with).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub sha256_read_back: bool,
     /// True when the image was read back and matched; `None` without `--verify`.
     pub verified: Option<bool>,
     /// Snapshot created, if any.
@@ -123,6 +137,7 @@ pub fn import(
     let initial = match &source {
         ImportSource::Disk(d) => d.virtual_size().max(req.size.unwrap_or(0)),
         ImportSource::Stream(_) => req.size.unwrap_or(0),
+        ImportSource::Qcow2Stream(s) => s.virtual_size().max(req.size.unwrap_or(0)),
     };
     create_image(&io, &tmp_name, initial, &req.create)
         .map_err(|e| explain_stall(cluster, &req.dest, e))?;
@@ -170,14 +185,30 @@ fn write_and_publish(
 ) -> Result<ImportReport> {
     let started = std::time::Instant::now();
     let image = Image::open(io, tmp_name, None)?;
-    let stats: CopyStats = {
+    let (mut bytes_spilled, mut read_back) = (None, false);
+    let mut stats: CopyStats = {
         let mut sink = RbdSink::new(&image, initial, req.size.unwrap_or(0), req.concurrency);
         match source {
             ImportSource::Disk(d) => copy_disk(d, &mut sink, &req.copy, ctl)?,
             ImportSource::Stream(r) => copy_stream(r, &mut sink, &req.copy, ctl)?,
+            ImportSource::Qcow2Stream(s) => {
+                let st = copy_qcow2_stream(s, &mut sink, &req.copy, ctl)?;
+                bytes_spilled = Some(st.bytes_spilled);
+                read_back = st.checksum_fell_back;
+                st.copy
+            }
         }
     };
-    let verified = if req.verify {
+    if read_back {
+        stats.sha256 = Some(read_sha256(
+            &image,
+            stats.virtual_size,
+            req.copy.chunk_size,
+            req.concurrency,
+            ctl,
+        )?);
+    }
+    let verified = if req.verify && !read_back {
         let expected = stats.sha256.as_deref().unwrap_or_default();
         let actual = read_sha256(
             &image,
@@ -222,6 +253,8 @@ fn write_and_publish(
         elapsed_s,
         mib_per_s: stats.virtual_size as f64 / (1 << 20) as f64 / elapsed_s.max(1e-9),
         sha256: stats.sha256,
+        bytes_spilled,
+        sha256_read_back: read_back,
         verified,
         snap: req.snap.clone(),
         protected: req.snap.is_some() && req.protect,

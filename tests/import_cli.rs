@@ -205,7 +205,158 @@ fn raw_and_qcow2_from_stdin() {
             "{}",
             input.display()
         );
+        // A qcow2 stream is decoded as it arrives: qemu-img puts every table before the data
+        // it maps, so nothing goes through the spill file.
+        if input == src {
+            assert_eq!(j["source_format"], "qcow2");
+            assert_eq!(j["bytes_spilled"].as_u64(), Some(0), "{j}");
+        } else {
+            assert!(j.get("bytes_spilled").is_none(), "{j}");
+        }
     }
+}
+
+/// Runs `rbdkit import-raw - DEST --format json EXTRA...` with `data` piped into it.
+fn import_stdin(conf: &str, dest: &str, data: Vec<u8>, extra: &[&str]) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rbdkit"))
+        .args(["import-raw", "-", dest, "--format", "json", "--no-progress"])
+        .args(extra)
+        .env("CEPH_CONF", conf)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&data));
+    let out = child.wait_with_output().unwrap();
+    // rbdkit may refuse a stream before reading all of it (a broken pipe is then expected).
+    let _ = writer.join().unwrap();
+    out
+}
+
+#[test]
+fn qcow2_streams_from_stdin_spill_only_what_arrives_before_its_tables() {
+    let conf = conf();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = make_qcow2(d, "base.qcow2", &[]);
+    // 4 KiB clusters, zstd: qemu-img packs some compressed clusters before the L2 table that
+    // maps them, so they arrive before anything says where they belong.
+    let zstd = d.join("zstd.qcow2");
+    run_ok(
+        "qemu-img",
+        &[
+            "convert",
+            "-c",
+            "-O",
+            "qcow2",
+            "-o",
+            "cluster_size=4096,compression_type=zstd",
+            base.to_str().unwrap(),
+            zstd.to_str().unwrap(),
+        ],
+    );
+    // Growing an image past what its L1 table maps moves the table to the end of the file:
+    // every table and all data arrive before it.
+    let grown = make_qcow2(d, "grown.qcow2", &[]);
+    let g = grown.to_str().unwrap();
+    run_ok("qemu-img", &["resize", "-q", g, "700M"]);
+    run_ok(
+        "qemu-io",
+        &["-f", "qcow2", "-c", "write -P 0x99 600M 2M", g],
+    );
+    // More than the 256 MiB hash buffer written in reverse guest order: the checksum cannot
+    // be computed on the way and is read back from the image instead.
+    let rev = d.join("reverse.qcow2");
+    let r = rev.to_str().unwrap();
+    run_ok("qemu-img", &["create", "-q", "-f", "qcow2", r, "320M"]);
+    let mut io: Vec<String> = vec!["-f".into(), "qcow2".into()];
+    for i in (0..20u32).rev() {
+        io.extend(["-c".into(), format!("write -P {} {}M 16M", i + 1, i * 16)]);
+    }
+    io.push(r.into());
+    run_ok(
+        "qemu-io",
+        &io.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+
+    let mut cleanup = Cleanup::new(&conf);
+    for (src, spills, read_back) in [
+        (&zstd, true, false),
+        (&grown, true, false),
+        (&rev, false, true),
+    ] {
+        let expected = qemu_raw(src, d);
+        let dest = format!("images/{}", unique("q2s"));
+        cleanup.add(&dest);
+        let extra: &[&str] = if read_back { &[] } else { &["--verify"] };
+        let out = import_stdin(&conf, &dest, std::fs::read(src).unwrap(), extra);
+        let name = src.display();
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(j["source_format"], "qcow2", "{name}");
+        assert_eq!(j["virtual_size"].as_u64(), Some(expected.len() as u64));
+        assert_eq!(
+            j["sha256"].as_str(),
+            Some(sha256_hex(&expected).as_str()),
+            "{name}"
+        );
+        let spilled = j["bytes_spilled"].as_u64().expect("bytes_spilled");
+        assert_eq!(spilled > 0, spills, "{name}: {j}");
+        assert_eq!(
+            j["sha256_read_back"].as_bool() == Some(true),
+            read_back,
+            "{name}: {j}"
+        );
+        if !read_back {
+            assert_eq!(j["verified"], true, "{name}");
+        }
+        assert_eq!(
+            rbd_json(&conf, &["info", &dest])["size"].as_u64(),
+            Some(expected.len() as u64)
+        );
+        assert!(
+            rbd_export(&conf, &dest, d) == expected,
+            "{name}: rbd export differs from qemu-img convert"
+        );
+        eprintln!("{name}: spilled {spilled} bytes");
+    }
+
+    // A backing file cannot be followed from a pipe: refused before anything is created.
+    let top = d.join("top.qcow2");
+    run_ok(
+        "qemu-img",
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-b",
+            "base.qcow2",
+            "-F",
+            "qcow2",
+            top.to_str().unwrap(),
+        ],
+    );
+    let name = unique("q2sbad");
+    let out = import_stdin(
+        &conf,
+        &format!("images/{name}"),
+        std::fs::read(&top).unwrap(),
+        &[],
+    );
+    assert_one_line_error(
+        &out,
+        1,
+        &["stdin", "cannot have a backing file", "pass the file path"],
+    );
+    // A truncated stream: the temporary image is removed, nothing is published.
+    let mut cut = std::fs::read(&base).unwrap();
+    cut.truncate(cut.len() / 2);
+    let out = import_stdin(&conf, &format!("images/{name}"), cut, &[]);
+    assert_one_line_error(&out, 1, &["stdin", "truncated"]);
+    assert!(leftovers(&conf, "images", &name).is_empty());
 }
 
 #[test]

@@ -99,3 +99,27 @@ fn sigkill_leftover_is_found_and_removed_by_cleanup() {
     assert!(stdout(&out).contains(&left[0]), "{}", stdout(&out));
     assert!(images_named(&conf, &name).is_empty());
 }
+
+#[test]
+fn sigint_during_a_qcow2_stream_removes_the_temporary_image() {
+    let conf = conf();
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("s.qcow2");
+    let p = img.to_str().unwrap();
+    run_ok("qemu-img", &["create", "-q", "-f", "qcow2", p, "256M"]);
+    run_ok("qemu-io", &["-f", "qcow2", "-c", "write -P 0x5a 0 64M", p]);
+    let bytes = std::fs::read(&img).unwrap();
+    let name = unique("sigq");
+    let (child, mut stdin) = import_from_pipe(&conf, &name, &[]);
+    // Half the image: the import is decoding and writing, and waits for the rest.
+    stdin.write_all(&bytes[..bytes.len() / 2]).unwrap();
+    wait_for_temp_image(&conf, &name);
+    let out = signal_and_wait(child, stdin, libc::SIGINT);
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("temporary image was removed"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(images_named(&conf, &name).is_empty());
+}

@@ -8,6 +8,7 @@
 //! read but not yet handed to the sink, whatever the image size.
 //! This module never prints; cancellation is a flag the caller sets (e.g. from SIGINT).
 mod buffers;
+pub mod qcow2_stream;
 pub mod sink_file;
 #[cfg(feature = "rbd")]
 pub mod sink_rbd;

@@ -5,6 +5,7 @@ use crate::global::Global;
 use clap::Args;
 use rbdkit::ceph::ImageSpec;
 use rbdkit::copy::Control;
+use rbdkit::disk::qcow2::Qcow2Stream;
 use rbdkit::disk::Format;
 use rbdkit::import::{import, ImportReport, ImportRequest, ImportSource};
 use rbdkit::units::format_size;
@@ -63,7 +64,6 @@ pub fn run(a: ImportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
 
     // Open the source before touching the cluster, so bad input fails fast and leaves nothing.
     let stdin = a.src.as_os_str() == "-";
-    let mut spool: Option<tempfile::NamedTempFile> = None;
     let mut head = [0u8; 4];
     let mut head_len = 0;
     let mut stdin_handle = std::io::stdin();
@@ -79,22 +79,24 @@ pub fn run(a: ImportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     }
     let is_qcow2_stream = stdin
         && (wanted == Some(Format::Qcow2) || (wanted.is_none() && head[..head_len] == *b"QFI\xfb"));
-    let mut chained = std::io::Cursor::new(head[..head_len].to_vec()).chain(stdin_handle);
-    if is_qcow2_stream {
-        // qcow2 tables and clusters can sit anywhere in the file, so a stream must be spilled
-        // to disk first; memory stays bounded by the copy buffer.
-        let mut f = tempfile::NamedTempFile::new()
-            .map_err(|e| Error::io("create spool file for stdin", e))?;
-        std::io::copy(&mut chained, f.as_file_mut())
-            .map_err(|e| Error::io("spool stdin to a temporary file", e))?;
-        spool = Some(f);
-    }
-    let disk = match (&spool, stdin) {
-        (Some(f), _) => Some(rbdkit::disk::open(f.path(), Some(Format::Qcow2))?),
-        (None, false) => Some(rbdkit::disk::open(&a.src, wanted)?),
-        (None, true) => None,
+    let chained = std::io::Cursor::new(head[..head_len].to_vec()).chain(stdin_handle);
+    // A qcow2 stream is decoded as it arrives (its header now, so bad input fails before the
+    // cluster is touched); what comes before its tables is spilled to a file in TMPDIR.
+    let (qcow2_stream, raw_stream) = match (stdin, is_qcow2_stream) {
+        (true, true) => (Some(Qcow2Stream::open(Box::new(chained), "stdin")?), None),
+        (true, false) => (None, Some(chained)),
+        (false, _) => (None, None),
     };
-    let source_format = disk.as_ref().map_or("raw", |d| d.format_name()).to_string();
+    let disk = match stdin {
+        false => Some(rbdkit::disk::open(&a.src, wanted)?),
+        true => None,
+    };
+    let source_format = match (&disk, &qcow2_stream) {
+        (Some(d), _) => d.format_name(),
+        (None, Some(_)) => "qcow2",
+        (None, None) => "raw",
+    }
+    .to_string();
 
     let req = ImportRequest {
         dest: a.dest.clone(),
@@ -112,21 +114,27 @@ pub fn run(a: ImportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     let mut g = g.clone();
     g.op_timeout = g.op_timeout.or(Some(std::time::Duration::from_secs(120)));
     let cluster = g.connect_for_bulk_writes()?;
-    let total = disk.as_ref().map_or(0, |d| d.virtual_size());
+    let total = match (&disk, &qcow2_stream) {
+        (Some(d), _) => d.virtual_size(),
+        (None, Some(q)) => q.virtual_size(),
+        (None, None) => 0,
+    };
     let bar = crate::progress::bytes_bar(total, "importing", !g.no_progress);
     let ctl = Control {
         progress: &|done, _| bar.set_position(done),
         cancel: &cancel,
     };
-    let result = match &disk {
-        Some(d) => import(&cluster, &req, ImportSource::Disk(d.as_ref()), &ctl),
-        None => import(
-            &cluster,
-            &req,
-            ImportSource::Stream(Box::new(chained)),
-            &ctl,
-        ),
+    let source = match (&disk, qcow2_stream, raw_stream) {
+        (Some(d), _, _) => ImportSource::Disk(d.as_ref()),
+        (None, Some(q), _) => ImportSource::Qcow2Stream(q),
+        (None, None, Some(r)) => ImportSource::Stream(Box::new(r)),
+        (None, None, None) => {
+            return Err(Error::Other(
+                "import-raw: no source (internal error)".into(),
+            ))
+        }
     };
+    let result = import(&cluster, &req, source, &ctl);
     bar.finish_and_clear();
     let report = match result {
         Ok(r) => r,
@@ -165,11 +173,19 @@ pub fn run(a: ImportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             r.mib_per_s,
             out.peak_rss_bytes.map_or("?".into(), format_size)
         );
+        if let Some(n) = r.bytes_spilled {
+            println!(
+                "  qcow2 stream: {} arrived before its tables and went through a temporary file",
+                format_size(n)
+            );
+        }
         if let Some(s) = &r.sha256 {
             println!(
                 "  sha256 {s}{}",
                 if r.verified == Some(true) {
                     " (verified by reading the image back)"
+                } else if r.sha256_read_back {
+                    " (read back from the image: the stream's data came too far out of guest order to hash on the way)"
                 } else {
                     ""
                 }

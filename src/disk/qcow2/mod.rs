@@ -11,16 +11,21 @@
 //! every table offset is checked against the file before it is read, every allocation is
 //! capped, and every loop advances by at least one byte. Reads are safe from many threads at
 //! once: bytes come from positional reads ([`ByteSource`]) and decoded L2 tables from a bounded
-//! cache behind a mutex that is never held during I/O. This module only reads; it never writes.
+//! cache behind a mutex that is never held during I/O. This module only reads; it never writes
+//! (but for [`stream`], which decodes an image arriving as a stream and keeps what arrives
+//! before its tables in a temporary spill file).
 mod bytes;
 mod compressed;
 pub mod header;
 mod l2;
+mod spill;
+pub mod stream;
 
 pub use bytes::{ByteSource, FileBytes};
 pub use compressed::{decode_cluster, ZSTD_WINDOW_LOG_MAX};
 pub use header::{Compression, Header};
 pub use l2::Mapping;
+pub use stream::Qcow2Stream;
 
 use super::{DiskSource, Extent, ExtentKind};
 use crate::error::{Error, Result};
