@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// A qcow2 with data, zero clusters, unallocated space and a compressed region.
 fn make_qcow2(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
@@ -168,26 +168,7 @@ fn raw_and_qcow2_from_stdin() {
     for input in [raw.clone(), src.clone()] {
         let dest = format!("images/{}", unique("stdin"));
         cleanup.add(&dest);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rbdkit"))
-            .args([
-                "import-raw",
-                "-",
-                &dest,
-                "--format",
-                "json",
-                "--no-progress",
-            ])
-            .env("CEPH_CONF", &conf)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let data = std::fs::read(&input).unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let writer = std::thread::spawn(move || stdin.write_all(&data));
-        let out = child.wait_with_output().unwrap();
-        writer.join().unwrap().unwrap();
+        let out = import_stdin(&conf, &dest, std::fs::read(&input).unwrap(), &[]);
         assert!(
             out.status.success(),
             "{}: {}",
@@ -216,18 +197,12 @@ fn raw_and_qcow2_from_stdin() {
     }
 }
 
-/// Runs `rbdkit import-raw - DEST --format json EXTRA...` with `data` piped into it.
+/// Runs `rbdkit import-raw - images/NAME --format json EXTRA...` with `data` piped into it.
 fn import_stdin(conf: &str, dest: &str, data: Vec<u8>, extra: &[&str]) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rbdkit"))
-        .args(["import-raw", "-", dest, "--format", "json", "--no-progress"])
-        .args(extra)
-        .env("CEPH_CONF", conf)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
+    let name = dest
+        .strip_prefix("images/")
+        .expect("tests import into images/");
+    let (child, mut stdin) = import_from_pipe(conf, name, &[&["--format", "json"], extra].concat());
     let writer = std::thread::spawn(move || stdin.write_all(&data));
     let out = child.wait_with_output().unwrap();
     // rbdkit may refuse a stream before reading all of it (a broken pipe is then expected).

@@ -62,11 +62,13 @@ pub struct Header {
     pub data_file: Option<String>,
 }
 
-fn be32(b: &[u8], at: usize) -> u32 {
+/// The big-endian u32 at `at` (the caller has checked the bounds).
+pub(super) fn be32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-fn be64(b: &[u8], at: usize) -> u64 {
+/// The big-endian u64 at `at` (the caller has checked the bounds).
+pub(super) fn be64(b: &[u8], at: usize) -> u64 {
     let mut a = [0u8; 8];
     a.copy_from_slice(&b[at..at + 8]);
     u64::from_be_bytes(a)

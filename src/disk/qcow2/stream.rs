@@ -45,7 +45,7 @@
 //! come from the validated header, and every allocation is capped. This module never writes
 //! anything but its own spill file.
 use super::be_words;
-use super::header::{Compression, Header, MAX_CLUSTER_BITS, MIN_CLUSTER_BITS};
+use super::header::{be32, be64, Compression, Header, MAX_CLUSTER_BITS, MIN_CLUSTER_BITS};
 use super::l2::{Layout, Mapping, OFFSET_MASK};
 use super::spill::Spill;
 use crate::error::{Error, Result};
@@ -345,16 +345,6 @@ pub struct StreamDecoder {
     refblocks: BTreeSet<u64>,
     spill: Spill,
     stats: StreamStats,
-}
-
-fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-fn be64(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_be_bytes(a)
 }
 
 /// Overlap of `[a0, a1)` and `[b0, b1)`, if not empty.
