@@ -4,11 +4,12 @@
 #   qemu-img convert -W -O raw SRC rbd:images/X          (needs qemu-block-extra; scripts/install-bench-deps.sh)
 #   two-step: qemu-img convert -O raw SRC tmp.raw && rbd import tmp.raw images/X   (Cinder's path)
 #   rbd import RAW images/X                              (the raw file already exists)
+#   cat SRC | rbdkit import-raw - images/X               (the qcow2 streamed from a pipe)
+#   rbd bench, 1 GiB of 4M writes                        (the cluster's write ceiling, dense rows)
 # and local conversion: rbdkit convert vs qemu-img convert -O raw.
 # Inputs: (a) 1 GiB random data as qcow2, (b) sparse qcow2 ~25 % allocated (4 GiB virtual),
 #         (c) zlib-compressed qcow2 of an ext4 filesystem made from /usr/share (~680 MB of files, 2 GiB virtual).
-# Prints the median of ROUNDS runs for each and the ratios. Also `rbd bench` 4M writes as the
-# cluster's ceiling.
+# Prints min/median/max of ROUNDS runs for each and the ratio of medians to rbdkit's.
 # Usage: CEPH_CONF=... scripts/bench-import.sh [ROUNDS=3] [WORKDIR=/var/tmp/rbdkit-bench]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -73,10 +74,6 @@ grep -qiE "unknown protocol|unknown driver|not supported|failed to initialize mo
 [ "$has_qemu_rbd" = 1 ] || echo "note: qemu-img has no working rbd driver; run scripts/install-bench-deps.sh for the qemu-img direct column" >&2
 
 make_inputs
-echo "cluster ceiling: rbd bench --io-type write --io-size 4M --io-total 1G"
-rbd create "$POOL/bench-ceiling-$tag" --size 1G --image-feature layering
-rbd bench --io-type write --io-size 4M --io-threads 16 --io-total 1G --io-pattern seq "$POOL/bench-ceiling-$tag" 2>&1 | tail -1
-rmimg "bench-ceiling-$tag"
 
 printf '\n%-7s %-20s %8s %8s %8s %8s\n' input tool min median max vs_rbdkit
 for n in dense sparse fs; do
@@ -85,6 +82,12 @@ for n in dense sparse fs; do
   for r in $(seq 1 "$ROUNDS"); do
     T[rbdkit]+="$(time_cmd "$RBDKIT" --no-progress import-raw "$src" "$POOL/b-rk-$tag") "; rmimg "b-rk-$tag"
     T[rbdkit-no-checksum]+="$(time_cmd "$RBDKIT" --no-progress import-raw --no-checksum "$src" "$POOL/b-rn-$tag") "; rmimg "b-rn-$tag"
+    T[rbdkit-stdin]+="$(time_cmd bash -c "cat '$src' | '$RBDKIT' --no-progress import-raw - '$POOL/b-rs-$tag'") "; rmimg "b-rs-$tag"
+    if [ "$n" = dense ]; then
+      # The cluster's own write ceiling, measured in the same round: 1 GiB of 4M writes.
+      rbd create "$POOL/b-cb-$tag" --size 1G --image-feature layering
+      T[ceiling-rbd-bench]+="$(time_cmd rbd bench --io-type write --io-size 4M --io-threads 16 --io-total 1G --io-pattern seq "$POOL/b-cb-$tag") "; rmimg "b-cb-$tag"
+    fi
     if [ "$has_qemu_rbd" = 1 ]; then
       T[qemu-img-W]+="$(time_cmd qemu-img convert -W -O raw "$src" "rbd:$POOL/b-qi-$tag:conf=$CEPH_CONF") "; rmimg "b-qi-$tag"
     fi
@@ -96,7 +99,7 @@ for n in dense sparse fs; do
     T[convert-qemu-img]+="$(time_cmd bash -c "qemu-img convert -O raw '$src' '$WORK/out-qi-$tag.raw' && sync") "; rm -f "$WORK/out-qi-$tag.raw"
   done
   base=$(median ${T[rbdkit]}); cbase=$(median ${T[convert-rbdkit]})
-  for tool in rbdkit rbdkit-no-checksum qemu-img-W two-step rbd-import-raw convert-rbdkit convert-qemu-img; do
+  for tool in rbdkit rbdkit-no-checksum rbdkit-stdin ceiling-rbd-bench qemu-img-W two-step rbd-import-raw convert-rbdkit convert-qemu-img; do
     [ -n "${T[$tool]:-}" ] || continue
     vals=(${T[$tool]}); m=$(median "${vals[@]}")
     ref=$base; case $tool in convert-*) ref=$cbase;; esac

@@ -85,6 +85,20 @@ impl Aligned {
     }
 }
 
+/// A ring for one job thread. Completions are run only when this thread asks for them
+/// (single issuer, deferred task work, no interrupting IPIs), as fio sets up its rings; the
+/// task-run flag tells a non-blocking enter when there is completion work to collect.
+/// Kernels before 6.1 lack these flags; there the plain ring is used.
+fn new_ring(entries: u32) -> std::io::Result<IoUring> {
+    IoUring::builder()
+        .setup_coop_taskrun()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_taskrun_flag()
+        .build(entries)
+        .or_else(|_| IoUring::new(entries))
+}
+
 impl Target for FileTarget {
     fn meta(&self) -> &TargetMeta {
         &self.meta
@@ -115,7 +129,7 @@ impl Target for FileTarget {
         let mut bufs: Vec<Aligned> = (0..depth)
             .map(|i| Aligned::new(bs, spec.seed ^ (spec.job << 32) ^ i as u64))
             .collect();
-        let mut ring = IoUring::new((depth as u32).next_power_of_two().max(2))
+        let mut ring = new_ring((depth as u32).next_power_of_two().max(2))
             .map_err(|e| Error::io("set up io_uring (is it allowed here?)", e))?;
         let mut submitted = vec![Instant::now(); depth];
         let mut free: Vec<usize> = (0..depth).rev().collect();
@@ -125,6 +139,10 @@ impl Target for FileTarget {
         let mut exhausted = false;
         let fd = types::Fd(file.as_raw_fd());
         loop {
+            // One request per enter, as fio does: submitting the free slots in a burst makes a
+            // virtual disk complete them in a burst too (measured: convoys of 31, a fifth fewer
+            // IOPS of 4k O_DIRECT reads than fio on the same file).
+            #[allow(clippy::never_loop)]
             while !exhausted {
                 let Some(&slot) = free.last() else { break };
                 let Some(op) = spec.next_op(&mut gen) else {
@@ -154,11 +172,14 @@ impl Target for FileTarget {
                 submitted[slot] = Instant::now();
                 rec.issued += 1;
                 in_flight += 1;
+                break;
             }
             if in_flight == 0 {
                 break;
             }
-            match ring.submit_and_wait(1) {
+            // Block only when no slot is free; otherwise submit and collect what is done.
+            let want = usize::from(free.is_empty() || exhausted);
+            match ring.submit_and_wait(want) {
                 Ok(_) => {}
                 Err(e)
                     if e.raw_os_error() == Some(libc::EINTR)

@@ -240,7 +240,7 @@ pub fn run(
     stop: &Arc<AtomicBool>,
     progress: &dyn Fn(&str),
 ) -> Result<BenchReport> {
-    if cfg.bs == 0 || cfg.bs % 512 != 0 {
+    if cfg.bs == 0 || !cfg.bs.is_multiple_of(512) {
         return Err(Error::InvalidInput(format!(
             "--bs {}: must be a positive multiple of 512",
             cfg.bs

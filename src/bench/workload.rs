@@ -192,7 +192,7 @@ mod tests {
         let mut r = OpGen::new(Pattern::Plain(Rw::Randread), 1 << 20, 4096, 0, 7, 0, 1);
         for _ in 0..100 {
             let op = r.next_op().unwrap();
-            assert!(op.read && op.offset % 4096 == 0 && op.offset < 1 << 20);
+            assert!(op.read && op.offset.is_multiple_of(4096) && op.offset < 1 << 20);
         }
         let perm = Arc::new(permutation(64 << 10, 4096, 3));
         let mut seen: Vec<u64> = Vec::new();
