@@ -115,6 +115,9 @@ struct Chunk {
     /// `None` when the chunk is known to read as zeros without reading it, or when its data
     /// was already written (and nobody needs it any more).
     data: Option<Vec<u8>>,
+    /// The ranges of `data` that were read (`(start, len)`); the rest reads as zeros and its
+    /// bytes in `data` are stale.
+    extents: Vec<(usize, usize)>,
     runs: Vec<(usize, usize)>,
     /// The data runs are already in the target (written by the decode thread).
     written: bool,
@@ -172,6 +175,7 @@ pub fn copy_disk(
                         offset,
                         len,
                         data: None,
+                        extents: Vec::new(),
                         runs: Vec::new(),
                         written: false,
                     })));
@@ -200,8 +204,8 @@ struct ChunkAt {
 
 /// Reads and zero-scans the `data` extents (chunk-relative `(start, len)`) of one chunk on a
 /// decode thread. With a concurrent writer it also writes the data runs there, and keeps the
-/// buffer only if the hasher (`keep`) still needs it. Only the hasher reads the bytes between
-/// extents, so only then are they zeroed.
+/// buffer only if the hasher (`keep`) still needs it. The bytes between extents are left as
+/// they are: the hasher hashes zeros there without reading them.
 fn read_chunk(
     src: &dyn DiskSource,
     data: &[(usize, usize)],
@@ -213,18 +217,11 @@ fn read_chunk(
 ) -> Result<Chunk> {
     let mut buf = pool.get(at.len);
     let mut runs = Vec::new();
-    let mut pos = 0;
     for &(start, n) in data {
-        if keep {
-            buf[pos..start].fill(0);
-        }
         src.read_at(at.offset + start as u64, &mut buf[start..start + n])?;
         zero::push_nonzero_runs(&buf, start, n, sparse, &mut runs);
-        pos = start + n;
     }
-    if keep {
-        buf[pos..].fill(0);
-    }
+    let extents = data.to_vec();
     let mut data = Some(buf);
     if let Some(w) = direct {
         if let Some(b) = &data {
@@ -241,6 +238,7 @@ fn read_chunk(
         offset: at.offset,
         len: at.len,
         data,
+        extents,
         runs,
         written: direct.is_some(),
     })
@@ -310,6 +308,7 @@ pub fn copy_stream(
                 offset,
                 len,
                 data: Some(buf),
+                extents: vec![(0, len)],
                 runs,
                 written: false,
             })));
@@ -379,8 +378,9 @@ fn run_pipeline(
 
 /// What the hasher thread hashes, in guest order.
 enum Hashed {
-    /// Bytes read from the source; the buffer goes back to the pool afterwards.
-    Data(Vec<u8>),
+    /// A chunk: its `extents` were read into the buffer, the rest reads as zeros; the buffer
+    /// goes back to the pool afterwards.
+    Data(Vec<u8>, Vec<(usize, usize)>),
     /// A run of this many zero bytes that was never read.
     Zeros(usize),
 }
@@ -388,19 +388,26 @@ enum Hashed {
 fn hash_in_order(rx: Receiver<Hashed>, pool: &BufferPool) -> String {
     let mut h = Sha256::new();
     let zeros = vec![0u8; 1 << 20];
+    let hash_zeros = |h: &mut Sha256, mut n: usize| {
+        while n > 0 {
+            let k = n.min(zeros.len());
+            h.update(&zeros[..k]);
+            n -= k;
+        }
+    };
     for m in rx {
         match m {
-            Hashed::Data(buf) => {
-                h.update(&buf);
+            Hashed::Data(buf, extents) => {
+                let mut pos = 0;
+                for (start, n) in extents {
+                    hash_zeros(&mut h, start - pos);
+                    h.update(&buf[start..start + n]);
+                    pos = start + n;
+                }
+                hash_zeros(&mut h, buf.len() - pos);
                 pool.put(buf);
             }
-            Hashed::Zeros(mut n) => {
-                while n > 0 {
-                    let k = n.min(zeros.len());
-                    h.update(&zeros[..k]);
-                    n -= k;
-                }
-            }
+            Hashed::Zeros(n) => hash_zeros(&mut h, n),
         }
     }
     hex::encode(h.finalize())
@@ -466,7 +473,7 @@ fn consume(
                 }
                 Some(buf) if c.written => match &hash_tx {
                     Some(h) => {
-                        let _ = h.send(Hashed::Data(buf));
+                        let _ = h.send(Hashed::Data(buf, c.extents));
                     }
                     None => pool.put(buf),
                 },
@@ -484,7 +491,7 @@ fn consume(
                         }
                         match &hash_tx {
                             Some(h) => {
-                                let _ = h.send(Hashed::Data(buf));
+                                let _ = h.send(Hashed::Data(buf, c.extents));
                             }
                             None => pool.put(buf),
                         }
