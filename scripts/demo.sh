@@ -2,7 +2,8 @@
 # The main job, end to end, on a throwaway local Ceph cluster (and NFS server):
 #   1. install what is needed, build rbdkit, start a private cluster (its own dir and ports);
 #   2. make a qcow2 cloud image on the spot (ext4 filesystem from /usr/share, zlib-compressed);
-#   3. `rbdkit import-raw` it into `images` Glance-style (--snap snap --protect), verified;
+#   3. `rbdkit import-raw` it into `images` Glance-style (--snap snap --protect), verified, and
+#      once more streamed from a pipe;
 #   4. `rbdkit clone` volumes from images/<image>@snap with resize, `rbdkit info` one of them;
 #   5. `rbdkit pg plan` for the OpenStack pools and `rbdkit pg check` against the cluster;
 #   6. a short NFS-vs-RBD `rbdkit bench` comparison with its plot;
@@ -40,6 +41,9 @@ qemu-img info "$OUT/cloud.qcow2" | grep -E "virtual size|disk size"
 
 step "rbdkit import-raw cloud.qcow2 images/cloud --snap snap --protect --verify"
 "$RBDKIT" import-raw "$OUT/cloud.qcow2" images/cloud --snap snap --protect --verify
+
+step "the same qcow2 from a pipe: cat cloud.qcow2 | rbdkit import-raw - images/cloud-piped"
+cat "$OUT/cloud.qcow2" | "$RBDKIT" import-raw - images/cloud-piped
 
 step "rbdkit clone images/cloud@snap volumes/volume-{n} --count 5 --size 10G"
 "$RBDKIT" clone images/cloud@snap 'volumes/volume-{n}' --count 5 --size 10G
