@@ -17,6 +17,7 @@ mod zero;
 pub use buffers::BufferPool;
 pub use zero::{is_zero, nonzero_runs};
 
+use crate::disk::qcow2::stream::read_full;
 use crate::disk::{DiskSource, ExtentKind};
 use crate::error::{Error, Result};
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -256,25 +257,7 @@ pub fn copy_stream(
 ) -> Result<CopyStats> {
     let pool = BufferPool::new(opts.window + 4);
     let chunk = opts.chunk_size as usize;
-    let (data_tx, data_rx) = bounded::<std::io::Result<Vec<u8>>>(2);
-    let reader_pool = pool.clone();
-    std::thread::Builder::new()
-        .name("rbdkit-stream-reader".into())
-        .spawn(move || {
-            let mut reader = reader;
-            loop {
-                let mut buf = reader_pool.get(chunk);
-                let r = read_full(reader.as_mut(), &mut buf).map(|n| {
-                    buf.truncate(n);
-                    buf
-                });
-                let last = !matches!(&r, Ok(b) if b.len() == chunk);
-                if data_tx.send(r).is_err() || last {
-                    return;
-                }
-            }
-        })
-        .map_err(|e| Error::io("start the stream reader thread", e))?;
+    let data_rx = spawn_block_reader(reader, pool.clone(), chunk, "rbdkit-stream-reader")?;
     run_pipeline(sink, opts, ctl, &pool, 0, |tx, tokens| {
         let mut offset = 0u64;
         for index in 0.. {
@@ -324,18 +307,31 @@ pub fn copy_stream(
 /// How often blocked waits look at the cancel flag.
 const POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Reads until `buf` is full or EOF; returns the bytes read.
-fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
+/// Reads `reader` in blocks of `block` bytes on a detached thread, so a cancelled copy returns
+/// at once even while a read is blocked (a pipe whose writer stalls). The thread ends after the
+/// last (short) block or an error, when the receiver is dropped, or when the process does.
+pub(crate) fn spawn_block_reader(
+    mut reader: Box<dyn Read + Send>,
+    pool: BufferPool,
+    block: usize,
+    name: &str,
+) -> Result<Receiver<std::io::Result<Vec<u8>>>> {
+    let (tx, rx) = bounded::<std::io::Result<Vec<u8>>>(2);
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || loop {
+            let mut buf = pool.get(block);
+            let r = read_full(reader.as_mut(), &mut buf).map(|n| {
+                buf.truncate(n);
+                buf
+            });
+            let last = !matches!(&r, Ok(b) if b.len() == block);
+            if tx.send(r).is_err() || last {
+                return;
+            }
+        })
+        .map_err(|e| Error::io("start the stream reader thread", e))?;
+    Ok(rx)
 }
 
 /// Runs `produce` on its own thread, hashes on another, and consumes chunks here in guest order.

@@ -16,9 +16,9 @@
 //! Memory: `window` pieces of at most `chunk_size` in flight (read, decoded, or being written),
 //! the hash buffer, the reader's two blocks, and the decoder's own bounded state.
 //! Cancellation: every wait polls `Control::cancel`. This module never prints.
-use super::{nonzero_runs, BufferPool, Control, CopyOptions, CopyStats, Sink};
+use super::{nonzero_runs, spawn_block_reader, BufferPool, Control, CopyOptions, CopyStats, Sink};
 use crate::disk::qcow2::decode_cluster;
-use crate::disk::qcow2::stream::{read_full, Event, Qcow2Stream, StreamStats, READ_BLOCK};
+use crate::disk::qcow2::stream::{Event, Qcow2Stream, StreamStats, READ_BLOCK};
 use crate::error::{Error, Result};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use sha2::{Digest, Sha256};
@@ -104,7 +104,12 @@ pub fn copy_qcow2_stream_with(
     let (decoder, first, reader) =
         stream.into_parts(opts.chunk_size, Box::new(move |n: usize| alloc_pool.get(n)));
     let block_pool = BufferPool::new(4);
-    let blocks = spawn_reader(reader, block_pool.clone())?;
+    let blocks = spawn_block_reader(
+        reader,
+        block_pool.clone(),
+        READ_BLOCK,
+        "rbdkit-qcow2-reader",
+    )?;
 
     let (tx, rx) = bounded::<Msg>(window + 1);
     let (token_tx, token_rx) = bounded::<()>(window);
@@ -258,31 +263,6 @@ fn next_block(
             Err(RecvTimeoutError::Disconnected) => return Err(stopped()),
         }
     }
-}
-
-/// Reads the stream in [`READ_BLOCK`] blocks on a detached thread, so a cancelled copy returns
-/// at once even while a read is blocked (a pipe whose writer stalls); the thread ends after the
-/// last (short) block, or when the process does.
-fn spawn_reader(
-    mut reader: Box<dyn std::io::Read + Send>,
-    pool: BufferPool,
-) -> Result<Receiver<std::io::Result<Vec<u8>>>> {
-    let (tx, rx) = bounded::<std::io::Result<Vec<u8>>>(2);
-    std::thread::Builder::new()
-        .name("rbdkit-qcow2-reader".into())
-        .spawn(move || loop {
-            let mut buf = pool.get(READ_BLOCK);
-            let r = read_full(reader.as_mut(), &mut buf).map(|n| {
-                buf.truncate(n);
-                buf
-            });
-            let last = !matches!(&r, Ok(b) if b.len() == READ_BLOCK);
-            if tx.send(r).is_err() || last {
-                return;
-            }
-        })
-        .map_err(|e| Error::io("start the stream reader thread", e))?;
-    Ok(rx)
 }
 
 /// Writes pieces as they come; returns the bytes written and the decoder's stats.
