@@ -13,6 +13,8 @@ RUNTIME=${1:-10}; ROUNDS=${2:-5}; FDIR=${3:-/var/tmp}
 RBDKIT=${RBDKIT:-${CARGO_TARGET_DIR:-target}/release/rbdkit}
 [ -x "$RBDKIT" ] || cargo build --release --quiet
 work=$(mktemp -d); img="fio-cmp-$$"; file="$FDIR/rbdkit-fio-cmp-$$.img"
+# --norandommap: rbdkit draws uniform random offsets (with replacement); fio's default random
+# map (every block once per pass) is a different access pattern and costs fio CPU per I/O.
 # Both tools read this conf: the cluster's, with the librbd cache off.
 conf="$work/ceph.conf"; cp "$CEPH_CONF" "$conf"; printf '\n[client]\nrbd cache = false\n' >> "$conf"
 export CEPH_CONF=$conf
@@ -38,7 +40,7 @@ PY
 fio_run() { # fio_run ENGINE_ARGS... -> "iops cpu_us_per_io"
   local cpu
   cpu=$(timed "$work/fio.json" fio --name=cmp --bs=4k --iodepth=32 --numjobs=1 --runtime="$RUNTIME" \
-        --time_based --output-format=json --randrepeat=0 "$@")
+        --time_based --output-format=json --randrepeat=0 --norandommap "$@")
   python3 - "$work/fio.json" "$cpu" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))["jobs"][0]
