@@ -186,7 +186,7 @@ pub fn copy_disk(
                 let (sparse, keep) = (opts.sparse_size as usize, opts.checksum);
                 s.spawn(move |_| {
                     let at = ChunkAt { index, offset, len };
-                    let msg = read_chunk(src, &data, direct.as_deref(), &pool, sparse, keep, at);
+                    let msg = read_chunk(src, data, direct.as_deref(), &pool, sparse, keep, at);
                     let _ = tx.send(Msg::Chunk(msg));
                 });
             }
@@ -203,13 +203,13 @@ struct ChunkAt {
     len: usize,
 }
 
-/// Reads and zero-scans the `data` extents (chunk-relative `(start, len)`) of one chunk on a
+/// Reads and zero-scans the data `extents` (chunk-relative `(start, len)`) of one chunk on a
 /// decode thread. With a concurrent writer it also writes the data runs there, and keeps the
 /// buffer only if the hasher (`keep`) still needs it. The bytes between extents are left as
 /// they are: the hasher hashes zeros there without reading them.
 fn read_chunk(
     src: &dyn DiskSource,
-    data: &[(usize, usize)],
+    extents: Vec<(usize, usize)>,
     direct: Option<&dyn ConcurrentWrite>,
     pool: &BufferPool,
     sparse: usize,
@@ -218,22 +218,21 @@ fn read_chunk(
 ) -> Result<Chunk> {
     let mut buf = pool.get(at.len);
     let mut runs = Vec::new();
-    for &(start, n) in data {
+    for &(start, n) in &extents {
         src.read_at(at.offset + start as u64, &mut buf[start..start + n])?;
         zero::push_nonzero_runs(&buf, start, n, sparse, &mut runs);
     }
-    let extents = data.to_vec();
-    let mut data = Some(buf);
     if let Some(w) = direct {
-        if let Some(b) = &data {
-            for &(start, n) in &runs {
-                w.write_at(at.offset + start as u64, &b[start..start + n])?;
-            }
-        }
-        if !keep {
-            pool.put(data.take().unwrap_or_default());
+        for &(start, n) in &runs {
+            w.write_at(at.offset + start as u64, &buf[start..start + n])?;
         }
     }
+    let data = if direct.is_some() && !keep {
+        pool.put(buf);
+        None
+    } else {
+        Some(buf)
+    };
     Ok(Chunk {
         index: at.index,
         offset: at.offset,
@@ -381,29 +380,31 @@ enum Hashed {
     Zeros(usize),
 }
 
+/// Feeds `n` zero bytes to `h`: zero runs are never read, so their bytes come from here.
+pub(crate) fn hash_zeros(h: &mut Sha256, mut n: u64) {
+    static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+    while n > 0 {
+        let k = n.min(ZEROS.len() as u64) as usize;
+        h.update(&ZEROS[..k]);
+        n -= k as u64;
+    }
+}
+
 fn hash_in_order(rx: Receiver<Hashed>, pool: &BufferPool) -> String {
     let mut h = Sha256::new();
-    let zeros = vec![0u8; 1 << 20];
-    let hash_zeros = |h: &mut Sha256, mut n: usize| {
-        while n > 0 {
-            let k = n.min(zeros.len());
-            h.update(&zeros[..k]);
-            n -= k;
-        }
-    };
     for m in rx {
         match m {
             Hashed::Data(buf, extents) => {
                 let mut pos = 0;
                 for (start, n) in extents {
-                    hash_zeros(&mut h, start - pos);
+                    hash_zeros(&mut h, (start - pos) as u64);
                     h.update(&buf[start..start + n]);
                     pos = start + n;
                 }
-                hash_zeros(&mut h, buf.len() - pos);
+                hash_zeros(&mut h, (buf.len() - pos) as u64);
                 pool.put(buf);
             }
-            Hashed::Zeros(n) => hash_zeros(&mut h, n),
+            Hashed::Zeros(n) => hash_zeros(&mut h, n as u64),
         }
     }
     hex::encode(h.finalize())
@@ -453,6 +454,13 @@ fn consume(
                 break;
             }
         }
+        // A chunk's buffer goes to the hasher, which returns it to the pool, or straight back.
+        let retire = |buf: Vec<u8>, extents| match &hash_tx {
+            Some(h) => {
+                let _ = h.send(Hashed::Data(buf, extents));
+            }
+            None => pool.put(buf),
+        };
         while let Some(c) = pending.remove(&next) {
             next += 1;
             let chunk_end = c.offset + c.len as u64;
@@ -467,12 +475,7 @@ fn consume(
                         let _ = h.send(Hashed::Zeros(c.len));
                     }
                 }
-                Some(buf) if c.written => match &hash_tx {
-                    Some(h) => {
-                        let _ = h.send(Hashed::Data(buf, c.extents));
-                    }
-                    None => pool.put(buf),
-                },
+                Some(buf) if c.written => retire(buf, c.extents),
                 Some(buf) => {
                     let whole = c.runs.len() == 1 && c.runs[0] == (0, c.len);
                     if whole && hash_tx.is_none() {
@@ -485,12 +488,7 @@ fn consume(
                             part.copy_from_slice(&buf[start..start + len]);
                             sink.write(c.offset + start as u64, part, pool)?;
                         }
-                        match &hash_tx {
-                            Some(h) => {
-                                let _ = h.send(Hashed::Data(buf, c.extents));
-                            }
-                            None => pool.put(buf),
-                        }
+                        retire(buf, c.extents);
                     }
                 }
             }

@@ -16,7 +16,9 @@
 //! Memory: `window` pieces of at most `chunk_size` in flight (read, decoded, or being written),
 //! the hash buffer, the reader's two blocks, and the decoder's own bounded state.
 //! Cancellation: every wait polls `Control::cancel`. This module never prints.
-use super::{nonzero_runs, spawn_block_reader, BufferPool, Control, CopyOptions, CopyStats, Sink};
+use super::{
+    hash_zeros, nonzero_runs, spawn_block_reader, BufferPool, Control, CopyOptions, CopyStats, Sink,
+};
 use crate::disk::qcow2::decode_cluster;
 use crate::disk::qcow2::stream::{Event, Qcow2Stream, StreamStats, READ_BLOCK};
 use crate::error::{Error, Result};
@@ -335,7 +337,6 @@ fn hash_in_guest_order(
     cap: u64,
 ) -> Option<String> {
     let mut h = Sha256::new();
-    let zeros = vec![0u8; 1 << 20];
     let mut frontier = 0u64;
     let mut waiting: BTreeMap<u64, Hashed> = BTreeMap::new();
     let mut held = 0u64;
@@ -370,13 +371,9 @@ fn hash_in_guest_order(
                     held -= b.len() as u64;
                     pool.put(b);
                 }
-                Hashed::Zeros(mut n) => {
+                Hashed::Zeros(n) => {
                     frontier += n;
-                    while n > 0 {
-                        let k = n.min(zeros.len() as u64) as usize;
-                        h.update(&zeros[..k]);
-                        n -= k as u64;
-                    }
+                    hash_zeros(&mut h, n);
                 }
             }
         }
