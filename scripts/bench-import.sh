@@ -65,6 +65,8 @@ drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
 rmimg() { rbd rm --no-progress "$POOL/$1" >/dev/null 2>&1 || true; }
 # time_cmd NAME CMD... : runs after dropping caches, prints seconds.
 time_cmd() { drop_caches; local t0 t1; t0=$(now); "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; return 1; }; t1=$(now); awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}'; }
+# shuffle SEED: stdin's lines in an order fixed by SEED.
+shuffle() { awk -v seed="$(( $(printf '%s' "$1" | cksum | cut -d' ' -f1) % 2147483647 ))" 'BEGIN{srand(seed)} {print rand() "\t" $0}' | sort -k1,1g | cut -f2-; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 has_qemu_rbd=0
@@ -75,28 +77,42 @@ grep -qiE "unknown protocol|unknown driver|not supported|failed to initialize mo
 
 make_inputs
 
-printf '\n%-7s %-20s %8s %8s %8s %8s\n' input tool min median max vs_rbdkit
-for n in dense sparse fs; do
-  src="$WORK/$n.qcow2"
-  declare -A T=()
-  for r in $(seq 1 "$ROUNDS"); do
-    T[rbdkit]+="$(time_cmd "$RBDKIT" --no-progress import-raw "$src" "$POOL/b-rk-$tag") "; rmimg "b-rk-$tag"
-    T[rbdkit-no-checksum]+="$(time_cmd "$RBDKIT" --no-progress import-raw --no-checksum "$src" "$POOL/b-rn-$tag") "; rmimg "b-rn-$tag"
-    T[rbdkit-stdin]+="$(time_cmd bash -c "cat '$src' | '$RBDKIT' --no-progress import-raw - '$POOL/b-rs-$tag'") "; rmimg "b-rs-$tag"
-    if [ "$n" = dense ]; then
-      # The cluster's own write ceiling, measured in the same round: 1 GiB of 4M writes.
+# run_job TOOL: one timed run of TOOL on input $n, appended to T[TOOL].
+run_job() {
+  local src="$WORK/$n.qcow2" t
+  case $1 in
+    rbdkit) t=$(time_cmd "$RBDKIT" --no-progress import-raw "$src" "$POOL/b-rk-$tag"); rmimg "b-rk-$tag" ;;
+    rbdkit-no-checksum) t=$(time_cmd "$RBDKIT" --no-progress import-raw --no-checksum "$src" "$POOL/b-rn-$tag"); rmimg "b-rn-$tag" ;;
+    rbdkit-stdin) t=$(time_cmd bash -c "cat '$src' | '$RBDKIT' --no-progress import-raw - '$POOL/b-rs-$tag'"); rmimg "b-rs-$tag" ;;
+    ceiling-rbd-bench) # the cluster's own write ceiling in the same round: 1 GiB of 4M writes
       rbd create "$POOL/b-cb-$tag" --size 1G --image-feature layering
-      T[ceiling-rbd-bench]+="$(time_cmd rbd bench --io-type write --io-size 4M --io-threads 16 --io-total 1G --io-pattern seq "$POOL/b-cb-$tag") "; rmimg "b-cb-$tag"
-    fi
-    if [ "$has_qemu_rbd" = 1 ]; then
-      T[qemu-img-W]+="$(time_cmd qemu-img convert -W -O raw "$src" "rbd:$POOL/b-qi-$tag:conf=$CEPH_CONF") "; rmimg "b-qi-$tag"
-    fi
-    T[two-step]+="$(time_cmd bash -c "qemu-img convert -O raw '$src' '$WORK/tmp-$tag.raw' && rbd import --no-progress '$WORK/tmp-$tag.raw' '$POOL/b-ts-$tag'") "; rmimg "b-ts-$tag"; rm -f "$WORK/tmp-$tag.raw"
-    T[rbd-import-raw]+="$(time_cmd rbd import --no-progress "$WORK/$n.flat.raw" "$POOL/b-ri-$tag") "; rmimg "b-ri-$tag"
+      t=$(time_cmd rbd bench --io-type write --io-size 4M --io-threads 16 --io-total 1G --io-pattern seq "$POOL/b-cb-$tag"); rmimg "b-cb-$tag" ;;
+    qemu-img-W) t=$(time_cmd qemu-img convert -W -O raw "$src" "rbd:$POOL/b-qi-$tag:conf=$CEPH_CONF"); rmimg "b-qi-$tag" ;;
+    two-step) t=$(time_cmd bash -c "qemu-img convert -O raw '$src' '$WORK/tmp-$tag.raw' && rbd import --no-progress '$WORK/tmp-$tag.raw' '$POOL/b-ts-$tag'")
+      rmimg "b-ts-$tag"; rm -f "$WORK/tmp-$tag.raw" ;;
+    rbd-import-raw) t=$(time_cmd rbd import --no-progress "$WORK/$n.flat.raw" "$POOL/b-ri-$tag"); rmimg "b-ri-$tag" ;;
     # Both convert runs end with `sync`: rbdkit fsyncs its output, qemu-img leaves dirty pages
     # behind, and only data on disk compares like for like.
-    T[convert-rbdkit]+="$(time_cmd bash -c "'$RBDKIT' --no-progress convert --overwrite '$src' '$WORK/out-rk-$tag.raw' && sync") "; rm -f "$WORK/out-rk-$tag.raw"
-    T[convert-qemu-img]+="$(time_cmd bash -c "qemu-img convert -O raw '$src' '$WORK/out-qi-$tag.raw' && sync") "; rm -f "$WORK/out-qi-$tag.raw"
+    convert-rbdkit) t=$(time_cmd bash -c "'$RBDKIT' --no-progress convert --overwrite '$src' '$WORK/out-rk-$tag.raw' && sync"); rm -f "$WORK/out-rk-$tag.raw" ;;
+    convert-qemu-img) t=$(time_cmd bash -c "qemu-img convert -O raw '$src' '$WORK/out-qi-$tag.raw' && sync"); rm -f "$WORK/out-qi-$tag.raw" ;;
+  esac
+  T[$1]+="$t "
+}
+
+printf '\n%-7s %-20s %8s %8s %8s %8s\n' input tool min median max vs_rbdkit
+for n in dense sparse fs; do
+  tools=(rbdkit rbdkit-no-checksum rbdkit-stdin)
+  [ "$n" = dense ] && tools+=(ceiling-rbd-bench)
+  [ "$has_qemu_rbd" = 1 ] && tools+=(qemu-img-W)
+  tools+=(two-step rbd-import-raw convert-rbdkit convert-qemu-img)
+  declare -A T=()
+  for r in $(seq 1 "$ROUNDS"); do
+    # A new order each round (seeded, so reruns repeat it): what ran just before a tool (an
+    # image removal the OSD is still digesting, a file still being written back) must not
+    # always fall on the same tool.
+    for tool in $(printf '%s\n' "${tools[@]}" | shuffle "$n$r"); do
+      run_job "$tool"
+    done
   done
   base=$(median ${T[rbdkit]}); cbase=$(median ${T[convert-rbdkit]})
   for tool in rbdkit rbdkit-no-checksum rbdkit-stdin ceiling-rbd-bench qemu-img-W two-step rbd-import-raw convert-rbdkit convert-qemu-img; do

@@ -123,13 +123,19 @@ impl Target for RbdTarget {
                 // The image waits for these when it closes; keep reaping so buffers return.
                 continue;
             };
-            let slot = done.tag as usize;
-            in_flight -= 1;
-            free.push(slot);
-            bufs[slot] = Some(done.buf);
-            match done.result {
-                Ok(_) => rec.record(submitted[slot], done.completed_at, spec.bs),
-                Err(e) => rec.error(|| e.to_string()),
+            // Take every completion that is ready before refilling, so requests go to librbd
+            // in bursts, as fio issues them, rather than one per wake-up.
+            let mut next = Some(done);
+            while let Some(done) = next {
+                let slot = done.tag as usize;
+                in_flight -= 1;
+                free.push(slot);
+                bufs[slot] = Some(done.buf);
+                match done.result {
+                    Ok(_) => rec.record(submitted[slot], done.completed_at, spec.bs),
+                    Err(e) => rec.error(|| e.to_string()),
+                }
+                next = q.try_recv();
             }
         }
         Ok(rec)

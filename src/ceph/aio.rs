@@ -6,10 +6,10 @@
 //! flight and waits for them before it closes, so a buffer never outlives the call that uses it
 //! and no callback runs after the image is gone. Sound with any number in flight.
 use crate::error::{Error, Result};
-use crossbeam_channel::{Receiver, Sender};
 use librbd_sys as sys;
+use std::collections::VecDeque;
 use std::os::raw::c_void;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// A finished asynchronous request.
@@ -26,52 +26,87 @@ pub struct AioDone {
 }
 
 /// The queue completions arrive on. One per submitter is typical; cheap to create.
+///
+/// A mutex-guarded deque rather than a channel: a blocked receiver parks at once instead of
+/// spinning and yielding first (which, with one completion per wake-up on a small machine, cost
+/// context switches in every librbd thread), and librbd's callback thread only makes the wake-up
+/// system call when the receiver is actually asleep.
+#[derive(Clone, Default)]
 pub struct Completions {
-    tx: Sender<AioDone>,
-    rx: Receiver<AioDone>,
+    shared: Arc<Shared>,
 }
 
-impl Default for Completions {
-    fn default() -> Self {
-        Self::new()
-    }
+#[derive(Default)]
+struct Shared {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<AioDone>,
+    /// The receiver is (about to be) blocked on `ready`.
+    waiting: bool,
 }
 
 impl Completions {
     /// A new, empty queue.
     pub fn new() -> Self {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        Completions { tx, rx }
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.shared.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Waits for the next completion.
     pub fn recv(&self) -> AioDone {
-        // The queue holds its own sender, so the channel is never disconnected.
-        match self.rx.recv() {
-            Ok(done) => done,
-            Err(_) => unreachable_disconnected(),
+        let mut q = self.lock();
+        loop {
+            if let Some(done) = q.items.pop_front() {
+                return done;
+            }
+            q.waiting = true;
+            q = self.shared.ready.wait(q).unwrap_or_else(|e| e.into_inner());
+            q.waiting = false;
         }
     }
 
     /// Waits at most `timeout` for the next completion.
     pub fn recv_timeout(&self, timeout: Duration) -> Option<AioDone> {
-        self.rx.recv_timeout(timeout).ok()
+        let deadline = Instant::now() + timeout;
+        let mut q = self.lock();
+        loop {
+            if let Some(done) = q.items.pop_front() {
+                return Some(done);
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            q.waiting = true;
+            q = self
+                .shared
+                .ready
+                .wait_timeout(q, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            q.waiting = false;
+        }
     }
 
     /// The next completion if one is ready.
     pub fn try_recv(&self) -> Option<AioDone> {
-        self.rx.try_recv().ok()
+        self.lock().items.pop_front()
     }
 
-    pub(crate) fn sender(&self) -> Sender<AioDone> {
-        self.tx.clone()
+    /// Called on librbd's callback thread.
+    fn push(&self, done: AioDone) {
+        let mut q = self.lock();
+        q.items.push_back(done);
+        let wake = q.waiting;
+        drop(q);
+        if wake {
+            self.shared.ready.notify_one();
+        }
     }
-}
-
-#[cold]
-fn unreachable_disconnected() -> ! {
-    // Completions keeps a Sender alive in `tx`, so recv can never see a disconnected channel.
-    std::process::abort()
 }
 
 /// Requests in flight on one image, waited for before the image closes.
@@ -110,7 +145,7 @@ pub(crate) struct Request {
     pub(crate) op: &'static str,
     pub(crate) object: Arc<str>,
     pub(crate) offset: u64,
-    pub(crate) tx: Sender<AioDone>,
+    pub(crate) tx: Completions,
     pub(crate) in_flight: Arc<InFlight>,
 }
 
@@ -185,8 +220,8 @@ unsafe extern "C" fn on_complete(comp: sys::rbd_completion_t, arg: *mut c_void) 
     } else {
         Ok(ret as usize)
     };
-    // The receiver may be gone (submitter gave up); the buffer is then simply freed.
-    let _ = tx.send(AioDone {
+    // If the submitter gave up, the queue dies with the last request and frees the buffer.
+    tx.push(AioDone {
         tag,
         result,
         buf,
