@@ -5,6 +5,9 @@
 # both alike; each pair gives an IOPS ratio and the summary is the median ratio per job.
 # CPU per I/O is like for like: the whole process's user+system time (getrusage of the child,
 # librbd's threads included for both tools) divided by the I/Os it completed.
+# Each run's I/O count is also checked against the server's own count of the same run: the
+# block device's completed reads+writes (/sys/class/block/DEV/stat) for the file, the OSDs'
+# op_r+op_w counters for RBD. srv = server count / the tool's reported count (1.00 = exact).
 # Usage: CEPH_CONF=... scripts/bench-vs-fio.sh [RUNTIME_S=10] [ROUNDS=5] [FILE_DIR=/var/tmp]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +27,19 @@ rbd create "volumes/$img" --size 1G --image-feature layering
 rbd bench --io-type write --io-size 4M --io-total 1G --io-pattern seq "volumes/$img" >/dev/null   # prefill: reads hit data
 truncate -s 1G "$file"; dd if=/dev/urandom of="$file" bs=4M count=256 oflag=direct conv=notrunc status=none
 
+# The block device under the file, for its I/O counters.
+fdev=$(basename "$(df --output=source "$FDIR" | tail -1)")
+[ -r "/sys/class/block/$fdev/stat" ] || { echo "no block-device counters for $FDIR ($fdev)" >&2; exit 1; }
+# server_ios TARGET: completed I/Os as the server counts them, since boot/OSD start.
+server_ios() {
+  if [ "$1" = file ]; then awk '{print $1 + $5}' "/sys/class/block/$fdev/stat"; return; fi
+  local n=0 id
+  for id in $(ceph osd ls); do
+    n=$((n + $(ceph tell "osd.$id" perf dump | python3 -c 'import json,sys; d=json.load(sys.stdin)["osd"]; print(d["op_r"] + d["op_w"])')))
+  done
+  echo "$n"
+}
+
 # timed OUT CMD...: runs CMD with stdout to OUT; prints the child's user+system CPU seconds.
 timed() {
   python3 - "$@" <<'PY'
@@ -37,7 +53,7 @@ ru = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(f"{ru.ru_utime + ru.ru_stime:.4f}")
 PY
 }
-fio_run() { # fio_run ENGINE_ARGS... -> "iops cpu_us_per_io"
+fio_run() { # fio_run ENGINE_ARGS... -> "iops cpu_us_per_io ios"
   local cpu
   cpu=$(timed "$work/fio.json" fio --name=cmp --bs=4k --iodepth=32 --numjobs=1 --runtime="$RUNTIME" \
         --time_based --output-format=json --randrepeat=0 --norandommap "$@")
@@ -46,21 +62,28 @@ import json, sys
 j = json.load(open(sys.argv[1]))["jobs"][0]
 ios = j["read"]["total_ios"] + j["write"]["total_ios"]
 iops = j["read"]["iops"] + j["write"]["iops"]
-print(f"{iops:.0f} {float(sys.argv[2]) * 1e6 / max(ios, 1):.1f}")
+print(f"{iops:.0f} {float(sys.argv[2]) * 1e6 / max(ios, 1):.1f} {ios}")
 PY
 }
-rk_run() { # rk_run TARGET RW -> "iops cpu_us_per_io"
+rk_run() { # rk_run TARGET RW -> "iops cpu_us_per_io ios"
   local cpu
   cpu=$(timed /dev/null "$RBDKIT" --no-progress bench "$1" --rw "$2" --bs 4k --iodepth 32 --jobs 1 \
         --runtime "${RUNTIME}s" --keep --json "$work/rk.json")
   python3 - "$work/rk.json" "$cpu" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"][0]
-print(f"{r['iops']:.0f} {float(sys.argv[2]) * 1e6 / max(r['ios'], 1):.1f}")
+print(f"{r['iops']:.0f} {float(sys.argv[2]) * 1e6 / max(r['ios'], 1):.1f} {r['ios']}")
 PY
 }
 
-printf '%-6s %-10s %-5s %-6s %10s %10s %8s %11s %11s\n' target rw round first fio_iops rk_iops ratio fio_cpu_us rk_cpu_us
+# checked TARGET RUN ARGS...: "iops cpu srv" where srv = server-counted I/Os / reported I/Os.
+checked() {
+  local t=$1 a b iops cpu ios; shift
+  a=$(server_ios "$t"); read -r iops cpu ios < <("$@"); b=$(server_ios "$t")
+  echo "$iops $cpu $(awk -v s=$((b - a)) -v n="$ios" 'BEGIN{printf "%.3f", s / (n > 0 ? n : 1)}')"
+}
+
+printf '%-6s %-10s %-5s %-6s %10s %10s %8s %11s %11s %7s %7s\n' target rw round first fio_iops rk_iops ratio fio_cpu_us rk_cpu_us fio_srv rk_srv
 ratios="$work/ratios"; : > "$ratios"
 for rw in randwrite randread; do
   for r in $(seq 1 "$ROUNDS"); do
@@ -73,28 +96,30 @@ for rw in randwrite randread; do
         rk_target="file:$file"
       fi
       if [ $((r % 2)) = 1 ]; then
-        first=fio; read -r fi fc < <(fio_run "${fio_args[@]}"); read -r ri rc < <(rk_run "$rk_target" "$rw")
+        first=fio; read -r fi fc fs < <(checked "$target" fio_run "${fio_args[@]}"); read -r ri rc rs < <(checked "$target" rk_run "$rk_target" "$rw")
       else
-        first=rbdkit; read -r ri rc < <(rk_run "$rk_target" "$rw"); read -r fi fc < <(fio_run "${fio_args[@]}")
+        first=rbdkit; read -r ri rc rs < <(checked "$target" rk_run "$rk_target" "$rw"); read -r fi fc fs < <(checked "$target" fio_run "${fio_args[@]}")
       fi
       ratio=$(awk -v a="$ri" -v b="$fi" 'BEGIN{printf "%.3f", a/b}')
-      echo "$target $rw $ratio $fc $rc" >> "$ratios"
-      printf '%-6s %-10s %-5s %-6s %10s %10s %7.2fx %11s %11s\n' "$target" "$rw" "$r" "$first" "$fi" "$ri" "$ratio" "$fc" "$rc"
+      echo "$target $rw $ratio $fc $rc $fs $rs" >> "$ratios"
+      printf '%-6s %-10s %-5s %-6s %10s %10s %7.2fx %11s %11s %7s %7s\n' "$target" "$rw" "$r" "$first" "$fi" "$ri" "$ratio" "$fc" "$rc" "$fs" "$rs"
     done
   done
 done
 echo
-echo "summary (median over $ROUNDS rounds; ratio = rbdkit IOPS / fio IOPS; cpu = whole-process CPU µs per I/O)"
+echo "summary (median over $ROUNDS rounds; ratio = rbdkit IOPS / fio IOPS; cpu = whole-process CPU µs per I/O;"
+echo "         srv = I/Os the device or OSDs counted / I/Os the tool reported)"
 python3 - "$ratios" <<'PY'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
-    t, rw, ratio, fc, rc = line.split()
-    rows.setdefault((t, rw), []).append((float(ratio), float(fc), float(rc)))
-print(f"{'target':<6} {'rw':<10} {'median':>7} {'min':>6} {'max':>6} {'within10%':>9} {'fio_cpu':>8} {'rk_cpu':>8}")
+    t, rw, *nums = line.split()
+    rows.setdefault((t, rw), []).append(tuple(map(float, nums)))
+print(f"{'target':<6} {'rw':<10} {'median':>7} {'min':>6} {'max':>6} {'within10%':>9} {'fio_cpu':>8} {'rk_cpu':>8} {'fio_srv':>8} {'rk_srv':>8}")
 for (t, rw), v in rows.items():
     r = [x[0] for x in v]
     inside = sum(1 for x in r if 0.9 <= x <= 1.1)
     print(f"{t:<6} {rw:<10} {statistics.median(r):6.2f}x {min(r):5.2f}x {max(r):5.2f}x {inside:>5}/{len(r):<3} "
-          f"{statistics.median(x[1] for x in v):8.1f} {statistics.median(x[2] for x in v):8.1f}")
+          f"{statistics.median(x[1] for x in v):8.1f} {statistics.median(x[2] for x in v):8.1f} "
+          f"{statistics.median(x[3] for x in v):8.3f} {statistics.median(x[4] for x in v):8.3f}")
 PY
