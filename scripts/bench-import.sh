@@ -104,7 +104,7 @@ run_job() {
   T[$1]+="$t "
 }
 
-printf '\n%-7s %-20s %8s %8s %8s %8s\n' input tool min median max vs_rbdkit
+printf '\n%-7s %-24s %8s %8s %8s %8s\n' input tool min median max vs_rbdkit
 for n in dense sparse fs; do
   tools=(rbdkit rbdkit-no-checksum rbdkit-stdin)
   [ "$n" = dense ] && tools+=(rbdkit-no-checksum-warm ceiling-rbd-bench)
@@ -124,7 +124,7 @@ for n in dense sparse fs; do
     [ -n "${T[$tool]:-}" ] || continue
     vals=(${T[$tool]}); m=$(median "${vals[@]}")
     ref=$base; case $tool in convert-*) ref=$cbase;; esac
-    printf '%-7s %-20s %8.2f %8.2f %8.2f %7.2fx\n' "$n" "$tool" \
+    printf '%-7s %-24s %8.2f %8.2f %8.2f %7.2fx\n' "$n" "$tool" \
       "$(printf '%s\n' "${vals[@]}" | sort -g | head -1)" "$m" "$(printf '%s\n' "${vals[@]}" | sort -g | tail -1)" \
       "$(awk -v a="$m" -v b="$ref" 'BEGIN{print a/b}')"
   done
