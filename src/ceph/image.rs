@@ -649,7 +649,7 @@ impl Image {
             op,
             object: self.object.clone(),
             offset,
-            tx: q.clone(),
+            queue: q.clone(),
             in_flight: self.in_flight.clone(),
         }
     }
