@@ -11,6 +11,7 @@ use crate::ceph::{
 };
 use crate::error::{Error, Result};
 use serde::Serialize;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -269,10 +270,8 @@ fn open_dest_pools(
     let mut map = HashMap::new();
     for d in dests {
         d.forbid_snap()?;
-        let key = (d.pool.clone(), d.namespace.clone());
-        if !map.contains_key(&key) {
-            let io = cluster.ioctx(&d.pool, d.namespace.as_deref())?;
-            map.insert(key, io);
+        if let Entry::Vacant(slot) = map.entry((d.pool.clone(), d.namespace.clone())) {
+            slot.insert(cluster.ioctx(&d.pool, d.namespace.as_deref())?);
         }
     }
     Ok(map)

@@ -394,7 +394,7 @@ fn bad_sources_fail_cleanly_and_leave_no_image() {
     std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
     let garbage = dir.path().join("garbage.qcow2");
     let mut g = b"QFI\xfb".to_vec();
-    g.extend(std::iter::repeat(0xff).take(4096));
+    g.extend(std::iter::repeat_n(0xff, 4096));
     std::fs::write(&garbage, &g).unwrap();
     let missing = dir.path().join("missing.qcow2");
     for (src, needle) in [

@@ -12,7 +12,7 @@ const MAX_PG: f64 = 65536.0;
 
 /// PGCalc's `nearestPow2`: 2^round(log2 x), doubled when below 0.75·x. 1 for x < 1.
 pub fn nearest_pow2_pgcalc(x: f64) -> u32 {
-    if !(x >= 1.0) {
+    if x.is_nan() || x < 1.0 {
         return 1;
     }
     let x = x.min(MAX_PG);
@@ -26,7 +26,7 @@ pub fn nearest_pow2_pgcalc(x: f64) -> u32 {
 /// The autoscaler's `nearest_power_of_two`: of the powers of two around n, the nearer one by
 /// linear distance (ties go up). 1 for n < 1.
 pub fn nearest_pow2_autoscaler(n: f64) -> u32 {
-    if !(n >= 1.0) {
+    if n.is_nan() || n < 1.0 {
         return 1;
     }
     let n = n.min(MAX_PG);
