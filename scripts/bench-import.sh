@@ -120,7 +120,7 @@ for n in dense sparse fs; do
     done
   done
   base=$(median ${T[rbdkit]}); cbase=$(median ${T[convert-rbdkit]})
-  for tool in rbdkit rbdkit-no-checksum rbdkit-stdin rbdkit-no-checksum-warm ceiling-rbd-bench qemu-img-W two-step rbd-import-raw convert-rbdkit convert-qemu-img; do
+  for tool in "${tools[@]}"; do
     [ -n "${T[$tool]:-}" ] || continue
     vals=(${T[$tool]}); m=$(median "${vals[@]}")
     ref=$base; case $tool in convert-*) ref=$cbase;; esac
