@@ -63,14 +63,10 @@ impl Completions {
 
     /// Waits for the next completion.
     pub fn recv(&self) -> AioDone {
-        let mut q = self.lock();
         loop {
-            if let Some(done) = q.items.pop_front() {
+            if let Some(done) = self.recv_timeout(Duration::from_secs(3600)) {
                 return done;
             }
-            q.waiters += 1;
-            q = self.shared.ready.wait(q).unwrap_or_else(|e| e.into_inner());
-            q.waiters -= 1;
         }
     }
 

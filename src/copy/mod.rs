@@ -17,8 +17,7 @@ mod zero;
 pub use buffers::BufferPool;
 pub use zero::{is_zero, nonzero_runs};
 
-use crate::disk::qcow2::stream::read_full;
-use crate::disk::{DiskSource, ExtentKind};
+use crate::disk::{read_full, DiskSource, ExtentKind};
 use crate::error::{Error, Result};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use serde::Serialize;

@@ -116,3 +116,17 @@ pub const SCAN_WINDOW: u64 = 64 << 20;
 pub const SCAN_MAX_WINDOWS: u64 = 64;
 /// Most extents [`scan`] visits.
 pub const SCAN_MAX_EXTENTS: usize = 1 << 16;
+
+/// Reads until `buf` is full or the stream ends; returns the bytes read.
+pub(crate) fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}

@@ -48,6 +48,7 @@ use super::be_words;
 use super::header::{be32, be64, Compression, Header, MAX_CLUSTER_BITS, MIN_CLUSTER_BITS};
 use super::l2::{Layout, Mapping, OFFSET_MASK};
 use super::spill::Spill;
+use crate::disk::read_full;
 use crate::error::{Error, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -131,20 +132,6 @@ pub struct Qcow2Stream {
     /// The first cluster (shorter if the stream is).
     first: Vec<u8>,
     reader: Box<dyn Read + Send>,
-}
-
-/// Reads until `buf` is full or the stream ends; returns the bytes read.
-pub fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 impl Qcow2Stream {
