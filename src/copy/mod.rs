@@ -1,6 +1,6 @@
 //! The one copy engine behind `convert` (to a sparse file) and `import-raw` (to RBD).
 //!
-//! source extents → parallel read/decode (rayon) → zero detection at `sparse_size` → sink.
+//! source extents → parallel read/decode (a fixed set of threads) → zero detection at `sparse_size` → sink.
 //! Chunks are `chunk_size` bytes (the RBD object size), so writes never straddle objects.
 //! Decoded chunks may finish in any order; the consumer puts them back in guest order to feed
 //! the SHA-256 of the virtual disk and the progress callback, and hands non-zero runs to the
@@ -19,7 +19,7 @@ pub use zero::{is_zero, nonzero_runs};
 
 use crate::disk::{read_full, DiskSource, ExtentKind};
 use crate::error::{Error, Result};
-use crossbeam_channel::{bounded, Receiver, Sender};
+use std::sync::mpsc::{sync_channel as bounded, Receiver, RecvTimeoutError, SyncSender as Sender};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -140,15 +140,40 @@ pub fn copy_disk(
     sink.ensure_size(size)?;
     let direct = sink.concurrent_writer();
     let pool = BufferPool::new(opts.window + 4);
-    let threads = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.threads.max(1))
-        .thread_name(|i| format!("rbdkit-decode-{i}"))
-        .build()
-        .map_err(|e| Error::Other(format!("cannot start decode threads: {e}")))?;
+    let workers = opts.threads.max(1);
     run_pipeline(sink, opts, ctl, &pool, size, |tx, tokens| {
         let chunk = opts.chunk_size;
         let n = size.div_ceil(chunk);
-        threads.in_place_scope(|s| {
+        let (sparse, keep) = (opts.sparse_size as usize, opts.checksum);
+        // Plain threads asleep on a job queue, not a work-stealing pool: they spend their time
+        // blocked in `pread`, and an idle rayon worker yields the CPU dozens of times before it
+        // sleeps. Measured on a cold 1 GiB sparse convert (no write-back, no fsync): 6,100
+        // `sched_yield`s and 1.48x qemu-img's time with rayon and crossbeam channels, none
+        // and 0.96x with these threads and std channels (whose blocked receivers park at once).
+        let (job_tx, job_rx) = bounded::<(ChunkAt, Vec<(usize, usize)>)>(workers);
+        let job_rx = std::sync::Mutex::new(job_rx);
+        std::thread::scope(|s| {
+            // Moved into this closure, so every way out of it closes the queue and ends the
+            // workers before the scope waits for them.
+            let job_tx = job_tx;
+            for i in 0..workers {
+                let (job_rx, wtx, pool, direct) = (&job_rx, tx.clone(), &pool, &direct);
+                let worker = move || {
+                    // The next job; a worker waiting here holds the lock, the others sleep on it.
+                    let next = || job_rx.lock().unwrap_or_else(|e| e.into_inner()).recv().ok();
+                    while let Some((at, data)) = next() {
+                        let msg = read_chunk(src, data, direct.as_deref(), pool, sparse, keep, at);
+                        let _ = wtx.send(Msg::Chunk(msg));
+                    }
+                };
+                if let Err(e) = std::thread::Builder::new()
+                    .name(format!("rbdkit-decode-{i}"))
+                    .spawn_scoped(s, worker)
+                {
+                    let _ = tx.send(Msg::Chunk(Err(Error::io("start a decode thread", e))));
+                    return;
+                }
+            }
             for index in 0..n {
                 if ctl.cancel.load(Ordering::Relaxed) || tokens.recv().is_err() {
                     return;
@@ -169,6 +194,7 @@ pub fn copy_disk(
                         return;
                     }
                 };
+                let at = ChunkAt { index, offset, len };
                 if data.is_empty() {
                     let _ = tx.send(Msg::Chunk(Ok(Chunk {
                         index,
@@ -179,15 +205,9 @@ pub fn copy_disk(
                         runs: Vec::new(),
                         written: false,
                     })));
-                    continue;
+                } else if job_tx.send((at, data)).is_err() {
+                    return;
                 }
-                let (tx, pool, direct) = (tx.clone(), pool.clone(), direct.clone());
-                let (sparse, keep) = (opts.sparse_size as usize, opts.checksum);
-                s.spawn(move |_| {
-                    let at = ChunkAt { index, offset, len };
-                    let msg = read_chunk(src, data, direct.as_deref(), &pool, sparse, keep, at);
-                    let _ = tx.send(Msg::Chunk(msg));
-                });
             }
             let _ = tx.send(Msg::End(size));
         });
@@ -256,7 +276,7 @@ pub fn copy_stream(
     let pool = BufferPool::new(opts.window + 4);
     let chunk = opts.chunk_size as usize;
     let data_rx = spawn_block_reader(reader, pool.clone(), chunk, "rbdkit-stream-reader")?;
-    run_pipeline(sink, opts, ctl, &pool, 0, |tx, tokens| {
+    run_pipeline(sink, opts, ctl, &pool, 0, move |tx, tokens| {
         let mut offset = 0u64;
         for index in 0.. {
             if tokens.recv().is_err() {
@@ -268,8 +288,8 @@ pub fn copy_stream(
                 }
                 match data_rx.recv_timeout(POLL) {
                     Ok(r) => break r,
-                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
-                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => return,
                 }
             };
             let buf = match buf {
@@ -433,9 +453,9 @@ fn consume(
             }
         }
         let msg = match rx.recv_timeout(POLL) {
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Timeout) => continue,
             Ok(m) => Ok(m),
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(()),
+            Err(RecvTimeoutError::Disconnected) => Err(()),
         };
         match msg {
             Ok(Msg::Chunk(c)) => {

@@ -22,7 +22,7 @@ use super::{
 use crate::disk::qcow2::decode_cluster;
 use crate::disk::qcow2::stream::{Event, Qcow2Stream, StreamStats, READ_BLOCK};
 use crate::error::{Error, Result};
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{sync_channel as bounded, Receiver, RecvTimeoutError, SyncSender as Sender};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -567,7 +567,7 @@ mod tests {
     }
 
     /// Hands out what the test sends; blocks while nothing is sent (a stalled pipe).
-    struct Pipe(crossbeam_channel::Receiver<Vec<u8>>, Vec<u8>);
+    struct Pipe(std::sync::mpsc::Receiver<Vec<u8>>, Vec<u8>);
 
     impl std::io::Read for Pipe {
         fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -604,7 +604,7 @@ mod tests {
         let src = create(d.path(), "s.qcow2", "64M", &[]);
         qemu_io(&src, "qcow2", &["write -P 0x11 0 64M"]);
         let bytes = std::fs::read(&src).unwrap();
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let (tx, rx) = std::sync::mpsc::channel();
         // Half the image, then nothing: the writer of the pipe stalls.
         tx.send(bytes[..bytes.len() / 2].to_vec()).unwrap();
         let s = Qcow2Stream::open(Box::new(Pipe(rx, Vec::new())), "stdin").unwrap();
