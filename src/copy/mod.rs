@@ -112,15 +112,28 @@ struct Chunk {
     index: u64,
     offset: u64,
     len: usize,
-    /// `None` when the chunk is known to read as zeros without reading it, or when its data
-    /// was already written (and nobody needs it any more).
-    data: Option<Vec<u8>>,
-    /// The ranges of `data` that were read (`(start, len)`); the rest reads as zeros and its
-    /// bytes in `data` are stale.
-    extents: Vec<(usize, usize)>,
+    /// The non-zero runs (`(start, len)` within the chunk): what belongs in the target.
     runs: Vec<(usize, usize)>,
-    /// The data runs are already in the target (written by the decode thread).
-    written: bool,
+    body: Body,
+}
+
+/// What a chunk brings besides its runs.
+enum Body {
+    /// Known to read as zeros without reading it.
+    Zeros,
+    /// Read; its runs are still to be written, by the consumer.
+    Unwritten(ReadData),
+    /// Its runs are already in the target (written by the decode thread that read them). The
+    /// data comes along only when the hasher needs it.
+    Written(Option<ReadData>),
+}
+
+/// The bytes read for one chunk.
+struct ReadData {
+    buf: Vec<u8>,
+    /// The ranges of `buf` that were read (`(start, len)`); the rest of the chunk reads as
+    /// zeros and those bytes of `buf` are stale.
+    extents: Vec<(usize, usize)>,
 }
 
 enum Msg {
@@ -200,10 +213,8 @@ pub fn copy_disk(
                         index,
                         offset,
                         len,
-                        data: None,
-                        extents: Vec::new(),
                         runs: Vec::new(),
-                        written: false,
+                        body: Body::Zeros,
                     })));
                 } else if job_tx.send((at, data)).is_err() {
                     return;
@@ -241,25 +252,27 @@ fn read_chunk(
         src.read_at(at.offset + start as u64, &mut buf[start..start + n])?;
         zero::push_nonzero_runs(&buf, start, n, sparse, &mut runs);
     }
-    if let Some(w) = direct {
-        for &(start, n) in &runs {
-            w.write_at(at.offset + start as u64, &buf[start..start + n])?;
+    let read = ReadData { buf, extents };
+    let body = match direct {
+        None => Body::Unwritten(read),
+        Some(w) => {
+            for &(start, n) in &runs {
+                w.write_at(at.offset + start as u64, &read.buf[start..start + n])?;
+            }
+            Body::Written(if keep {
+                Some(read)
+            } else {
+                pool.put(read.buf);
+                None
+            })
         }
-    }
-    let data = if direct.is_some() && !keep {
-        pool.put(buf);
-        None
-    } else {
-        Some(buf)
     };
     Ok(Chunk {
         index: at.index,
         offset: at.offset,
         len: at.len,
-        data,
-        extents,
         runs,
-        written: direct.is_some(),
+        body,
     })
 }
 
@@ -308,10 +321,11 @@ pub fn copy_stream(
                 index,
                 offset,
                 len,
-                data: Some(buf),
-                extents: vec![(0, len)],
                 runs,
-                written: false,
+                body: Body::Unwritten(ReadData {
+                    buf,
+                    extents: vec![(0, len)],
+                }),
             })));
             offset += len as u64;
             if len < chunk {
@@ -392,9 +406,8 @@ fn run_pipeline(
 
 /// What the hasher thread hashes, in guest order.
 enum Hashed {
-    /// A chunk: its `extents` were read into the buffer, the rest reads as zeros; the buffer
-    /// goes back to the pool afterwards.
-    Data(Vec<u8>, Vec<(usize, usize)>),
+    /// A chunk's bytes; the buffer goes back to the pool afterwards.
+    Data(ReadData),
     /// A run of this many zero bytes that was never read.
     Zeros(usize),
 }
@@ -413,7 +426,7 @@ fn hash_in_order(rx: Receiver<Hashed>, pool: &BufferPool) -> String {
     let mut h = Sha256::new();
     for m in rx {
         match m {
-            Hashed::Data(buf, extents) => {
+            Hashed::Data(ReadData { buf, extents }) => {
                 let mut pos = 0;
                 for (start, n) in extents {
                     hash_zeros(&mut h, (start - pos) as u64);
@@ -474,11 +487,11 @@ fn consume(
             }
         }
         // A chunk's buffer goes to the hasher, which returns it to the pool, or straight back.
-        let retire = |buf: Vec<u8>, extents| match &hash_tx {
+        let retire = |read: ReadData| match &hash_tx {
             Some(h) => {
-                let _ = h.send(Hashed::Data(buf, extents));
+                let _ = h.send(Hashed::Data(read));
             }
-            None => pool.put(buf),
+            None => pool.put(read.buf),
         };
         while let Some(c) = pending.remove(&next) {
             next += 1;
@@ -487,27 +500,27 @@ fn consume(
             let data_len: usize = c.runs.iter().map(|r| r.1).sum();
             written += data_len as u64;
             skipped += (c.len - data_len) as u64;
-            match c.data {
-                None if c.written => {}
-                None => {
+            match c.body {
+                Body::Zeros => {
                     if let Some(h) = &hash_tx {
                         let _ = h.send(Hashed::Zeros(c.len));
                     }
                 }
-                Some(buf) if c.written => retire(buf, c.extents),
-                Some(buf) => {
+                Body::Written(None) => {}
+                Body::Written(Some(read)) => retire(read),
+                Body::Unwritten(read) => {
                     let whole = c.runs.len() == 1 && c.runs[0] == (0, c.len);
                     if whole && hash_tx.is_none() {
-                        sink.write(c.offset, buf, pool)?;
+                        sink.write(c.offset, read.buf, pool)?;
                     } else {
                         // The sink gets copies of the data runs; the chunk itself goes to
                         // the hasher, which returns it to the pool.
                         for &(start, len) in &c.runs {
                             let mut part = pool.get(len);
-                            part.copy_from_slice(&buf[start..start + len]);
+                            part.copy_from_slice(&read.buf[start..start + len]);
                             sink.write(c.offset + start as u64, part, pool)?;
                         }
-                        retire(buf, c.extents);
+                        retire(read);
                     }
                 }
             }
