@@ -1,7 +1,7 @@
 //! Copying a qcow2 image that arrives as a stream (stdin) into a sink, in one pass.
 //!
 //! stream → reader thread (2 MiB blocks) → forward-only decoder ([`crate::disk::qcow2::stream`],
-//! its own thread: tables, claims, spill) → rayon pool (compressed clusters decoded, every piece
+//! its own thread: tables, claims, spill) → decode threads (compressed clusters decoded, every piece
 //! zero-scanned) → this thread: non-zero runs written to the sink in the order they come.
 //! The image's layout decides that order; the sink must accept writes anywhere (a fresh RBD
 //! image created at the virtual size, which the header gives before any data).
@@ -16,16 +16,17 @@
 //! Memory: `window` pieces of at most `chunk_size` in flight (read, decoded, or being written),
 //! the hash buffer, the reader's two blocks, and the decoder's own bounded state.
 //! Cancellation: every wait polls `Control::cancel`. This module never prints.
+use super::workers::Workers;
 use super::{
     hash_zeros, nonzero_runs, spawn_block_reader, BufferPool, Control, CopyOptions, CopyStats, Sink,
 };
 use crate::disk::qcow2::decode_cluster;
 use crate::disk::qcow2::stream::{Event, Qcow2Stream, StreamStats, READ_BLOCK};
 use crate::error::{Error, Result};
-use std::sync::mpsc::{sync_channel as bounded, Receiver, RecvTimeoutError, SyncSender as Sender};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel as bounded, Receiver, RecvTimeoutError, SyncSender as Sender};
 use std::time::{Duration, Instant};
 
 /// Bytes of decoded data the hasher may hold while it waits for a gap in guest order to fill.
@@ -96,11 +97,6 @@ pub fn copy_qcow2_stream_with(
     sink.ensure_size(size)?;
     let window = opts.window.max(1);
     let pool = BufferPool::new(window + 4);
-    let threads = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.threads.max(1))
-        .thread_name(|i| format!("rbdkit-decode-{i}"))
-        .build()
-        .map_err(|e| Error::Other(format!("cannot start decode threads: {e}")))?;
     let name = stream.name().to_string();
     let alloc_pool = pool.clone();
     let (decoder, first, reader) =
@@ -124,9 +120,15 @@ pub fn copy_qcow2_stream_with(
     let halted = || ctl.cancel.load(Ordering::Relaxed) || stop.load(Ordering::Relaxed);
     std::thread::scope(|s| {
         let decode_pool = pool.clone();
-        let threads = &threads;
         s.spawn(move || {
-            let result = threads.in_place_scope(|sc| {
+            let workers = match Workers::start(s, opts.threads) {
+                Ok(w) => w,
+                Err(e) => {
+                    let _ = tx.send(Msg::Failed(Error::io("start the decode threads", e)));
+                    return;
+                }
+            };
+            let result = (|| {
                 let mut dec = decoder;
                 let (cs, comp) = (dec.cluster_size() as usize, dec.compression());
                 let mut emit = |ev: Event| -> Result<()> {
@@ -139,7 +141,7 @@ pub fn copy_qcow2_stream_with(
                         }
                         Event::Data { guest, bytes } => {
                             let tx = tx.clone();
-                            sc.spawn(move |_| {
+                            workers.submit(move || {
                                 let runs = nonzero_runs(&bytes, sparse);
                                 let _ = tx.send(Msg::Piece {
                                     guest,
@@ -156,7 +158,7 @@ pub fn copy_qcow2_stream_with(
                             len,
                         } => {
                             let (tx, pool, name) = (tx.clone(), decode_pool.clone(), name.clone());
-                            sc.spawn(move |_| {
+                            workers.submit(move || {
                                 let mut out = pool.get(cs);
                                 let msg = match decode_cluster(comp, &input, &mut out) {
                                     Ok(()) => {
@@ -191,8 +193,9 @@ pub fn copy_qcow2_stream_with(
                         return dec.finish(&mut emit);
                     }
                 }
-            });
-            // Every piece was sent before the scope ended: End comes last.
+            })();
+            // Every piece is sent once the workers are done: End comes last.
+            workers.finish();
             let _ = tx.send(match result {
                 Ok(st) => Msg::End(st),
                 Err(e) => Msg::Failed(e),
