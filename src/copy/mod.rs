@@ -1,6 +1,6 @@
 //! The one copy engine behind `convert` (to a sparse file) and `import-raw` (to RBD).
 //!
-//! source extents → parallel read/decode (a fixed set of threads) → zero detection at `sparse_size` → sink.
+//! source extents → parallel read/decode (decode threads) → zero detection at `sparse_size` → sink.
 //! Chunks are `chunk_size` bytes (the RBD object size), so writes never straddle objects.
 //! Decoded chunks may finish in any order; the consumer puts them back in guest order to feed
 //! the SHA-256 of the virtual disk and the progress callback, and hands non-zero runs to the
