@@ -19,6 +19,17 @@ fn bench(args: &[&str]) -> std::process::Output {
     rbdkit(&[&["bench"], args].concat())
 }
 
+/// Runs `bench` with `args` and `--json`, expects success, and returns its output and the JSON
+/// report.
+fn bench_report(args: &[&str]) -> (std::process::Output, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let out = bench(&[args, &["--json", json.to_str().unwrap()]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    (out, report)
+}
+
 fn check_result(r: &Value) {
     let name = format!("{} {}", r["target"], r["phase"]);
     assert!(r["iops"].as_f64().unwrap() > 0.0, "{name}: {r}");
@@ -46,13 +57,12 @@ fn check_result(r: &Value) {
 #[test]
 fn phases_on_nfs_file_and_rbd_side_by_side() {
     let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("r.json");
     let plot = dir.path().join("r.svg");
     let file_name = unique("vol");
     let nfs = format!("{}/{}", nfs_url(), unique("nfsvol"));
     let file = format!("file:{}/{file_name}", nfs_dir());
     let rbd = format!("rbd:volumes/{}", unique("benchvol"));
-    let out = bench(&[
+    let (out, report) = bench_report(&[
         &nfs,
         &file,
         &rbd,
@@ -63,13 +73,9 @@ fn phases_on_nfs_file_and_rbd_side_by_side() {
         "1s",
         "--iodepth",
         "8",
-        "--json",
-        json.to_str().unwrap(),
         "--plot",
         plot.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let results = report["results"].as_array().unwrap();
     assert_eq!(results.len(), 9, "3 targets x 3 phases");
     for t in [&nfs, &file, &rbd] {
@@ -112,10 +118,8 @@ fn phases_on_nfs_file_and_rbd_side_by_side() {
 
 #[test]
 fn reads_of_a_fresh_target_are_prefilled_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("r.json");
     let file = format!("file:{}/{}", nfs_dir(), unique("readvol"));
-    let out = bench(&[
+    let (_, report) = bench_report(&[
         &file,
         "--size",
         "16M",
@@ -123,11 +127,7 @@ fn reads_of_a_fresh_target_are_prefilled_first() {
         "randread",
         "--runtime",
         "1s",
-        "--json",
-        json.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let r = &report["results"][0];
     check_result(r);
     assert!(r["notes"].to_string().contains("prefilled"), "{r}");
@@ -142,12 +142,10 @@ fn reads_of_a_fresh_target_are_prefilled_first() {
 /// reaped every finished request before refilling the free slots one by one held 9-10 of 16.
 #[test]
 fn every_target_keeps_the_queue_depth_it_is_given() {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("d.json");
     let nfs = format!("{}/{}", nfs_url(), unique("depthnfs"));
     let file = format!("file:{}/{}", nfs_dir(), unique("depth"));
     let rbd = format!("rbd:volumes/{}", unique("depthvol"));
-    let out = bench(&[
+    let (_, report) = bench_report(&[
         &nfs,
         &file,
         &rbd,
@@ -159,11 +157,7 @@ fn every_target_keeps_the_queue_depth_it_is_given() {
         "16",
         "--runtime",
         "2s",
-        "--json",
-        json.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let results = report["results"].as_array().unwrap();
     assert_eq!(results.len(), 3, "{report}");
     for r in results {

@@ -202,7 +202,6 @@ impl Target for FileTarget {
             // `iodepth` all the time, as fio keeps it (reaping every ready completion in one go
             // leaves slots empty while they are refilled one enter at a time: measured, an
             // average of 22 in flight at iodepth 32).
-            let now = Instant::now();
             if let Some(cqe) = ring.completion().next() {
                 let slot = cqe.user_data() as usize;
                 in_flight -= 1;
@@ -221,7 +220,7 @@ impl Target for FileTarget {
                         format!("short I/O on {}: {res} of {bs} bytes", self.path.display())
                     });
                 } else {
-                    rec.record(submitted[slot], now, spec.bs);
+                    rec.record(submitted[slot], Instant::now(), spec.bs);
                 }
             }
         }

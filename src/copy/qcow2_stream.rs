@@ -531,8 +531,9 @@ mod tests {
         c.add(4096, &d[..8192], &mut sink, &pool).unwrap(); // continues: gathered
         c.add(65536, &d[..4096], &mut sink, &pool).unwrap(); // gap: the first write goes out
         c.add(69632, &d[..1 << 20], &mut sink, &pool).unwrap(); // crosses into the next object
+                                                                // A gap, then a run that crosses into the next object.
         c.add((3 << 20) - 4096, &d[..8192], &mut sink, &pool)
-            .unwrap(); // gap, then crosses
+            .unwrap();
         c.flush(&mut sink, &pool).unwrap();
         let want = [
             (0, 12288),
