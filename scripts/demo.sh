@@ -42,6 +42,9 @@ qemu-img info "$OUT/cloud.qcow2" | grep -E "virtual size|disk size"
 step "rbdkit import-raw cloud.qcow2 images/cloud --snap snap --protect --verify"
 "$RBDKIT" import-raw "$OUT/cloud.qcow2" images/cloud --snap snap --protect --verify
 
+step "the checksum, recomputed by another program from rbd export (sha256-blocks, README)"
+rbd export --no-progress images/cloud - | python3 -c "import hashlib,sys;o=hashlib.sha256();f=sys.stdin.buffer;[o.update(hashlib.sha256(b).digest()) for b in iter(lambda:f.read(65536),b'')];print(o.hexdigest())"
+
 step "the same qcow2 from a pipe: cat cloud.qcow2 | rbdkit import-raw - images/cloud-piped"
 cat "$OUT/cloud.qcow2" | "$RBDKIT" import-raw - images/cloud-piped
 

@@ -12,12 +12,13 @@ use crate::ceph::{
 use crate::ceph::{CreateOptions, Image, ImageSpec, IoCtx};
 use crate::copy::qcow2_stream::copy_qcow2_stream;
 use crate::copy::sink_rbd::RbdSink;
-use crate::copy::{copy_disk, copy_stream, Control, CopyOptions, CopyStats};
+use crate::copy::{
+    copy_disk, copy_stream, nonzero_runs, Checksum, Control, CopyOptions, CopyStats, DiskHasher,
+};
 use crate::disk::qcow2::Qcow2Stream;
 use crate::disk::DiskSource;
 use crate::error::{Error, Result};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::atomic::Ordering;
@@ -78,17 +79,21 @@ pub struct ImportReport {
     pub elapsed_s: f64,
     /// Virtual size / elapsed, MiB/s.
     pub mib_per_s: f64,
-    /// SHA-256 of the virtual disk content.
+    /// The checksum algorithm of `checksum` (`sha256-blocks` or `sha256`); `None` without one.
+    pub checksum_algorithm: Option<Checksum>,
+    /// The checksum of the virtual disk content, hex.
+    pub checksum: Option<String>,
+    /// The SHA-256 of the raw image (what `sha256sum` prints), when the algorithm is `sha256`.
     pub sha256: Option<String>,
     /// qcow2 streams only: bytes that arrived before the tables naming them and went through
     /// the temporary spill file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_spilled: Option<u64>,
-    /// The SHA-256 was computed by reading the image back: the qcow2 stream's data arrived too
-    /// far out of guest order to hash on the way (then `verified` stays `None`: there is no
+    /// The checksum was computed by reading the image back: the qcow2 stream's data arrived
+    /// too far out of guest order to hash on the way (then `verified` stays `None`: there is no
     /// independent checksum to compare with).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub sha256_read_back: bool,
+    pub checksum_read_back: bool,
     /// True when the image was read back and matched; `None` without `--verify`.
     pub verified: Option<bool>,
     /// Snapshot created, if any.
@@ -199,33 +204,28 @@ fn write_and_publish(
             }
         }
     };
-    if read_back {
-        stats.sha256 = Some(read_sha256(
-            &image,
-            stats.virtual_size,
-            req.copy.chunk_size,
-            req.concurrency,
-            ctl,
-        )?);
+    let read_checksum = |kind| {
+        let (len, chunk) = (stats.virtual_size, req.copy.chunk_size);
+        read_checksum(&image, len, chunk, req.concurrency, kind, ctl)
+    };
+    let kind = req.copy.checksum;
+    if let (true, Some(kind)) = (read_back, kind) {
+        stats.checksum = Some(read_checksum(kind)?);
     }
-    let verified = if req.verify && !read_back {
-        let expected = stats.sha256.as_deref().unwrap_or_default();
-        let actual = read_sha256(
-            &image,
-            stats.virtual_size,
-            req.copy.chunk_size,
-            req.concurrency,
-            ctl,
-        )?;
-        if actual != expected {
-            return Err(Error::Other(format!(
-                "verify {}: the image reads back with sha256 {actual}, but {expected} was written; the temporary image was removed",
-                req.dest
-            )));
+    let verified = match kind {
+        Some(kind) if req.verify && !read_back => {
+            let expected = stats.checksum.as_deref().unwrap_or_default();
+            let actual = read_checksum(kind)?;
+            if actual != expected {
+                return Err(Error::Other(format!(
+                    "verify {}: the image reads back with {} {actual}, but {expected} was written; the temporary image was removed",
+                    req.dest,
+                    kind.name()
+                )));
+            }
+            Some(true)
         }
-        Some(true)
-    } else {
-        None
+        _ => None,
     };
     let image_size = image.stat()?.size;
     if let Some(snap) = &req.snap {
@@ -252,25 +252,33 @@ fn write_and_publish(
         bytes_zero_skipped: stats.bytes_zero_skipped,
         elapsed_s,
         mib_per_s: stats.virtual_size as f64 / (1 << 20) as f64 / elapsed_s.max(1e-9),
-        sha256: stats.sha256,
+        checksum_algorithm: kind,
+        sha256: stats
+            .checksum
+            .clone()
+            .filter(|_| kind == Some(Checksum::Sha256)),
+        checksum: stats.checksum,
         bytes_spilled,
-        sha256_read_back: read_back,
+        checksum_read_back: read_back,
         verified,
         snap: req.snap.clone(),
         protected: req.snap.is_some() && req.protect,
     })
 }
 
-/// SHA-256 of the first `len` bytes of an image, read with `concurrency` reads in flight.
-pub fn read_sha256(
+/// The checksum of the first `len` bytes of an image, read with `concurrency` reads in flight.
+/// Zero blocks (never-written objects read as zeros) cost a scan, not a hash, with
+/// `sha256-blocks`.
+pub fn read_checksum(
     image: &Image,
     len: u64,
     chunk: u64,
     concurrency: usize,
+    kind: Checksum,
     ctl: &Control,
 ) -> Result<String> {
     let q = Completions::new();
-    let mut hasher = Sha256::new();
+    let mut hasher = DiskHasher::new(kind);
     let mut pending: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
     let n = len.div_ceil(chunk);
     let (mut submitted, mut next, mut in_flight) = (0u64, 0u64, 0usize);
@@ -299,7 +307,7 @@ pub fn read_sha256(
         }
         if first_err.is_none() {
             while let Some(buf) = pending.remove(&next) {
-                hasher.update(&buf);
+                hasher.feed(&buf, &nonzero_runs(&buf, 4096));
                 next += 1;
                 (ctl.progress)(next * chunk, len);
             }
@@ -314,7 +322,7 @@ pub fn read_sha256(
     }
     match first_err {
         Some(e) => Err(e),
-        None => Ok(hex::encode(hasher.finalize())),
+        None => Ok(hasher.finish()),
     }
 }
 

@@ -96,7 +96,13 @@ fn imports_qcow2_identically_to_qemu_img_with_layering_only_and_checksum() {
     assert!(out.status.success(), "{}", stderr(&out));
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(j["virtual_size"].as_u64(), Some(64 << 20));
-    assert_eq!(j["sha256"].as_str(), Some(sha256_hex(&expected).as_str()));
+    // The default checksum: per-block SHA-256s, hashed in parallel.
+    assert_eq!(j["checksum_algorithm"], "sha256-blocks");
+    assert_eq!(
+        j["checksum"].as_str(),
+        Some(sha256_blocks_hex(&expected).as_str())
+    );
+    assert!(j["sha256"].is_null(), "{j}");
     assert_eq!(j["verified"], true);
     // Only non-zero 4K blocks are written: 3M + 64k + 1M + 1M of data.
     assert_eq!(j["bytes_written"].as_u64(), Some((5 << 20) + (64 << 10)));
@@ -168,7 +174,13 @@ fn raw_and_qcow2_from_stdin() {
     for input in [raw.clone(), src.clone()] {
         let dest = format!("images/{}", unique("stdin"));
         cleanup.add(&dest);
-        let out = import_stdin(&conf, &dest, std::fs::read(&input).unwrap(), &[]);
+        // The plain SHA-256 (what `sha256sum` of the raw image prints), on request.
+        let out = import_stdin(
+            &conf,
+            &dest,
+            std::fs::read(&input).unwrap(),
+            &["--checksum", "sha256"],
+        );
         assert!(
             out.status.success(),
             "{}: {}",
@@ -176,7 +188,9 @@ fn raw_and_qcow2_from_stdin() {
             stderr(&out)
         );
         let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(j["checksum_algorithm"], "sha256");
         assert_eq!(j["sha256"].as_str(), Some(sha256_hex(&expected).as_str()));
+        assert_eq!(j["checksum"], j["sha256"]);
         assert_eq!(
             rbd_json(&conf, &["info", &dest])["size"].as_u64(),
             Some(expected.len() as u64)
@@ -273,14 +287,14 @@ fn qcow2_streams_from_stdin_spill_only_what_arrives_before_its_tables() {
         assert_eq!(j["source_format"], "qcow2", "{name}");
         assert_eq!(j["virtual_size"].as_u64(), Some(expected.len() as u64));
         assert_eq!(
-            j["sha256"].as_str(),
-            Some(sha256_hex(&expected).as_str()),
+            j["checksum"].as_str(),
+            Some(sha256_blocks_hex(&expected).as_str()),
             "{name}"
         );
         let spilled = j["bytes_spilled"].as_u64().expect("bytes_spilled");
         assert_eq!(spilled > 0, spills, "{name}: {j}");
         assert_eq!(
-            j["sha256_read_back"].as_bool() == Some(true),
+            j["checksum_read_back"].as_bool() == Some(true),
             read_back,
             "{name}: {j}"
         );

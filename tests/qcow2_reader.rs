@@ -830,3 +830,50 @@ fn bad_images_are_refused_with_one_line() {
     );
     refused_path(&on_zero, "not a regular file or block device");
 }
+
+/// `convert --checksum sha256` prints what `sha256sum` prints for the output; `--checksum
+/// sha256-blocks` what the README's Python recipe recomputes from the file.
+#[test]
+fn convert_checksums_match_sha256sum_and_the_readme_recipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = create(dir.path(), "c.qcow2", "9M", &[]);
+    qemu_io(&img, "qcow2", PATTERN);
+    let out_file = dir.path().join("c.raw");
+    let shell = |cmd: String| {
+        let o = Command::new("bash").arg("-c").arg(cmd).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout)[..64].to_string()
+    };
+    for (algo, witness) in [
+        ("sha256", format!("sha256sum '{}'", out_file.display())),
+        (
+            "sha256-blocks",
+            format!(
+                "python3 -c \"{}\" < '{}'",
+                rbdkit::copy::digest::RECIPE,
+                out_file.display()
+            ),
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_rbdkit"))
+            .args([
+                "convert",
+                "--overwrite",
+                "--no-progress",
+                "--format",
+                "json",
+            ])
+            .args(["--checksum", algo])
+            .args([&img, &out_file])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(j["checksum_algorithm"], algo);
+        assert_eq!(j["checksum"].as_str().unwrap(), shell(witness), "{algo}");
+    }
+}

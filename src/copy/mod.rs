@@ -3,11 +3,14 @@
 //! source extents → parallel read/decode (decode threads) → zero detection at `sparse_size` → sink.
 //! Chunks are `chunk_size` bytes (the RBD object size), so writes never straddle objects.
 //! Decoded chunks may finish in any order; the consumer puts them back in guest order to feed
-//! the SHA-256 of the virtual disk and the progress callback, and hands non-zero runs to the
-//! sink, which may keep many writes in flight. Memory is bounded: at most `window` chunks are
-//! read but not yet handed to the sink, whatever the image size.
+//! the checksum of the virtual disk ([`digest`]) and the progress callback, and hands non-zero
+//! runs to the sink, which may keep many writes in flight. The default `sha256-blocks` checksum
+//! is hashed block by block on the decode threads; `sha256` on a hasher thread in guest order.
+//! Memory is bounded: at most `window` chunks are read but not yet handed to the sink, whatever
+//! the image size.
 //! This module never prints; cancellation is a flag the caller sets (e.g. from SIGINT).
 mod buffers;
+pub mod digest;
 pub mod qcow2_stream;
 pub mod sink_file;
 #[cfg(feature = "rbd")]
@@ -16,12 +19,13 @@ mod workers;
 mod zero;
 
 pub use buffers::BufferPool;
+pub use digest::{Checksum, DiskHasher};
 pub use zero::{is_zero, nonzero_runs};
 
 use crate::disk::{read_full, DiskSource, ExtentKind};
 use crate::error::{Error, Result};
+use digest::{block_digests, BlockDigest};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -64,8 +68,8 @@ pub struct CopyOptions {
     pub threads: usize,
     /// Chunks decoded but not yet handed to the sink (bounds memory: window × chunk_size).
     pub window: usize,
-    /// Compute the SHA-256 of the virtual disk content.
-    pub checksum: bool,
+    /// The checksum of the virtual disk content to compute, if any.
+    pub checksum: Option<Checksum>,
 }
 
 impl Default for CopyOptions {
@@ -81,7 +85,7 @@ impl Default for CopyOptions {
             sparse_size: 4096,
             threads,
             window: 4 * threads + 8,
-            checksum: true,
+            checksum: Some(Checksum::Sha256Blocks),
         }
     }
 }
@@ -97,8 +101,9 @@ pub struct CopyStats {
     pub bytes_zero_skipped: u64,
     /// Wall time of the copy, seconds.
     pub elapsed_s: f64,
-    /// SHA-256 (hex) of the virtual disk content, as `sha256sum` of the raw image would print.
-    pub sha256: Option<String>,
+    /// The checksum (hex) of the virtual disk content, of the kind asked for in
+    /// [`CopyOptions::checksum`].
+    pub checksum: Option<String>,
 }
 
 /// Progress and cancellation, owned by the caller.
@@ -116,6 +121,9 @@ struct Chunk {
     len: usize,
     /// The non-zero runs (`(start, len)` within the chunk): what belongs in the target.
     runs: Vec<(usize, usize)>,
+    /// Its `sha256-blocks` block digests, when the thread that read it made them (then the
+    /// hasher needs no data).
+    digests: Option<Vec<BlockDigest>>,
     body: Body,
 }
 
@@ -158,7 +166,14 @@ pub fn copy_disk(
     run_pipeline(sink, opts, ctl, &pool, size, |tx, tokens| {
         let chunk = opts.chunk_size;
         let n = size.div_ceil(chunk);
-        let (sparse, keep) = (opts.sparse_size as usize, opts.checksum);
+        let sparse = opts.sparse_size as usize;
+        // Chunks that start on digest blocks are hashed where they are read, in parallel;
+        // otherwise the hasher thread gets their data.
+        let hash = match opts.checksum {
+            None => ChunkHash::None,
+            Some(Checksum::Sha256Blocks) if chunk.is_multiple_of(digest::BLOCK) => ChunkHash::Here,
+            Some(_) => ChunkHash::Keep,
+        };
         std::thread::scope(|s| {
             let workers = match Workers::start(s, opts.threads) {
                 Ok(w) => w,
@@ -194,12 +209,13 @@ pub fn copy_disk(
                         offset,
                         len,
                         runs: Vec::new(),
+                        digests: None,
                         body: Body::Zeros,
                     })));
                 } else {
                     let (tx, pool, direct) = (tx.clone(), &pool, &direct);
                     workers.submit(move || {
-                        let msg = read_chunk(src, data, direct.as_deref(), pool, sparse, keep, at);
+                        let msg = read_chunk(src, data, direct.as_deref(), pool, sparse, hash, at);
                         let _ = tx.send(Msg::Chunk(msg));
                     });
                 }
@@ -207,6 +223,17 @@ pub fn copy_disk(
             let _ = tx.send(Msg::End(size));
         });
     })
+}
+
+/// Who hashes a chunk's data.
+#[derive(Clone, Copy, PartialEq)]
+enum ChunkHash {
+    /// No checksum.
+    None,
+    /// The decode thread that read it: its block digests.
+    Here,
+    /// The hasher thread, in guest order: the data is kept for it.
+    Keep,
 }
 
 /// Where a chunk lies in the guest.
@@ -218,16 +245,16 @@ struct ChunkAt {
 }
 
 /// Reads and zero-scans the data `extents` (chunk-relative `(start, len)`) of one chunk on a
-/// decode thread. With a concurrent writer it also writes the data runs there, and keeps the
-/// buffer only if the hasher (`keep`) still needs it. The bytes between extents are left as
-/// they are: the hasher hashes zeros there without reading them.
+/// decode thread, and hashes it if `hash` says so. With a concurrent writer it also writes the
+/// data runs there, and keeps the buffer only if the hasher thread still needs it. The bytes
+/// between extents are left as they are: they are hashed as zeros without being read.
 fn read_chunk(
     src: &dyn DiskSource,
     extents: Vec<(usize, usize)>,
     direct: Option<&dyn ConcurrentWrite>,
     pool: &BufferPool,
     sparse: usize,
-    keep: bool,
+    hash: ChunkHash,
     at: ChunkAt,
 ) -> Result<Chunk> {
     let mut buf = pool.get(at.len);
@@ -236,6 +263,7 @@ fn read_chunk(
         src.read_at(at.offset + start as u64, &mut buf[start..start + n])?;
         zero::push_nonzero_runs(&buf, start, n, sparse, &mut runs);
     }
+    let digests = (hash == ChunkHash::Here).then(|| block_digests(&buf, &runs));
     let read = ReadData { buf, extents };
     let body = match direct {
         None => Body::Unwritten(read),
@@ -243,7 +271,7 @@ fn read_chunk(
             for &(start, n) in &runs {
                 w.write_at(at.offset + start as u64, &read.buf[start..start + n])?;
             }
-            Body::Written(if keep {
+            Body::Written(if hash == ChunkHash::Keep {
                 Some(read)
             } else {
                 pool.put(read.buf);
@@ -256,6 +284,7 @@ fn read_chunk(
         offset: at.offset,
         len: at.len,
         runs,
+        digests,
         body,
     })
 }
@@ -301,15 +330,15 @@ pub fn copy_stream(
                 break;
             }
             let runs = nonzero_runs(&buf, opts.sparse_size as usize);
+            // Outside its non-zero runs the chunk is zeros: the hasher need not read it there.
+            let extents = runs.clone();
             let _ = tx.send(Msg::Chunk(Ok(Chunk {
                 index,
                 offset,
                 len,
                 runs,
-                body: Body::Unwritten(ReadData {
-                    buf,
-                    extents: vec![(0, len)],
-                }),
+                digests: None,
+                body: Body::Unwritten(ReadData { buf, extents }),
             })));
             offset += len as u64;
             if len < chunk {
@@ -368,21 +397,24 @@ fn run_pipeline(
     }
     std::thread::scope(|s| {
         s.spawn(move || produce(tx, token_rx));
-        // SHA-256 is sequential; on its own thread it overlaps with reading and writing instead
-        // of holding up the consumer (hashing zeros of a sparse disk costs as much as data).
-        let (hash_tx, hasher) = if opts.checksum {
-            let (htx, hrx) = bounded::<Hashed>(window);
-            let hpool = pool.clone();
-            (Some(htx), Some(s.spawn(move || hash_in_order(hrx, &hpool))))
-        } else {
-            (None, None)
+        // The checksum is folded in guest order on its own thread, so hashing data (`sha256`,
+        // or chunks not hashed where they were read) overlaps with reading and writing instead
+        // of holding up the consumer.
+        let (hash_tx, hasher) = match opts.checksum {
+            Some(kind) => {
+                let (htx, hrx) = bounded::<Hashed>(window);
+                let hpool = pool.clone();
+                let h = s.spawn(move || hash_in_order(kind, hrx, &hpool));
+                (Some(htx), Some(h))
+            }
+            None => (None, None),
         };
         // `rx`, `token_tx` and `hash_tx` are moved in and dropped when consuming ends, early or
         // not, which unblocks the producer and ends the hasher.
         let stats = consume(rx, token_tx, hash_tx, sink, ctl, pool, known_total, started);
         let digest = hasher.and_then(|h| h.join().ok());
         stats.map(|mut st| {
-            st.sha256 = digest;
+            st.checksum = digest;
             st
         })
     })
@@ -394,36 +426,23 @@ enum Hashed {
     Data(ReadData),
     /// A run of this many zero bytes that was never read.
     Zeros(usize),
+    /// A chunk's block digests, made by the thread that read it.
+    Digests(Vec<BlockDigest>),
 }
 
-/// Feeds `n` zero bytes to `h`: zero runs are never read, so their bytes come from here.
-pub(crate) fn hash_zeros(h: &mut Sha256, mut n: u64) {
-    static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
-    while n > 0 {
-        let k = n.min(ZEROS.len() as u64) as usize;
-        h.update(&ZEROS[..k]);
-        n -= k as u64;
-    }
-}
-
-fn hash_in_order(rx: Receiver<Hashed>, pool: &BufferPool) -> String {
-    let mut h = Sha256::new();
+fn hash_in_order(kind: Checksum, rx: Receiver<Hashed>, pool: &BufferPool) -> String {
+    let mut h = DiskHasher::new(kind);
     for m in rx {
         match m {
             Hashed::Data(ReadData { buf, extents }) => {
-                let mut pos = 0;
-                for (start, n) in extents {
-                    hash_zeros(&mut h, (start - pos) as u64);
-                    h.update(&buf[start..start + n]);
-                    pos = start + n;
-                }
-                hash_zeros(&mut h, (buf.len() - pos) as u64);
+                h.feed(&buf, &extents);
                 pool.put(buf);
             }
-            Hashed::Zeros(n) => hash_zeros(&mut h, n as u64),
+            Hashed::Zeros(n) => h.zeros(n as u64),
+            Hashed::Digests(d) => h.blocks(&d),
         }
     }
-    hex::encode(h.finalize())
+    h.finish()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -470,14 +489,23 @@ fn consume(
                 break;
             }
         }
-        // A chunk's buffer goes to the hasher, which returns it to the pool, or straight back.
-        let retire = |read: ReadData| match &hash_tx {
-            Some(h) => {
-                let _ = h.send(Hashed::Data(read));
-            }
-            None => pool.put(read.buf),
-        };
-        while let Some(c) = pending.remove(&next) {
+        while let Some(mut c) = pending.remove(&next) {
+            // The hasher gets the chunk's digests if it has them, else its data (below).
+            let data_to_hasher = match (&hash_tx, c.digests.take()) {
+                (Some(h), Some(d)) => {
+                    let _ = h.send(Hashed::Digests(d));
+                    None
+                }
+                (Some(h), None) => Some(h),
+                (None, _) => None,
+            };
+            // A chunk's buffer goes to the hasher, which returns it to the pool, or straight back.
+            let retire = |read: ReadData| match data_to_hasher {
+                Some(h) => {
+                    let _ = h.send(Hashed::Data(read));
+                }
+                None => pool.put(read.buf),
+            };
             next += 1;
             let chunk_end = c.offset + c.len as u64;
             sink.ensure_size(chunk_end)?;
@@ -486,7 +514,7 @@ fn consume(
             skipped += (c.len - data_len) as u64;
             match c.body {
                 Body::Zeros => {
-                    if let Some(h) = &hash_tx {
+                    if let Some(h) = data_to_hasher {
                         let _ = h.send(Hashed::Zeros(c.len));
                     }
                 }
@@ -494,7 +522,7 @@ fn consume(
                 Body::Written(Some(read)) => retire(read),
                 Body::Unwritten(read) => {
                     let whole = c.runs.len() == 1 && c.runs[0] == (0, c.len);
-                    if whole && hash_tx.is_none() {
+                    if whole && data_to_hasher.is_none() {
                         sink.write(c.offset, read.buf, pool)?;
                     } else {
                         // The sink gets copies of the data runs; the chunk itself goes to
@@ -520,7 +548,7 @@ fn consume(
         bytes_written: written,
         bytes_zero_skipped: skipped,
         elapsed_s: started.elapsed().as_secs_f64(),
-        sha256: None,
+        checksum: None,
     })
 }
 
@@ -609,11 +637,19 @@ mod tests {
             data,
         };
         let dir = tempfile::tempdir().unwrap();
-        for checksum in [false, true] {
-            let dest = dir.path().join(format!("out-{checksum}.raw"));
+        // 16 KiB chunks are hashed on the hasher thread, 64 KiB ones where they are read.
+        let cases = [
+            (65536, None),
+            (65536, Some(Checksum::Sha256)),
+            (65536, Some(Checksum::Sha256Blocks)),
+            (16384, Some(Checksum::Sha256Blocks)),
+            (16384, Some(Checksum::Sha256)),
+        ];
+        for (i, (chunk_size, checksum)) in cases.into_iter().enumerate() {
+            let dest = dir.path().join(format!("out-{i}.raw"));
             let mut sink = sink_file::FileSink::create(&dest, false).unwrap();
             let opts = CopyOptions {
-                chunk_size: 65536,
+                chunk_size,
                 sparse_size: 4096,
                 threads: 3,
                 window: 4,
@@ -629,8 +665,12 @@ mod tests {
             assert_eq!(std::fs::read(&dest).unwrap(), bytes);
             assert_eq!(stats.virtual_size, size as u64);
             assert_eq!(stats.bytes_written + stats.bytes_zero_skipped, size as u64);
-            let expect = checksum.then(|| hex::encode(Sha256::digest(&bytes)));
-            assert_eq!(stats.sha256, expect);
+            let expect = checksum.map(|kind| {
+                let mut h = DiskHasher::new(kind);
+                h.feed(&bytes, &[(0, bytes.len())]);
+                h.finish()
+            });
+            assert_eq!(stats.checksum, expect, "case {i}");
         }
     }
 }

@@ -18,12 +18,12 @@
 //! Cancellation: every wait polls `Control::cancel`. This module never prints.
 use super::workers::Workers;
 use super::{
-    hash_zeros, nonzero_runs, spawn_block_reader, BufferPool, Control, CopyOptions, CopyStats, Sink,
+    nonzero_runs, spawn_block_reader, BufferPool, Checksum, Control, CopyOptions, CopyStats,
+    DiskHasher, Sink,
 };
 use crate::disk::qcow2::decode_cluster;
 use crate::disk::qcow2::stream::{Event, Qcow2Stream, StreamStats, READ_BLOCK};
 use crate::error::{Error, Result};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel as bounded, Receiver, RecvTimeoutError, SyncSender as Sender};
@@ -70,7 +70,8 @@ enum Msg {
 
 /// What the hasher hashes.
 enum Hashed {
-    Data(Vec<u8>),
+    /// Decoded bytes and their non-zero runs (the rest is hashed as zeros without a look).
+    Data(Vec<u8>, Vec<(usize, usize)>),
     Zeros(u64),
 }
 
@@ -201,13 +202,14 @@ pub fn copy_qcow2_stream_with(
                 Err(e) => Msg::Failed(e),
             });
         });
-        let (hash_tx, hasher) = if opts.checksum {
-            let (htx, hrx) = bounded::<(u64, Hashed)>(window);
-            let hpool = pool.clone();
-            let h = s.spawn(move || hash_in_guest_order(hrx, &hpool, size, hash_buffer));
-            (Some(htx), Some(h))
-        } else {
-            (None, None)
+        let (hash_tx, hasher) = match opts.checksum {
+            Some(kind) => {
+                let (htx, hrx) = bounded::<(u64, Hashed)>(window);
+                let hpool = pool.clone();
+                let h = s.spawn(move || hash_in_guest_order(kind, hrx, &hpool, size, hash_buffer));
+                (Some(htx), Some(h))
+            }
+            None => (None, None),
         };
         // rx, token_tx and hash_tx are dropped when this returns, early or not, which stops
         // the decoder and ends the hasher.
@@ -223,11 +225,11 @@ pub fn copy_qcow2_stream_with(
                 bytes_written: written,
                 bytes_zero_skipped: size - written.min(size),
                 elapsed_s: started.elapsed().as_secs_f64(),
-                sha256: digest.clone(),
+                checksum: digest.clone(),
             },
             bytes_read: st.bytes_read,
             bytes_spilled: st.bytes_spilled,
-            checksum_fell_back: opts.checksum && digest.is_none(),
+            checksum_fell_back: opts.checksum.is_some() && digest.is_none(),
         })
     })
 }
@@ -377,7 +379,7 @@ fn consume(
                 }
                 match &hash_tx {
                     Some(h) => {
-                        let _ = h.send((guest, Hashed::Data(buf)));
+                        let _ = h.send((guest, Hashed::Data(buf, runs)));
                     }
                     None => pool.put(buf),
                 }
@@ -400,21 +402,22 @@ fn consume(
     }
 }
 
-/// SHA-256 of the disk in guest order; `None` if more than `cap` bytes would have to wait for
-/// a gap to fill, or if the pieces do not tile `[0, size)` exactly.
+/// The checksum of the disk in guest order; `None` if more than `cap` bytes would have to
+/// wait for a gap to fill, or if the pieces do not tile `[0, size)` exactly.
 fn hash_in_guest_order(
+    kind: Checksum,
     rx: Receiver<(u64, Hashed)>,
     pool: &BufferPool,
     size: u64,
     cap: u64,
 ) -> Option<String> {
-    let mut h = Sha256::new();
+    let mut h = DiskHasher::new(kind);
     let mut frontier = 0u64;
     let mut waiting: BTreeMap<u64, Hashed> = BTreeMap::new();
     let mut held = 0u64;
     let mut gave_up = false;
     let recycle = |item: Hashed| {
-        if let Hashed::Data(b) = item {
+        if let Hashed::Data(b, _) = item {
             pool.put(b);
         }
     };
@@ -428,7 +431,7 @@ fn hash_in_guest_order(
             recycle(item);
             continue;
         }
-        if let Hashed::Data(b) = &item {
+        if let Hashed::Data(b, _) = &item {
             held += b.len() as u64;
         }
         waiting.insert(guest, item);
@@ -437,15 +440,15 @@ fn hash_in_guest_order(
                 break;
             }
             match e.remove() {
-                Hashed::Data(b) => {
-                    h.update(&b);
+                Hashed::Data(b, runs) => {
+                    h.feed(&b, &runs);
                     frontier += b.len() as u64;
                     held -= b.len() as u64;
                     pool.put(b);
                 }
                 Hashed::Zeros(n) => {
                     frontier += n;
-                    hash_zeros(&mut h, n);
+                    h.zeros(n);
                 }
             }
         }
@@ -456,7 +459,7 @@ fn hash_in_guest_order(
             }
         }
     }
-    (!gave_up && waiting.is_empty() && frontier == size).then(|| hex::encode(h.finalize()))
+    (!gave_up && waiting.is_empty() && frontier == size).then(|| h.finish())
 }
 
 #[cfg(test)]
@@ -551,7 +554,8 @@ mod tests {
             sparse_size: 4096,
             threads: 3,
             window: 6,
-            checksum: true,
+            // Plain SHA-256, so the expected value is `sha256sum` of qemu's raw output.
+            checksum: Some(Checksum::Sha256),
         }
     }
 
@@ -586,6 +590,7 @@ mod tests {
     }
 
     fn sha(b: &[u8]) -> String {
+        use sha2::{Digest, Sha256};
         hex::encode(Sha256::digest(b))
     }
 
@@ -614,7 +619,7 @@ mod tests {
             let want = reference_bytes(img);
             let (sink, st) = copy(img, HASH_BUFFER_BYTES, &AtomicBool::new(false)).unwrap();
             assert!(sink.disk == want, "{}: content differs", img.display());
-            assert_eq!(st.copy.sha256.as_deref(), Some(sha(&want).as_str()));
+            assert_eq!(st.copy.checksum.as_deref(), Some(sha(&want).as_str()));
             assert!(!st.checksum_fell_back);
             assert_eq!(sink.finished, Some(want.len() as u64));
             let nonzero: u64 = nonzero_runs(&want, 4096).iter().map(|r| r.1 as u64).sum();
@@ -643,11 +648,14 @@ mod tests {
         // Enough buffer: the hash still comes out right, out of order.
         let (sink, st) = copy(&img, 64 << 20, &AtomicBool::new(false)).unwrap();
         assert!(sink.disk == want);
-        assert_eq!(st.copy.sha256.as_deref(), Some(sha(&want).as_str()));
+        assert_eq!(st.copy.checksum.as_deref(), Some(sha(&want).as_str()));
         // 2 MiB of buffer cannot bridge 7 MiB of reversed data: no checksum, same content.
         let (sink, st) = copy(&img, 2 << 20, &AtomicBool::new(false)).unwrap();
         assert!(sink.disk == want);
-        assert!(st.copy.sha256.is_none() && st.checksum_fell_back, "{st:?}");
+        assert!(
+            st.copy.checksum.is_none() && st.checksum_fell_back,
+            "{st:?}"
+        );
     }
 
     #[test]

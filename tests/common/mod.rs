@@ -216,3 +216,14 @@ impl Drop for Cleanup {
         }
     }
 }
+
+/// The `sha256-blocks` checksum of `data`, written from its definition: the SHA-256 of the
+/// SHA-256 digests of every 64 KiB block (the last may be shorter).
+pub fn sha256_blocks_hex(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut outer = Sha256::new();
+    for block in data.chunks(64 << 10) {
+        outer.update(Sha256::digest(block));
+    }
+    hex::encode(outer.finalize())
+}

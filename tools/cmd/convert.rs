@@ -19,9 +19,10 @@ pub struct ConvertArgs {
     /// Replace DEST if it exists.
     #[arg(long)]
     pub overwrite: bool,
-    /// Also compute the SHA-256 of the virtual disk (as `sha256sum DEST` would print).
-    #[arg(long)]
-    pub checksum: bool,
+    /// Also compute a checksum of the virtual disk: `sha256-blocks` (what `import-raw` prints
+    /// by default), `sha256` (what `sha256sum DEST` prints) or `none`.
+    #[arg(long, value_enum, default_value = "none")]
+    pub checksum: super::source::ChecksumArg,
     #[command(flatten)]
     pub copy: super::source::CopyFlags,
 }
@@ -30,7 +31,8 @@ pub struct ConvertArgs {
 pub fn run(a: ConvertArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     let cancel = crate::cancel::flag();
     let source = rbdkit::disk::open(&a.src, a.copy.source_format.map(Into::into))?;
-    let opts = a.copy.copy_options(4 << 20, a.checksum)?;
+    let kind = a.checksum.kind();
+    let opts = a.copy.copy_options(4 << 20, kind)?;
     let mut sink = FileSink::create(&a.dest, a.overwrite)?;
     let bar = crate::progress::bytes_bar(source.virtual_size(), "converting", !g.no_progress);
     let ctl = Control {
@@ -59,7 +61,8 @@ pub fn run(a: ConvertArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             "bytes_written": stats.bytes_written,
             "bytes_zero_skipped": stats.bytes_zero_skipped,
             "elapsed_s": stats.elapsed_s,
-            "sha256": stats.sha256,
+            "checksum_algorithm": kind,
+            "checksum": stats.checksum,
         }))?;
     } else {
         println!(
@@ -71,9 +74,8 @@ pub fn run(a: ConvertArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             format_size(stats.bytes_written),
             format_size(stats.bytes_zero_skipped),
             stats.elapsed_s,
-            stats
-                .sha256
-                .map(|s| format!(", sha256 {s}"))
+            kind.zip(stats.checksum)
+                .map(|(k, s)| format!(", {} {s}", k.name()))
                 .unwrap_or_default()
         );
     }

@@ -1,6 +1,6 @@
 //! `rbdkit import-raw SRC POOL/IMAGE`: qcow2 or raw (file or `-` for stdin) straight into a new
 //! RBD image — parallel decode, zero skipping, many writes in flight, atomic publication,
-//! SHA-256, optional read-back verification and Glance-style snapshot.
+//! checksum, optional read-back verification and Glance-style snapshot.
 use crate::global::Global;
 use clap::Args;
 use rbdkit::ceph::ImageSpec;
@@ -37,8 +37,13 @@ pub struct ImportArgs {
     /// Read the image back (in parallel) and compare checksums before publishing it.
     #[arg(long)]
     pub verify: bool,
-    /// Skip the SHA-256 of the virtual disk (saves CPU on huge sparse images).
-    #[arg(long = "no-checksum", conflicts_with = "verify")]
+    /// Checksum of the virtual disk: `sha256-blocks` (SHA-256 of the SHA-256 of every 4 MiB
+    /// block; hashed in parallel, zero blocks free), `sha256` (what `sha256sum` of the raw image
+    /// prints; one core, every byte, holes included) or `none`.
+    #[arg(long, value_enum, default_value = "sha256-blocks")]
+    pub checksum: super::source::ChecksumArg,
+    /// Same as `--checksum none`.
+    #[arg(long = "no-checksum", conflicts_with_all = ["verify", "checksum"])]
     pub no_checksum: bool,
     #[command(flatten)]
     pub copy: super::source::CopyFlags,
@@ -59,7 +64,17 @@ pub fn run(a: ImportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     let cancel = crate::cancel::flag();
     let create = a.layout.create_options()?;
     let chunk = 1u64 << create.order.unwrap_or(22);
-    let copy = a.copy.copy_options(chunk, !a.no_checksum)?;
+    let checksum = if a.no_checksum {
+        None
+    } else {
+        a.checksum.kind()
+    };
+    if a.verify && checksum.is_none() {
+        return Err(Error::InvalidInput(
+            "--verify compares checksums: drop --checksum none or --verify".into(),
+        ));
+    }
+    let copy = a.copy.copy_options(chunk, checksum)?;
     let wanted: Option<Format> = a.copy.source_format.map(Into::into);
 
     // Open the source before touching the cluster, so bad input fails fast and leaves nothing.
@@ -179,12 +194,13 @@ pub fn run(a: ImportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
                 format_size(n)
             );
         }
-        if let Some(s) = &r.sha256 {
+        if let (Some(k), Some(s)) = (r.checksum_algorithm, &r.checksum) {
             println!(
-                "  sha256 {s}{}",
+                "  {} {s}{}",
+                k.name(),
                 if r.verified == Some(true) {
                     " (verified by reading the image back)"
-                } else if r.sha256_read_back {
+                } else if r.checksum_read_back {
                     " (read back from the image: the stream's data came too far out of guest order to hash on the way)"
                 } else {
                     ""

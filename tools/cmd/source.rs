@@ -1,6 +1,6 @@
 //! Source-disk flags shared by `convert` and `import-raw`.
 use clap::{Args, ValueEnum};
-use rbdkit::copy::CopyOptions;
+use rbdkit::copy::{Checksum, CopyOptions};
 use rbdkit::disk::Format;
 use rbdkit::Error;
 
@@ -22,6 +22,29 @@ impl From<SourceFormat> for Format {
     }
 }
 
+/// `--checksum` as given on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ChecksumArg {
+    /// SHA-256 over the SHA-256 of every 4 MiB block: hashed in parallel, zero blocks free.
+    #[value(name = "sha256-blocks")]
+    Sha256Blocks,
+    /// SHA-256 of the whole raw image, as `sha256sum` prints it: one core, every byte.
+    Sha256,
+    /// No checksum.
+    None,
+}
+
+impl ChecksumArg {
+    /// The engine's setting.
+    pub fn kind(self) -> Option<Checksum> {
+        match self {
+            ChecksumArg::Sha256Blocks => Some(Checksum::Sha256Blocks),
+            ChecksumArg::Sha256 => Some(Checksum::Sha256),
+            ChecksumArg::None => None,
+        }
+    }
+}
+
 /// Copy tuning flags.
 #[derive(Args, Clone, Debug)]
 pub struct CopyFlags {
@@ -37,8 +60,12 @@ pub struct CopyFlags {
 }
 
 impl CopyFlags {
-    /// Checked engine options with chunks of `chunk_size`, computing the SHA-256 if `checksum`.
-    pub fn copy_options(&self, chunk_size: u64, checksum: bool) -> rbdkit::Result<CopyOptions> {
+    /// Checked engine options with chunks of `chunk_size`, computing `checksum` if any.
+    pub fn copy_options(
+        &self,
+        chunk_size: u64,
+        checksum: Option<Checksum>,
+    ) -> rbdkit::Result<CopyOptions> {
         if !self.sparse_size.is_power_of_two() || !(512..=chunk_size).contains(&self.sparse_size) {
             return Err(Error::InvalidInput(format!(
                 "--sparse-size {}: must be a power of two between 512 and the object size",
