@@ -5,16 +5,12 @@
 # data, logs, pid files, sockets) lives in one state directory; nothing goes to /etc or /var.
 #
 # Usage: scripts/dev-cluster.sh up|down|status|env [--dir DIR] [--mon-port PORT]
-#                               [--osd-size SIZE] [--block-dir DIR] [--min-compat-client luminous|mimic] [--keep]
+#                               [--osd-size SIZE] [--min-compat-client luminous|mimic] [--keep]
 #   --dir                 state directory (env RBDKIT_CLUSTER_DIR; default <repo>/.state/cluster)
 #   --mon-port            monitor msgr2 port (env RBDKIT_MON_PORT; default 3300, msgr1 on 6789;
 #                         any other PORT puts msgr1 on PORT+1000). Keep outside 6800-7300 (OSDs).
 #   --osd-size            size of the OSD's sparse block file (default 20G; 4G is about the
 #                         smallest that boots comfortably: bluestore keeps ~1.5 GiB for itself)
-#   --block-dir           where the OSD's block file lives (default: the state directory). A
-#                         directory on tmpfs (/dev/shm) gives a cluster whose writes are not bound
-#                         by this machine's disk, as a many-OSD production cluster's are not; it
-#                         holds as much RAM as the data written (the file stays sparse).
 #   --min-compat-client   luminous (default: clones are v1, need protected snapshots) or mimic (v2)
 #   down --keep           stop the daemons but keep the state directory
 # `env` prints `export CEPH_CONF=...` for eval. Every ceph call has a timeout.
@@ -25,7 +21,6 @@ cmd=${1:-}
 DIR=${RBDKIT_CLUSTER_DIR:-$ROOT/.state/cluster}
 MON_PORT=${RBDKIT_MON_PORT:-3300}
 OSD_SIZE=20G
-BLOCK_DIR=
 COMPAT=luminous
 KEEP=0
 while [ $# -gt 0 ]; do
@@ -33,7 +28,6 @@ while [ $# -gt 0 ]; do
     --dir) DIR=$2; shift 2;;
     --mon-port) MON_PORT=$2; shift 2;;
     --osd-size) OSD_SIZE=$2; shift 2;;
-    --block-dir) BLOCK_DIR=$2; shift 2;;
     --min-compat-client) COMPAT=$2; shift 2;;
     --keep) KEEP=1; shift;;
     *) echo "dev-cluster: unknown option $1" >&2; exit 2;;
@@ -42,13 +36,6 @@ done
 mkdir -p "$(dirname "$DIR")"
 DIR=$(cd "$(dirname "$DIR")" && pwd)/$(basename "$DIR")
 CONF=$DIR/ceph.conf
-# An outside block directory gets a subdirectory named after the state directory, so two
-# clusters can share /dev/shm; `down` removes it with the state directory.
-if [ -n "$BLOCK_DIR" ]; then
-  BLOCK_DIR=$BLOCK_DIR/rbdkit-osd-$(printf '%s' "$DIR" | cksum | cut -d' ' -f1)
-else
-  BLOCK_DIR=$DIR/data
-fi
 if [ "$MON_PORT" = 3300 ]; then V1_PORT=6789; else V1_PORT=$((MON_PORT + 1000)); fi
 T=30
 c() { timeout "$T" ceph -c "$CONF" --connect-timeout 20 "$@"; }
@@ -104,7 +91,7 @@ keyring = $DIR/data/mon.\$id/keyring
 admin socket = $DIR/run/\$name.asok
 osd data = $DIR/data/osd.\$id
 osd objectstore = bluestore
-bluestore block path = $BLOCK_DIR/\$cluster-\$name.block
+bluestore block path = $DIR/data/\$cluster-\$name.block
 bluestore block create = true
 bluestore block size = $OSD_SIZE
 bluestore block db create = false
@@ -125,10 +112,6 @@ up() {
   command -v ceph-mon >/dev/null || die "ceph-mon not found: run scripts/install-deps.sh"
   local t0=$SECONDS
   rm -rf "$DIR"; mkdir -p "$DIR/data" "$DIR/run" "$DIR/log"
-  if [ "$BLOCK_DIR" != "$DIR/data" ]; then
-    rm -rf "$BLOCK_DIR"; mkdir -p "$BLOCK_DIR" || die "cannot create $BLOCK_DIR"
-    echo "$BLOCK_DIR" > "$DIR/block-dir"
-  fi
   chmod 700 "$DIR"
   local fsid; fsid=$(uuidgen)
   write_conf "$fsid"
@@ -196,10 +179,7 @@ down() {
   # OSDs before the monitor: an OSD waits for a dead monitor.
   for f in "$DIR"/run/osd.*.pid; do [ -e "$f" ] && stop_pidfile "$f" 10; done
   stop_pidfile "$DIR/run/mon.a.pid" 10
-  if [ "$KEEP" = 0 ]; then
-    [ -f "$DIR/block-dir" ] && rm -rf "$(cat "$DIR/block-dir")"
-    rm -rf "$DIR"
-  fi
+  if [ "$KEEP" = 0 ]; then rm -rf "$DIR"; fi
   echo "dev-cluster: down ($DIR)"
 }
 
