@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of getting a qcow2 into RBD, same inputs, same cluster, same run:
-#   rbdkit import-raw SRC images/X
+#   rbdkit import-raw SRC images/X                       (default checksum: sha256-blocks)
+#   rbdkit import-raw --checksum sha256 SRC images/X     (sha256sum's checksum: every byte, one core)
 #   qemu-img convert -W -O raw SRC rbd:images/X          (needs qemu-block-extra; scripts/install-bench-deps.sh)
 #   two-step: qemu-img convert -O raw SRC tmp.raw && rbd import tmp.raw images/X   (Cinder's path)
 #   rbd import RAW images/X                              (the raw file already exists)
@@ -83,6 +84,7 @@ run_job() {
   local src="$WORK/$n.qcow2" t
   case $1 in
     rbdkit) t=$(time_cmd "$RBDKIT" --no-progress import-raw "$src" "$POOL/b-rk-$tag"); rmimg "b-rk-$tag" ;;
+    rbdkit-sha256) t=$(time_cmd "$RBDKIT" --no-progress import-raw --checksum sha256 "$src" "$POOL/b-r2-$tag"); rmimg "b-r2-$tag" ;;
     rbdkit-no-checksum) t=$(time_cmd "$RBDKIT" --no-progress import-raw --no-checksum "$src" "$POOL/b-rn-$tag"); rmimg "b-rn-$tag" ;;
     rbdkit-stdin) t=$(time_cmd bash -c "cat '$src' | '$RBDKIT' --no-progress import-raw - '$POOL/b-rs-$tag'"); rmimg "b-rs-$tag" ;;
     # rbd bench reads no input; this row doesn't either (the qcow2 is in the page cache), so it
@@ -106,7 +108,7 @@ run_job() {
 
 printf '\n%-7s %-24s %8s %8s %8s %8s\n' input tool min median max vs_rbdkit
 for n in dense sparse fs; do
-  tools=(rbdkit rbdkit-no-checksum rbdkit-stdin)
+  tools=(rbdkit rbdkit-sha256 rbdkit-no-checksum rbdkit-stdin)
   [ "$n" = dense ] && tools+=(rbdkit-no-checksum-warm ceiling-rbd-bench)
   [ "$has_qemu_rbd" = 1 ] && tools+=(qemu-img-W)
   tools+=(two-step rbd-import-raw convert-rbdkit convert-qemu-img)

@@ -7,19 +7,18 @@
 //! [`find_leftovers`] / [`remove_leftover`] clean it up.
 use crate::ceph::{
     create_image, full_condition, image_exists, list_images, remove_image, rename_image, Cluster,
-    Completions,
 };
 use crate::ceph::{CreateOptions, Image, ImageSpec, IoCtx};
 use crate::copy::qcow2_stream::copy_qcow2_stream;
 use crate::copy::sink_rbd::RbdSink;
 use crate::copy::{
-    copy_disk, copy_stream, nonzero_runs, Checksum, Control, CopyOptions, CopyStats, DiskHasher,
+    checksum_disk, copy_disk, copy_stream, Checksum, Control, CopyOptions, CopyStats,
 };
 use crate::disk::qcow2::Qcow2Stream;
+use crate::disk::rbd::RbdDisk;
 use crate::disk::DiskSource;
 use crate::error::{Error, Result};
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::atomic::Ordering;
 
@@ -204,9 +203,10 @@ fn write_and_publish(
             }
         }
     };
+    // Read back by the copy engine's threads, hashed where read.
     let read_checksum = |kind| {
-        let (len, chunk) = (stats.virtual_size, req.copy.chunk_size);
-        read_checksum(&image, len, chunk, req.concurrency, kind, ctl)
+        let disk = RbdDisk::new(&image, stats.virtual_size);
+        checksum_disk(&disk, kind, req.copy.threads, ctl)
     };
     let kind = req.copy.checksum;
     if let (true, Some(kind)) = (read_back, kind) {
@@ -264,66 +264,6 @@ fn write_and_publish(
         snap: req.snap.clone(),
         protected: req.snap.is_some() && req.protect,
     })
-}
-
-/// The checksum of the first `len` bytes of an image, read with `concurrency` reads in flight.
-/// Zero blocks (never-written objects read as zeros) cost a scan, not a hash, with
-/// `sha256-blocks`.
-pub fn read_checksum(
-    image: &Image,
-    len: u64,
-    chunk: u64,
-    concurrency: usize,
-    kind: Checksum,
-    ctl: &Control,
-) -> Result<String> {
-    let q = Completions::new();
-    let mut hasher = DiskHasher::new(kind);
-    let mut pending: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
-    let n = len.div_ceil(chunk);
-    let (mut submitted, mut next, mut in_flight) = (0u64, 0u64, 0usize);
-    let mut first_err = None;
-    while next < n {
-        while first_err.is_none() && submitted < n && in_flight + pending.len() < concurrency.max(1)
-        {
-            let off = submitted * chunk;
-            let size = chunk.min(len - off) as usize;
-            image.aio_read(off, vec![0u8; size], submitted, &q)?;
-            submitted += 1;
-            in_flight += 1;
-        }
-        if in_flight == 0 {
-            break;
-        }
-        let done = q.recv();
-        in_flight -= 1;
-        match done.result {
-            Ok(_) => {
-                pending.insert(done.tag, done.buf);
-            }
-            Err(e) => {
-                first_err.get_or_insert(e);
-            }
-        }
-        if first_err.is_none() {
-            while let Some(buf) = pending.remove(&next) {
-                hasher.feed(&buf, &nonzero_runs(&buf, 4096));
-                next += 1;
-                (ctl.progress)(next * chunk, len);
-            }
-        }
-        if ctl.cancel.load(Ordering::Relaxed) && first_err.is_none() {
-            first_err = Some(Error::Interrupted("verification stopped".into()));
-        }
-    }
-    while in_flight > 0 {
-        q.recv();
-        in_flight -= 1;
-    }
-    match first_err {
-        Some(e) => Err(e),
-        None => Ok(hasher.finish()),
-    }
 }
 
 /// An image left behind by an import that was killed before it could clean up.

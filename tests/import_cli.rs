@@ -379,6 +379,49 @@ fn snap_and_protect_make_a_glance_style_parent_ready_to_clone() {
     );
 }
 
+/// `rbdkit checksum` gives, for the image, its snapshot and the qcow2 it came from, the
+/// checksum the import printed; `--checksum sha256` gives what `sha256sum` gives for the bytes.
+#[test]
+fn checksum_reads_back_what_the_import_printed() {
+    let conf = conf();
+    let dir = tempfile::tempdir().unwrap();
+    let src = make_qcow2(dir.path(), "k.qcow2", &[]);
+    let expected = qemu_raw(&src, dir.path());
+    let mut cleanup = Cleanup::new(&conf);
+    let image = format!("images/{}", unique("sum"));
+    cleanup.add(&image);
+    let out = rbdkit(&[
+        "import-raw",
+        src.to_str().unwrap(),
+        &image,
+        "--snap",
+        "snap",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let printed = j["checksum"].as_str().unwrap().to_string();
+    assert_eq!(printed, sha256_blocks_hex(&expected));
+    let snap = format!("{image}@snap");
+    for target in [image.as_str(), snap.as_str(), src.to_str().unwrap()] {
+        let out = rbdkit(&["checksum", target, "--format", "json"]);
+        assert!(out.status.success(), "{target}: {}", stderr(&out));
+        let c: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(c["checksum"].as_str(), Some(printed.as_str()), "{target}");
+        assert_eq!(c["virtual_size"].as_u64(), Some(expected.len() as u64));
+    }
+    let out = rbdkit(&["checksum", &image, "--checksum", "sha256"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("sha256 {}  {image}", sha256_hex(&expected))
+    );
+    // A name that is neither a file nor an image: one line, and the image is named.
+    let missing = format!("images/{}", unique("nosuch"));
+    assert_one_line_error(&rbdkit(&["checksum", &missing]), 1, &[&missing, "ENOENT"]);
+}
+
 #[test]
 fn existing_image_is_never_overwritten() {
     let conf = conf();

@@ -664,6 +664,32 @@ impl Image {
         })
     }
 
+    /// Reads `buf.len()` bytes at `offset` (never-written ranges read as zeros); blocks.
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        // SAFETY: buf is a live, writable slice of buf.len() bytes for the whole call; librbd
+        // writes at most that many bytes into it before returning.
+        let ret = unsafe {
+            sys::rbd_read2(
+                self.raw,
+                offset,
+                buf.len(),
+                buf.as_mut_ptr() as *mut c_char,
+                0,
+            )
+        };
+        if ret < 0 {
+            return Err(Error::ceph("read", self.object.to_string(), ret as i32));
+        }
+        if ret as usize != buf.len() {
+            return Err(Error::Other(format!(
+                "read {}: {ret} of {} bytes at offset {offset} (past the end of the image?)",
+                self.object,
+                buf.len()
+            )));
+        }
+        Ok(())
+    }
+
     /// Starts reading `buf.len()` bytes at `offset` into `buf`.
     pub fn aio_read(&self, offset: u64, buf: Vec<u8>, tag: u64, q: &Completions) -> Result<()> {
         let raw = self.raw;

@@ -10,6 +10,7 @@
 //! the image size.
 //! This module never prints; cancellation is a flag the caller sets (e.g. from SIGINT).
 mod buffers;
+mod checksum;
 pub mod digest;
 pub mod qcow2_stream;
 pub mod sink_file;
@@ -19,6 +20,7 @@ mod workers;
 mod zero;
 
 pub use buffers::BufferPool;
+pub use checksum::checksum_disk;
 pub use digest::{Checksum, DiskHasher};
 pub use zero::{is_zero, nonzero_runs};
 

@@ -1,8 +1,10 @@
 //! Virtual disks as the reading side sees them: a size, extents in guest order and bytes at
-//! guest offsets. Formats: raw files (`raw`) and qcow2 (`qcow2`).
+//! guest offsets. Formats: raw files (`raw`) and qcow2 (`qcow2`); RBD images, to read back.
 //! Nothing here writes; nothing here trusts a size or offset read from a file.
 pub mod qcow2;
 pub mod raw;
+#[cfg(feature = "rbd")]
+pub mod rbd;
 pub mod source;
 
 pub use source::{DiskSource, Extent, ExtentKind};

@@ -5,6 +5,7 @@ use clap::Subcommand;
 use std::process::ExitCode;
 
 pub mod bench;
+pub mod checksum;
 #[cfg(feature = "rbd")]
 pub mod cleanup;
 #[cfg(feature = "rbd")]
@@ -35,6 +36,8 @@ pub enum Command {
     ImportRaw(import_raw::ImportArgs),
     /// Convert qcow2 (or raw) to a sparse raw file, byte-identical to `qemu-img convert -O raw`.
     Convert(convert::ConvertArgs),
+    /// The checksum `import-raw` prints, of an image or snapshot (read back) or of a file.
+    Checksum(checksum::ChecksumArgs),
     /// Create a format-2 image (layering only by default: any kernel client can map it).
     #[cfg(feature = "rbd")]
     Create(create::CreateArgs),
@@ -63,6 +66,7 @@ pub fn run(command: Command, global: &Global) -> rbdkit::Result<ExitCode> {
         #[cfg(feature = "rbd")]
         Command::ImportRaw(a) => import_raw::run(a, global),
         Command::Convert(a) => convert::run(a, global),
+        Command::Checksum(a) => checksum::run(a, global),
         #[cfg(feature = "rbd")]
         Command::Cleanup(a) => cleanup::run(a, global),
         #[cfg(feature = "rbd")]

@@ -1,0 +1,106 @@
+//! `rbdkit checksum TARGET`: the checksum `import-raw` prints, of an RBD image or snapshot
+//! (read back in parallel) or of a raw or qcow2 file's virtual disk, so an image can be checked
+//! against its import record at any time.
+use crate::global::Global;
+use clap::Args;
+use rbdkit::copy::{checksum_disk, Checksum, Control, CopyOptions};
+use rbdkit::disk::DiskSource;
+use rbdkit::Error;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+
+/// Arguments of `rbdkit checksum`.
+#[derive(Args)]
+pub struct ChecksumArgs {
+    /// POOL[/NAMESPACE]/IMAGE[@SNAP], or a raw or qcow2 file (a path that exists; `rbd:SPEC`
+    /// and `file:PATH` say which when a name could be both).
+    pub target: String,
+    /// `sha256-blocks` (what `import-raw` prints by default) or `sha256` (what `sha256sum` of
+    /// the raw image prints).
+    #[arg(long, value_enum, default_value = "sha256-blocks")]
+    pub checksum: super::source::ChecksumArg,
+    /// Reads in flight (one per thread; default: one per core, at least 8).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// What `checksum` was asked to read.
+enum Target {
+    File(PathBuf),
+    #[cfg(feature = "rbd")]
+    Image(rbdkit::ceph::ImageSpec),
+}
+
+fn target(s: &str) -> rbdkit::Result<Target> {
+    if let Some(p) = s.strip_prefix("file:") {
+        return Ok(Target::File(p.into()));
+    }
+    let spec = s.strip_prefix("rbd:");
+    if spec.is_none() && Path::new(s).exists() {
+        return Ok(Target::File(s.into()));
+    }
+    #[cfg(feature = "rbd")]
+    {
+        rbdkit::ceph::ImageSpec::parse(spec.unwrap_or(s))
+            .map(Target::Image)
+            .map_err(|e| {
+                Error::InvalidInput(format!("{s}: no such file, and not an image spec ({e})"))
+            })
+    }
+    #[cfg(not(feature = "rbd"))]
+    Err(Error::InvalidInput(format!(
+        "{s}: no such file (this build has no RBD support)"
+    )))
+}
+
+/// Prints the checksum.
+pub fn run(a: ChecksumArgs, g: &Global) -> rbdkit::Result<ExitCode> {
+    let kind: Checksum = a.checksum.kind().ok_or_else(|| {
+        Error::InvalidInput("--checksum none: choose sha256-blocks or sha256".into())
+    })?;
+    let threads = a.threads.unwrap_or(CopyOptions::default().threads);
+    let cancel = crate::cancel::flag();
+    let started = std::time::Instant::now();
+    let hash = |disk: &dyn DiskSource| {
+        let bar = crate::progress::bytes_bar(disk.virtual_size(), "reading", !g.no_progress);
+        let ctl = Control {
+            progress: &|done, _| bar.set_position(done),
+            cancel: &cancel,
+        };
+        let sum = checksum_disk(disk, kind, threads, &ctl);
+        bar.finish_and_clear();
+        match sum {
+            Err(_) if cancel.load(Ordering::Relaxed) => Err(Error::Interrupted(format!(
+                "checksum of {} stopped",
+                a.target
+            ))),
+            other => other.map(|s| (s, disk.virtual_size())),
+        }
+    };
+    let (sum, size) = match target(&a.target)? {
+        Target::File(p) => hash(rbdkit::disk::open(&p, None)?.as_ref())?,
+        #[cfg(feature = "rbd")]
+        Target::Image(spec) => {
+            let cluster = g.connect()?;
+            let io = cluster.ioctx(&spec.pool, spec.namespace.as_deref())?;
+            let image =
+                rbdkit::ceph::Image::open_read_only(&io, &spec.image, spec.snap.as_deref())?;
+            let size = image.stat()?.size;
+            hash(&rbdkit::disk::rbd::RbdDisk::new(&image, size))?
+        }
+    };
+    if g.json() {
+        super::print_json(&serde_json::json!({
+            "target": a.target,
+            "virtual_size": size,
+            "checksum_algorithm": kind,
+            "checksum": sum,
+            "elapsed_s": started.elapsed().as_secs_f64(),
+        }))?;
+    } else {
+        // sha256sum's layout, with the algorithm in front.
+        println!("{} {sum}  {}", kind.name(), a.target);
+    }
+    Ok(ExitCode::SUCCESS)
+}
