@@ -76,6 +76,18 @@ fn leftovers(conf: &str, pool: &str, name: &str) -> Vec<String> {
     images_with_prefix(conf, pool, name)
 }
 
+/// `rbdkit import-raw SRC DEST EXTRA... --format json`, which must succeed; its report.
+fn import_json(src: &Path, dest: &str, extra: &[&str]) -> serde_json::Value {
+    let args = [
+        &["import-raw", src.to_str().unwrap(), dest],
+        extra,
+        &["--format", "json"],
+    ];
+    let out = rbdkit(&args.concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[test]
 fn imports_qcow2_identically_to_qemu_img_with_layering_only_and_checksum() {
     let conf = conf();
@@ -85,16 +97,7 @@ fn imports_qcow2_identically_to_qemu_img_with_layering_only_and_checksum() {
     let mut cleanup = Cleanup::new(&conf);
     let dest = format!("images/{}", unique("imp"));
     cleanup.add(&dest);
-    let out = rbdkit(&[
-        "import-raw",
-        src.to_str().unwrap(),
-        &dest,
-        "--verify",
-        "--format",
-        "json",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let j = import_json(&src, &dest, &["--verify"]);
     assert_eq!(j["virtual_size"].as_u64(), Some(64 << 20));
     // The default checksum: per-block SHA-256s, hashed in parallel.
     assert_eq!(j["checksum_algorithm"], "sha256-blocks");
@@ -390,17 +393,7 @@ fn checksum_reads_back_what_the_import_printed() {
     let mut cleanup = Cleanup::new(&conf);
     let image = format!("images/{}", unique("sum"));
     cleanup.add(&image);
-    let out = rbdkit(&[
-        "import-raw",
-        src.to_str().unwrap(),
-        &image,
-        "--snap",
-        "snap",
-        "--format",
-        "json",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let j = import_json(&src, &image, &["--snap", "snap"]);
     let printed = j["checksum"].as_str().unwrap().to_string();
     assert_eq!(printed, sha256_blocks_hex(&expected));
     let snap = format!("{image}@snap");
