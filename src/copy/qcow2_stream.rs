@@ -6,16 +6,20 @@
 //! The image's layout decides that order; the sink must accept writes anywhere (a fresh RBD
 //! image created at the virtual size, which the header gives before any data).
 //!
-//! The SHA-256 of the virtual disk is computed on its own thread in guest order behind a
-//! frontier: pieces ahead of it wait until the gap before them is filled. Images written by
-//! `qemu-img convert` arrive in guest order, so nothing waits. When more than the hash buffer
-//! would have to wait (data far out of guest order), the hasher gives up and the copy reports
-//! no checksum ([`StreamCopyStats::checksum_fell_back`]); the caller then hashes the finished
-//! target by reading it back.
+//! The checksum of the virtual disk is folded on its own thread in guest order behind a
+//! frontier: pieces ahead of it wait until the gap before them is filled. With `sha256-blocks`
+//! a piece that covers whole 64 KiB blocks (every cluster of 64 KiB or more) is hashed by the
+//! decode thread that scanned it, and only its digests wait (32 bytes a block). Other pieces
+//! wait with their data; images written by `qemu-img convert` arrive in guest order, so
+//! nothing waits long. When more than the hash buffer would have to wait (data far out of
+//! guest order), the hasher gives up and the copy reports no checksum
+//! ([`StreamCopyStats::checksum_fell_back`]); the caller then hashes the finished target by
+//! reading it back.
 //!
 //! Memory: `window` pieces of at most `chunk_size` in flight (read, decoded, or being written),
 //! the hash buffer, the reader's two blocks, and the decoder's own bounded state.
 //! Cancellation: every wait polls `Control::cancel`. This module never prints.
+use super::digest::{block_digests, BlockDigest, BLOCK};
 use super::workers::Workers;
 use super::{
     nonzero_runs, spawn_block_reader, BufferPool, Checksum, Control, CopyOptions, CopyStats,
@@ -52,11 +56,13 @@ pub struct StreamCopyStats {
 }
 
 enum Msg {
-    /// Guest bytes at `guest`, with their non-zero runs.
+    /// Guest bytes at `guest`, with their non-zero runs and, when the decode thread made
+    /// them, their block digests.
     Piece {
         guest: u64,
         buf: Vec<u8>,
         runs: Vec<(usize, usize)>,
+        digests: Option<Vec<BlockDigest>>,
     },
     /// Guest bytes that read as zeros.
     Zero {
@@ -73,6 +79,23 @@ enum Hashed {
     /// Decoded bytes and their non-zero runs (the rest is hashed as zeros without a look).
     Data(Vec<u8>, Vec<(usize, usize)>),
     Zeros(u64),
+    /// The block digests of this many bytes, made by a decode thread.
+    Digests(Vec<BlockDigest>, u64),
+}
+
+/// The block digests of a piece, when the checksum is `sha256-blocks` and the piece covers
+/// whole blocks (or ends the disk): then the decode thread hashes it, in parallel, while it is
+/// in its cache.
+fn piece_digests(
+    kind: Option<Checksum>,
+    size: u64,
+    guest: u64,
+    buf: &[u8],
+    runs: &[(usize, usize)],
+) -> Option<Vec<BlockDigest>> {
+    let len = buf.len() as u64;
+    let whole = guest.is_multiple_of(BLOCK) && (len.is_multiple_of(BLOCK) || guest + len == size);
+    (kind == Some(Checksum::Sha256Blocks) && whole).then(|| block_digests(buf, runs))
 }
 
 /// Copies the qcow2 `stream` into `sink`; see the module documentation.
@@ -115,7 +138,7 @@ pub fn copy_qcow2_stream_with(
     for _ in 0..window {
         let _ = token_tx.send(());
     }
-    let sparse = opts.sparse_size as usize;
+    let (sparse, kind) = (opts.sparse_size as usize, opts.checksum);
     // Set when the consumer is done (or failed): the decoder stops waiting for the stream.
     let stop = AtomicBool::new(false);
     let halted = || ctl.cancel.load(Ordering::Relaxed) || stop.load(Ordering::Relaxed);
@@ -144,10 +167,12 @@ pub fn copy_qcow2_stream_with(
                             let tx = tx.clone();
                             workers.submit(move || {
                                 let runs = nonzero_runs(&bytes, sparse);
+                                let digests = piece_digests(kind, size, guest, &bytes, &runs);
                                 let _ = tx.send(Msg::Piece {
                                     guest,
                                     buf: bytes,
                                     runs,
+                                    digests,
                                 });
                             });
                             Ok(())
@@ -165,10 +190,13 @@ pub fn copy_qcow2_stream_with(
                                     Ok(()) => {
                                         out.truncate(len);
                                         let runs = nonzero_runs(&out, sparse);
+                                        let digests =
+                                            piece_digests(kind, size, guest, &out, &runs);
                                         Msg::Piece {
                                             guest,
                                             buf: out,
                                             runs,
+                                            digests,
                                         }
                                     }
                                     Err(why) => Msg::Failed(Error::bad_image(
@@ -371,17 +399,26 @@ fn consume(
             }
         };
         match msg {
-            Msg::Piece { guest, buf, runs } => {
+            Msg::Piece {
+                guest,
+                buf,
+                runs,
+                digests,
+            } => {
                 let len = buf.len();
                 written += runs.iter().map(|r| r.1 as u64).sum::<u64>();
                 for &(start, n) in &runs {
                     writes.add(guest + start as u64, &buf[start..start + n], sink, pool)?;
                 }
-                match &hash_tx {
-                    Some(h) => {
+                match (&hash_tx, digests) {
+                    (Some(h), Some(d)) => {
+                        let _ = h.send((guest, Hashed::Digests(d, len as u64)));
+                        pool.put(buf);
+                    }
+                    (Some(h), None) => {
                         let _ = h.send((guest, Hashed::Data(buf, runs)));
                     }
-                    None => pool.put(buf),
+                    (None, _) => pool.put(buf),
                 }
                 done += len as u64;
                 let _ = tokens.send(());
@@ -449,6 +486,10 @@ fn hash_in_guest_order(
                 Hashed::Zeros(n) => {
                     frontier += n;
                     h.zeros(n);
+                }
+                Hashed::Digests(d, n) => {
+                    frontier += n;
+                    h.blocks(&d);
                 }
             }
         }
@@ -548,21 +589,30 @@ mod tests {
         assert_eq!(sink.0, want);
     }
 
-    fn opts() -> CopyOptions {
+    fn opts(checksum: Checksum) -> CopyOptions {
         CopyOptions {
             chunk_size: 1 << 20,
             sparse_size: 4096,
             threads: 3,
             window: 6,
-            // Plain SHA-256, so the expected value is `sha256sum` of qemu's raw output.
-            checksum: Some(Checksum::Sha256),
+            checksum: Some(checksum),
         }
     }
 
+    /// A copy with the plain SHA-256, so the expected value is `sha256sum` of qemu's output.
     fn copy(
         img: &Path,
         hash_buffer: u64,
         cancel: &AtomicBool,
+    ) -> Result<(VecSink, StreamCopyStats)> {
+        copy_with_checksum(img, hash_buffer, cancel, Checksum::Sha256)
+    }
+
+    fn copy_with_checksum(
+        img: &Path,
+        hash_buffer: u64,
+        cancel: &AtomicBool,
+        checksum: Checksum,
     ) -> Result<(VecSink, StreamCopyStats)> {
         let s = Qcow2Stream::open(Box::new(std::fs::File::open(img).unwrap()), "stdin")?;
         let mut sink = VecSink {
@@ -581,7 +631,7 @@ mod tests {
             progress: &progress,
             cancel,
         };
-        let st = copy_qcow2_stream_with(s, &mut sink, &opts(), &ctl, hash_buffer)?;
+        let st = copy_qcow2_stream_with(s, &mut sink, &opts(checksum), &ctl, hash_buffer)?;
         assert_eq!(
             *last.lock().unwrap(),
             (st.copy.virtual_size, st.copy.virtual_size)
@@ -632,6 +682,17 @@ mod tests {
             st.bytes_spilled > 0,
             "compressed data before its L2 table: {st:?}"
         );
+        // sha256-blocks: 64 KiB clusters are hashed by the decode threads, 4 KiB ones by the
+        // hasher, with the same result as hashing qemu's output.
+        for img in [&src, &c] {
+            let want = reference_bytes(img);
+            let mut h = DiskHasher::new(Checksum::Sha256Blocks);
+            h.feed(&want, &[(0, want.len())]);
+            let cancel = AtomicBool::new(false);
+            let blocks = Checksum::Sha256Blocks;
+            let (_, st) = copy_with_checksum(img, HASH_BUFFER_BYTES, &cancel, blocks).unwrap();
+            assert_eq!(st.copy.checksum, Some(h.finish()), "{}", img.display());
+        }
     }
 
     #[test]
@@ -656,6 +717,15 @@ mod tests {
             st.copy.checksum.is_none() && st.checksum_fell_back,
             "{st:?}"
         );
+        // sha256-blocks: the decode threads hash the 64 KiB clusters, only digests wait, and
+        // no buffer is needed for the data at all.
+        let (sink, st) =
+            copy_with_checksum(&img, 0, &AtomicBool::new(false), Checksum::Sha256Blocks).unwrap();
+        assert!(sink.disk == want);
+        let mut h = DiskHasher::new(Checksum::Sha256Blocks);
+        h.feed(&want, &[(0, want.len())]);
+        assert_eq!(st.copy.checksum, Some(h.finish()), "{st:?}");
+        assert!(!st.checksum_fell_back);
     }
 
     #[test]
@@ -735,7 +805,8 @@ mod tests {
             cancel: &cancel,
         };
         let started = Instant::now();
-        let Err(e) = copy_qcow2_stream(s, &mut FailingSink, &opts(), &ctl) else {
+        let Err(e) = copy_qcow2_stream(s, &mut FailingSink, &opts(Checksum::Sha256Blocks), &ctl)
+        else {
             panic!("a broken sink succeeded");
         };
         assert!(e.to_string().contains("the target broke"), "{e}");
