@@ -1,8 +1,9 @@
 //! criterion benches of rbdkit's hot paths: zero detection, qcow2 L2 lookup, deflate and zstd
-//! cluster decode, latency recording. `scripts/bench-baseline.sh` compares a run with a saved
+//! cluster decode, the `sha256-blocks` checksum of a chunk, latency recording. `scripts/bench-baseline.sh` compares a run with a saved
 //! baseline so a regression in our own code shows before it reaches a cluster.
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use rbdkit::bench::Recorder;
+use rbdkit::copy::digest::block_digests;
 use rbdkit::copy::nonzero_runs;
 use rbdkit::disk::qcow2::{decode_cluster, Compression, Qcow2};
 use std::io::Write;
@@ -21,6 +22,28 @@ fn zero_detection(c: &mut Criterion) {
     });
     g.bench_function("4MiB_half_data", |b| {
         b.iter(|| nonzero_runs(black_box(&mixed), 4096))
+    });
+    g.finish();
+}
+
+/// The block digests of a 4 MiB chunk: all data (SHA-NI speed is the bound), and with data in
+/// one block of four (the rest must cost nothing).
+fn chunk_checksum(c: &mut Criterion) {
+    let mut g = c.benchmark_group("chunk_checksum");
+    let data: Vec<u8> = (0..4u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
+        .collect();
+    let whole = [(0usize, data.len())];
+    let quarter: Vec<(usize, usize)> = (0..data.len())
+        .step_by(256 << 10)
+        .map(|s| (s, 64 << 10))
+        .collect();
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    g.bench_function("4MiB_data", |b| {
+        b.iter(|| block_digests(black_box(&data), &whole))
+    });
+    g.bench_function("4MiB_quarter_data", |b| {
+        b.iter(|| block_digests(black_box(&data), &quarter))
     });
     g.finish();
 }
@@ -90,6 +113,7 @@ fn histogram_recording(c: &mut Criterion) {
 criterion_group!(
     benches,
     zero_detection,
+    chunk_checksum,
     cluster_decode,
     l2_lookup,
     histogram_recording
