@@ -2,8 +2,9 @@
 # The main job, end to end, on a throwaway local Ceph cluster (and NFS server):
 #   1. install what is needed, build rbdkit, start a private cluster (its own dir and ports);
 #   2. make a qcow2 cloud image on the spot (ext4 filesystem from /usr/share, zlib-compressed);
-#   3. `rbdkit import-raw` it into `images` Glance-style (--snap snap --protect), verified, and
-#      once more streamed from a pipe;
+#   3. `rbdkit import-raw` it into `images` Glance-style (--snap snap --protect), verified; its
+#      checksum again from the snapshot (`rbdkit checksum`) and from `rbd export` by Python;
+#      the qcow2 once more streamed from a pipe;
 #   4. `rbdkit clone` volumes from images/<image>@snap with resize, `rbdkit info` one of them;
 #   5. `rbdkit pg plan` for the OpenStack pools and `rbdkit pg check` against the cluster;
 #   6. a short NFS-vs-RBD `rbdkit bench` comparison with its plot;
@@ -42,7 +43,8 @@ qemu-img info "$OUT/cloud.qcow2" | grep -E "virtual size|disk size"
 step "rbdkit import-raw cloud.qcow2 images/cloud --snap snap --protect --verify"
 "$RBDKIT" import-raw "$OUT/cloud.qcow2" images/cloud --snap snap --protect --verify
 
-step "the checksum, recomputed by another program from rbd export (sha256-blocks, README)"
+step "the checksum again: rbdkit checksum images/cloud@snap, then Python over rbd export (README)"
+"$RBDKIT" checksum images/cloud@snap
 rbd export --no-progress images/cloud - | python3 -c "import hashlib,sys;o=hashlib.sha256();f=sys.stdin.buffer;[o.update(hashlib.sha256(b).digest()) for b in iter(lambda:f.read(65536),b'')];print(o.hexdigest())"
 
 step "the same qcow2 from a pipe: cat cloud.qcow2 | rbdkit import-raw - images/cloud-piped"
