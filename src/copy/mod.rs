@@ -26,7 +26,7 @@ pub use zero::{is_zero, nonzero_runs};
 
 use crate::disk::{read_full, DiskSource, ExtentKind};
 use crate::error::{Error, Result};
-use digest::{block_digests, BlockDigest};
+use digest::{whole_block_digests, BlockDigest};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -168,14 +168,7 @@ pub fn copy_disk(
     run_pipeline(sink, opts, ctl, &pool, size, |tx, tokens| {
         let chunk = opts.chunk_size;
         let n = size.div_ceil(chunk);
-        let sparse = opts.sparse_size as usize;
-        // Chunks that start on digest blocks are hashed where they are read, in parallel;
-        // otherwise the hasher thread gets their data.
-        let hash = match opts.checksum {
-            None => ChunkHash::None,
-            Some(Checksum::Sha256Blocks) if chunk.is_multiple_of(digest::BLOCK) => ChunkHash::Here,
-            Some(_) => ChunkHash::Keep,
-        };
+        let (sparse, kind) = (opts.sparse_size as usize, opts.checksum);
         std::thread::scope(|s| {
             let workers = match Workers::start(s, opts.threads) {
                 Ok(w) => w,
@@ -204,7 +197,12 @@ pub fn copy_disk(
                         return;
                     }
                 };
-                let at = ChunkAt { index, offset, len };
+                let at = ChunkAt {
+                    index,
+                    offset,
+                    len,
+                    disk_size: size,
+                };
                 if data.is_empty() {
                     let _ = tx.send(Msg::Chunk(Ok(Chunk {
                         index,
@@ -217,7 +215,7 @@ pub fn copy_disk(
                 } else {
                     let (tx, pool, direct) = (tx.clone(), &pool, &direct);
                     workers.submit(move || {
-                        let msg = read_chunk(src, data, direct.as_deref(), pool, sparse, hash, at);
+                        let msg = read_chunk(src, data, direct.as_deref(), pool, sparse, kind, at);
                         let _ = tx.send(Msg::Chunk(msg));
                     });
                 }
@@ -227,36 +225,29 @@ pub fn copy_disk(
     })
 }
 
-/// Who hashes a chunk's data.
-#[derive(Clone, Copy, PartialEq)]
-enum ChunkHash {
-    /// No checksum.
-    None,
-    /// The decode thread that read it: its block digests.
-    Here,
-    /// The hasher thread, in guest order: the data is kept for it.
-    Keep,
-}
-
 /// Where a chunk lies in the guest.
 #[derive(Clone, Copy)]
 struct ChunkAt {
     index: u64,
     offset: u64,
     len: usize,
+    /// The size of the whole disk (its last block may be short).
+    disk_size: u64,
 }
 
 /// Reads and zero-scans the data `extents` (chunk-relative `(start, len)`) of one chunk on a
-/// decode thread, and hashes it if `hash` says so. With a concurrent writer it also writes the
-/// data runs there, and keeps the buffer only if the hasher thread still needs it. The bytes
-/// between extents are left as they are: they are hashed as zeros without being read.
+/// decode thread, and makes its block digests when it covers whole `sha256-blocks` blocks
+/// (object-sized chunks do). With a concurrent writer it also writes the data runs there, and
+/// keeps the buffer only if the hasher thread still needs it (`sha256`, or chunks smaller than
+/// a block). The bytes between extents are left as they are: they are hashed as zeros without
+/// being read.
 fn read_chunk(
     src: &dyn DiskSource,
     extents: Vec<(usize, usize)>,
     direct: Option<&dyn ConcurrentWrite>,
     pool: &BufferPool,
     sparse: usize,
-    hash: ChunkHash,
+    kind: Option<Checksum>,
     at: ChunkAt,
 ) -> Result<Chunk> {
     let mut buf = pool.get(at.len);
@@ -265,7 +256,7 @@ fn read_chunk(
         src.read_at(at.offset + start as u64, &mut buf[start..start + n])?;
         zero::push_nonzero_runs(&buf, start, n, sparse, &mut runs);
     }
-    let digests = (hash == ChunkHash::Here).then(|| block_digests(&buf, &runs));
+    let digests = whole_block_digests(kind, at.disk_size, at.offset, &buf, &runs);
     let read = ReadData { buf, extents };
     let body = match direct {
         None => Body::Unwritten(read),
@@ -273,7 +264,7 @@ fn read_chunk(
             for &(start, n) in &runs {
                 w.write_at(at.offset + start as u64, &read.buf[start..start + n])?;
             }
-            Body::Written(if hash == ChunkHash::Keep {
+            Body::Written(if kind.is_some() && digests.is_none() {
                 Some(read)
             } else {
                 pool.put(read.buf);

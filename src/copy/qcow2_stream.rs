@@ -19,7 +19,7 @@
 //! Memory: `window` pieces of at most `chunk_size` in flight (read, decoded, or being written),
 //! the hash buffer, the reader's two blocks, and the decoder's own bounded state.
 //! Cancellation: every wait polls `Control::cancel`. This module never prints.
-use super::digest::{block_digests, BlockDigest, BLOCK};
+use super::digest::{whole_block_digests, BlockDigest};
 use super::workers::Workers;
 use super::{
     nonzero_runs, spawn_block_reader, BufferPool, Checksum, Control, CopyOptions, CopyStats,
@@ -81,21 +81,6 @@ enum Hashed {
     Zeros(u64),
     /// The block digests of this many bytes, made by a decode thread.
     Digests(Vec<BlockDigest>, u64),
-}
-
-/// The block digests of a piece, when the checksum is `sha256-blocks` and the piece covers
-/// whole blocks (or ends the disk): then the decode thread hashes it, in parallel, while it is
-/// in its cache.
-fn piece_digests(
-    kind: Option<Checksum>,
-    size: u64,
-    guest: u64,
-    buf: &[u8],
-    runs: &[(usize, usize)],
-) -> Option<Vec<BlockDigest>> {
-    let len = buf.len() as u64;
-    let whole = guest.is_multiple_of(BLOCK) && (len.is_multiple_of(BLOCK) || guest + len == size);
-    (kind == Some(Checksum::Sha256Blocks) && whole).then(|| block_digests(buf, runs))
 }
 
 /// Copies the qcow2 `stream` into `sink`; see the module documentation.
@@ -167,7 +152,7 @@ pub fn copy_qcow2_stream_with(
                             let tx = tx.clone();
                             workers.submit(move || {
                                 let runs = nonzero_runs(&bytes, sparse);
-                                let digests = piece_digests(kind, size, guest, &bytes, &runs);
+                                let digests = whole_block_digests(kind, size, guest, &bytes, &runs);
                                 let _ = tx.send(Msg::Piece {
                                     guest,
                                     buf: bytes,
@@ -191,7 +176,7 @@ pub fn copy_qcow2_stream_with(
                                         out.truncate(len);
                                         let runs = nonzero_runs(&out, sparse);
                                         let digests =
-                                            piece_digests(kind, size, guest, &out, &runs);
+                                            whole_block_digests(kind, size, guest, &out, &runs);
                                         Msg::Piece {
                                             guest,
                                             buf: out,
