@@ -37,7 +37,7 @@ pub struct ImportArgs {
     /// Read the image back (in parallel) and compare checksums before publishing it.
     #[arg(long)]
     pub verify: bool,
-    /// Checksum of the virtual disk: `sha256-blocks` (SHA-256 of the SHA-256 of every 4 MiB
+    /// Checksum of the virtual disk: `sha256-blocks` (SHA-256 of the SHA-256 of every 64 KiB
     /// block; hashed in parallel, zero blocks free), `sha256` (what `sha256sum` of the raw image
     /// prints; one core, every byte, holes included) or `none`.
     #[arg(long, value_enum, default_value = "sha256-blocks")]

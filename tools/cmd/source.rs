@@ -25,7 +25,7 @@ impl From<SourceFormat> for Format {
 /// `--checksum` as given on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ChecksumArg {
-    /// SHA-256 over the SHA-256 of every 4 MiB block: hashed in parallel, zero blocks free.
+    /// SHA-256 over the SHA-256 of every 64 KiB block: hashed in parallel, zero blocks free.
     #[value(name = "sha256-blocks")]
     Sha256Blocks,
     /// SHA-256 of the whole raw image, as `sha256sum` prints it: one core, every byte.
