@@ -7,9 +7,9 @@
 #   rbd import RAW images/X                              (the raw file already exists)
 #   cat SRC | rbdkit import-raw - images/X               (the qcow2 streamed from a pipe)
 #   rbd bench, 1 GiB of 4M writes                        (the cluster's write ceiling, dense rows)
-#   cat SRC >/dev/null & rbd bench ...                   (the floor, dense rows: reading the input
-#                                                         cold while the cluster writes 1 GiB, no
-#                                                         other work; they share this machine's disk)
+#   cat SRC >/dev/null & rbd bench ...                   (dense rows: the input read cold while the
+#                                                         cluster writes 1 GiB, and no other work;
+#                                                         both share this machine's one disk)
 #   rbdkit import-raw --no-checksum, qcow2 in page cache  (dense rows: like rbd bench, no input reads)
 # and local conversion: rbdkit convert vs qemu-img convert -O raw.
 # Inputs: (a) 1 GiB random data as qcow2, (b) sparse qcow2 ~25 % allocated (4 GiB virtual),
@@ -97,7 +97,7 @@ run_job() {
     ceiling-rbd-bench) # the cluster's own write ceiling in the same round: 1 GiB of 4M writes
       rbd create "$POOL/b-cb-$tag" --size 1G --image-feature layering
       t=$(time_cmd rbd bench --io-type write --io-size 4M --io-threads 16 --io-total 1G --io-pattern seq "$POOL/b-cb-$tag"); rmimg "b-cb-$tag" ;;
-    floor-read-and-write) # no tool that reads its input cold and writes it here can be faster
+    read-and-write-only) # the two streams an import is made of, with nothing in between
       rbd create "$POOL/b-fl-$tag" --size 1G --image-feature layering
       t=$(time_cmd bash -c "cat '$src' >/dev/null & rbd bench --io-type write --io-size 4M --io-threads 16 --io-total 1G --io-pattern seq '$POOL/b-fl-$tag' && wait"); rmimg "b-fl-$tag" ;;
     qemu-img-W) t=$(time_cmd qemu-img convert -W -O raw "$src" "rbd:$POOL/b-qi-$tag:conf=$CEPH_CONF"); rmimg "b-qi-$tag" ;;
@@ -115,7 +115,7 @@ run_job() {
 printf '\n%-7s %-24s %8s %8s %8s %8s\n' input tool min median max vs_rbdkit
 for n in dense sparse fs; do
   tools=(rbdkit rbdkit-sha256 rbdkit-no-checksum rbdkit-stdin)
-  [ "$n" = dense ] && tools+=(rbdkit-no-checksum-warm ceiling-rbd-bench floor-read-and-write)
+  [ "$n" = dense ] && tools+=(rbdkit-no-checksum-warm ceiling-rbd-bench read-and-write-only)
   [ "$has_qemu_rbd" = 1 ] && tools+=(qemu-img-W)
   tools+=(two-step rbd-import-raw convert-rbdkit convert-qemu-img)
   declare -A T=()
