@@ -204,18 +204,15 @@ fn write_and_publish(
         }
     };
     // Read back by the copy engine's threads, hashed where read.
-    let read_checksum = |kind| {
-        let disk = RbdDisk::new(&image, stats.virtual_size);
-        checksum_disk(&disk, kind, req.copy.threads, ctl)
-    };
+    let read_checksum = || checksum_disk(&RbdDisk::new(&image, stats.virtual_size), &req.copy, ctl);
     let kind = req.copy.checksum;
-    if let (true, Some(kind)) = (read_back, kind) {
-        stats.checksum = Some(read_checksum(kind)?);
+    if read_back && kind.is_some() {
+        stats.checksum = Some(read_checksum()?);
     }
     let verified = match kind {
         Some(kind) if req.verify && !read_back => {
             let expected = stats.checksum.as_deref().unwrap_or_default();
-            let actual = read_checksum(kind)?;
+            let actual = read_checksum()?;
             if actual != expected {
                 return Err(Error::Other(format!(
                     "verify {}: the image reads back with {} {actual}, but {expected} was written; the temporary image was removed",

@@ -839,40 +839,29 @@ fn convert_checksums_match_sha256sum_and_the_readme_recipe() {
     let img = create(dir.path(), "c.qcow2", "9M", &[]);
     qemu_io(&img, "qcow2", PATTERN);
     let out_file = dir.path().join("c.raw");
-    let shell = |cmd: String| {
-        let o = Command::new("bash").arg("-c").arg(cmd).output().unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stdout)[..64].to_string()
-    };
+    let (src, dest) = (img.to_str().unwrap(), out_file.to_str().unwrap());
+    let shell =
+        |cmd: String| String::from_utf8_lossy(&run("bash", &["-c", &cmd]))[..64].to_string();
     for (algo, witness) in [
-        ("sha256", format!("sha256sum '{}'", out_file.display())),
+        ("sha256", format!("sha256sum '{dest}'")),
         (
             "sha256-blocks",
-            format!(
-                "python3 -c \"{}\" < '{}'",
-                rbdkit::copy::digest::RECIPE,
-                out_file.display()
-            ),
+            format!("python3 -c \"{}\" < '{dest}'", rbdkit::copy::digest::RECIPE),
         ),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_rbdkit"))
-            .args([
-                "convert",
-                "--overwrite",
-                "--no-progress",
-                "--format",
-                "json",
-            ])
-            .args(["--checksum", algo])
-            .args([&img, &out_file])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let args = [
+            "convert",
+            "--overwrite",
+            "--no-progress",
+            "--format",
+            "json",
+        ];
+        let extra = ["--checksum", algo, src, dest];
+        let out = run(
+            env!("CARGO_BIN_EXE_rbdkit"),
+            &[&args[..], &extra[..]].concat(),
         );
-        let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let j: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(j["checksum_algorithm"], algo);
         assert_eq!(j["checksum"].as_str().unwrap(), shell(witness), "{algo}");
     }

@@ -1,7 +1,7 @@
 //! The checksum of a whole disk: the copy engine run into a sink that keeps nothing, so
 //! reading, zero detection and `sha256-blocks` hashing all happen on the decode threads, in
 //! parallel. Used to read an image back (`--verify`) and by `rbdkit checksum`.
-use super::{copy_disk, BufferPool, Checksum, ConcurrentWrite, Control, CopyOptions, Sink};
+use super::{copy_disk, BufferPool, ConcurrentWrite, Control, CopyOptions, Sink};
 use crate::disk::DiskSource;
 use crate::error::{Error, Result};
 use std::sync::Arc;
@@ -35,28 +35,20 @@ impl ConcurrentWrite for Discard {
     }
 }
 
-/// The `kind` checksum of `src`'s virtual disk, read by `threads` threads (each one read in
-/// flight).
-pub fn checksum_disk(
-    src: &dyn DiskSource,
-    kind: Checksum,
-    threads: usize,
-    ctl: &Control,
-) -> Result<String> {
-    let threads = threads.max(1);
-    let opts = CopyOptions {
-        checksum: Some(kind),
-        threads,
-        window: 2 * threads + 4,
-        ..CopyOptions::default()
-    };
-    copy_disk(src, &mut Discard, &opts, ctl)?
+/// The `opts.checksum` checksum of `src`'s virtual disk, read as a copy with `opts` would read
+/// it (`opts.threads` reads in flight).
+pub fn checksum_disk(src: &dyn DiskSource, opts: &CopyOptions, ctl: &Control) -> Result<String> {
+    if opts.checksum.is_none() {
+        return Err(Error::InvalidInput("checksum: no algorithm given".into()));
+    }
+    copy_disk(src, &mut Discard, opts, ctl)?
         .checksum
         .ok_or_else(|| Error::Other("checksum: the copy engine returned none".into()))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::Checksum;
     use super::*;
     use crate::disk::raw::RawFile;
     use std::sync::atomic::AtomicBool;
@@ -80,9 +72,14 @@ mod tests {
             cancel: &cancel,
         };
         for kind in [Checksum::Sha256Blocks, Checksum::Sha256] {
-            let mut want = super::super::DiskHasher::new(kind);
-            want.feed(&bytes, &[(0, bytes.len())]);
-            assert_eq!(checksum_disk(&disk, kind, 3, &ctl).unwrap(), want.finish());
+            let want = super::super::digest::checksum_of(kind, &bytes);
+            let opts = CopyOptions {
+                checksum: Some(kind),
+                threads: 3,
+                window: 10,
+                ..CopyOptions::default()
+            };
+            assert_eq!(checksum_disk(&disk, &opts, &ctl).unwrap(), want);
         }
     }
 }

@@ -14,7 +14,7 @@
 //! 1 MiB of data in every 4 MiB was hashed whole), and large enough that the digest list stays
 //! 1/2048 of the disk. Anyone can recompute it from the raw bytes on stdin with Python
 //! ([`RECIPE`]), e.g. `rbd export POOL/IMAGE - | python3 -c '...'`.
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use sha2::{Digest, Sha256};
 use std::sync::OnceLock;
 
@@ -28,13 +28,11 @@ pub const BLOCK: u64 = 64 << 10;
 pub type BlockDigest = [u8; 32];
 
 /// The checksum algorithms.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Checksum {
     /// SHA-256 over the SHA-256 digests of every 64 KiB block; see the module documentation.
-    #[serde(rename = "sha256-blocks")]
     Sha256Blocks,
     /// SHA-256 of the whole raw image, as `sha256sum` prints it.
-    #[serde(rename = "sha256")]
     Sha256,
 }
 
@@ -46,6 +44,32 @@ impl Checksum {
             Checksum::Sha256 => "sha256",
         }
     }
+}
+
+/// Reports name the algorithm as the command line does.
+impl Serialize for Checksum {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// A piece of a buffer of which only some ranges may be non-zero: a run of zeros (not looked
+/// at) or bytes to hash.
+enum Piece<'a> {
+    Zeros(usize),
+    Data(&'a [u8]),
+}
+
+/// Calls `f` with `buf` in order as zero runs and data, `ranges` (`(start, len)`, sorted)
+/// being the data.
+fn for_each_piece<'a>(buf: &'a [u8], ranges: &[(usize, usize)], mut f: impl FnMut(Piece<'a>)) {
+    let mut pos = 0;
+    for &(start, n) in ranges {
+        f(Piece::Zeros(start - pos));
+        f(Piece::Data(&buf[start..start + n]));
+        pos = start + n;
+    }
+    f(Piece::Zeros(buf.len() - pos));
 }
 
 /// Feeds `n` zero bytes to `h` (zero runs are never read, so their bytes come from here).
@@ -88,29 +112,27 @@ impl OpenBlock {
     /// Feeds `buf`, of which only `ranges` (`(start, len)`, sorted) may be non-zero, calling
     /// `out` with each block digest completed on the way.
     fn feed(&mut self, buf: &[u8], ranges: &[(usize, usize)], out: &mut impl FnMut(BlockDigest)) {
-        let mut pos = 0;
-        for &(start, n) in ranges {
-            self.zeros_then(start - pos, out);
-            let mut data = &buf[start..start + n];
-            while !data.is_empty() {
-                let k = data.len().min((BLOCK - self.len) as usize);
-                hash_zeros(&mut self.h, std::mem::take(&mut self.zeros));
-                self.h.update(&data[..k]);
-                self.has_data = true;
-                self.advance(k as u64, out);
-                data = &data[k..];
+        for_each_piece(buf, ranges, |piece| match piece {
+            Piece::Zeros(n) => self.zeros(n as u64, out),
+            Piece::Data(mut data) => {
+                while !data.is_empty() {
+                    let k = data.len().min((BLOCK - self.len) as usize);
+                    hash_zeros(&mut self.h, std::mem::take(&mut self.zeros));
+                    self.h.update(&data[..k]);
+                    self.has_data = true;
+                    self.advance(k as u64, out);
+                    data = &data[k..];
+                }
             }
-            pos = start + n;
-        }
-        self.zeros_then(buf.len() - pos, out);
+        });
     }
 
-    /// Feeds `n` zero bytes.
-    fn zeros_then(&mut self, mut n: usize, out: &mut impl FnMut(BlockDigest)) {
+    /// Feeds `n` zero bytes; a block that stays all zeros costs no hashing.
+    fn zeros(&mut self, mut n: u64, out: &mut impl FnMut(BlockDigest)) {
         while n > 0 {
-            let k = n.min((BLOCK - self.len) as usize);
-            self.zeros += k as u64;
-            self.advance(k as u64, out);
+            let k = n.min(BLOCK - self.len);
+            self.zeros += k;
+            self.advance(k, out);
             n -= k;
         }
     }
@@ -149,20 +171,19 @@ pub fn block_digests(buf: &[u8], ranges: &[(usize, usize)]) -> Vec<BlockDigest> 
 }
 
 /// The block digests of the piece `buf` at disk offset `offset`, if the checksum is
-/// `sha256-blocks` and the piece covers whole blocks (or ends the disk of `disk_size` bytes):
-/// then whoever holds it (a decode thread) hashes it, in parallel with the others, while it is
-/// in its cache, and only the digests have to wait for guest order. Only `ranges` of `buf`
-/// may be non-zero.
+/// `sha256-blocks` and the piece covers whole blocks (the last block of the disk may be short:
+/// `ends_disk`): then whoever holds it (a decode thread) hashes it, in parallel with the
+/// others, while it is in its cache, and only the digests have to wait for guest order. Only
+/// `ranges` of `buf` may be non-zero.
 pub fn whole_block_digests(
     kind: Option<Checksum>,
-    disk_size: u64,
     offset: u64,
     buf: &[u8],
     ranges: &[(usize, usize)],
+    ends_disk: bool,
 ) -> Option<Vec<BlockDigest>> {
-    let len = buf.len() as u64;
     let whole =
-        offset.is_multiple_of(BLOCK) && (len.is_multiple_of(BLOCK) || offset + len == disk_size);
+        offset.is_multiple_of(BLOCK) && ((buf.len() as u64).is_multiple_of(BLOCK) || ends_disk);
     (kind == Some(Checksum::Sha256Blocks) && whole).then(|| block_digests(buf, ranges))
 }
 
@@ -189,13 +210,11 @@ impl DiskHasher {
     pub fn feed(&mut self, buf: &[u8], ranges: &[(usize, usize)]) {
         match self.kind {
             Checksum::Sha256 => {
-                let mut pos = 0;
-                for &(start, n) in ranges {
-                    hash_zeros(&mut self.h, (start - pos) as u64);
-                    self.h.update(&buf[start..start + n]);
-                    pos = start + n;
-                }
-                hash_zeros(&mut self.h, (buf.len() - pos) as u64);
+                let h = &mut self.h;
+                for_each_piece(buf, ranges, |piece| match piece {
+                    Piece::Zeros(n) => hash_zeros(h, n as u64),
+                    Piece::Data(data) => h.update(data),
+                });
             }
             Checksum::Sha256Blocks => {
                 let h = &mut self.h;
@@ -210,18 +229,7 @@ impl DiskHasher {
             Checksum::Sha256 => hash_zeros(&mut self.h, n),
             Checksum::Sha256Blocks => {
                 let h = &mut self.h;
-                let mut n = n;
-                while n > 0 {
-                    // Whole blocks of zeros at a block boundary skip the per-byte walk.
-                    if self.block.len == 0 && n >= BLOCK {
-                        h.update(zero_block_digest(BLOCK));
-                        n -= BLOCK;
-                        continue;
-                    }
-                    let k = n.min(BLOCK - self.block.len);
-                    self.block.zeros_then(k as usize, &mut |d| h.update(d));
-                    n -= k;
-                }
+                self.block.zeros(n, &mut |d| h.update(d));
             }
         }
     }
@@ -241,6 +249,14 @@ impl DiskHasher {
         self.block.close(&mut |d| h.update(d));
         hex::encode(self.h.finalize())
     }
+}
+
+/// The `kind` checksum of `bytes`, for tests that compare an engine's result with it.
+#[cfg(test)]
+pub(crate) fn checksum_of(kind: Checksum, bytes: &[u8]) -> String {
+    let mut h = DiskHasher::new(kind);
+    h.feed(bytes, &[(0, bytes.len())]);
+    h.finish()
 }
 
 #[cfg(test)]

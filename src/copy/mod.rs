@@ -201,7 +201,7 @@ pub fn copy_disk(
                     index,
                     offset,
                     len,
-                    disk_size: size,
+                    last: index + 1 == n,
                 };
                 if data.is_empty() {
                     let _ = tx.send(Msg::Chunk(Ok(Chunk {
@@ -231,8 +231,8 @@ struct ChunkAt {
     index: u64,
     offset: u64,
     len: usize,
-    /// The size of the whole disk (its last block may be short).
-    disk_size: u64,
+    /// The chunk ends the disk (its last block may be short).
+    last: bool,
 }
 
 /// Reads and zero-scans the data `extents` (chunk-relative `(start, len)`) of one chunk on a
@@ -256,7 +256,7 @@ fn read_chunk(
         src.read_at(at.offset + start as u64, &mut buf[start..start + n])?;
         zero::push_nonzero_runs(&buf, start, n, sparse, &mut runs);
     }
-    let digests = whole_block_digests(kind, at.disk_size, at.offset, &buf, &runs);
+    let digests = whole_block_digests(kind, at.offset, &buf, &runs, at.last);
     let read = ReadData { buf, extents };
     let body = match direct {
         None => Body::Unwritten(read),
@@ -334,15 +334,11 @@ pub fn copy_stream(
                     break;
                 }
                 // Only a short chunk is the last: then the disk ends with it.
-                let disk_size = if len < chunk {
-                    offset + len as u64
-                } else {
-                    u64::MAX
-                };
+                let last = len < chunk;
                 let tx = tx.clone();
                 workers.submit(move || {
                     let runs = nonzero_runs(&buf, sparse);
-                    let digests = whole_block_digests(kind, disk_size, offset, &buf, &runs);
+                    let digests = whole_block_digests(kind, offset, &buf, &runs, last);
                     // Outside its non-zero runs the chunk is zeros: the hasher need not read
                     // it there.
                     let extents = runs.clone();
@@ -628,6 +624,32 @@ mod tests {
         }
     }
 
+    /// Runs `copy` into a new sparse file `dest` with small chunks, three decode threads and a
+    /// window of four; returns what the file holds and the stats.
+    fn copy_to_file(
+        dest: &std::path::Path,
+        chunk_size: u64,
+        checksum: Option<Checksum>,
+        copy: impl FnOnce(&mut dyn Sink, &CopyOptions, &Control) -> Result<CopyStats>,
+    ) -> (Vec<u8>, CopyStats) {
+        let mut sink = sink_file::FileSink::create(dest, false).unwrap();
+        let opts = CopyOptions {
+            chunk_size,
+            sparse_size: 4096,
+            threads: 3,
+            window: 4,
+            checksum,
+        };
+        let cancel = AtomicBool::new(false);
+        let ctl = Control {
+            progress: &|_, _| {},
+            cancel: &cancel,
+        };
+        let stats = copy(&mut sink, &opts, &ctl).unwrap();
+        sink.commit().unwrap();
+        (std::fs::read(dest).unwrap(), stats)
+    }
+
     /// A raw stream with a zero stretch and a short last chunk, copied to a file: same bytes,
     /// the holes not written, and each checksum as defined (block digests made on the decode
     /// threads for whole chunks, the short tail's included).
@@ -644,31 +666,15 @@ mod tests {
             .into_iter()
             .enumerate()
         {
-            let dest = dir.path().join(format!("s-{i}.raw"));
-            let mut sink = sink_file::FileSink::create(&dest, false).unwrap();
-            let opts = CopyOptions {
-                chunk_size: 1 << 20,
-                sparse_size: 4096,
-                threads: 3,
-                window: 4,
-                checksum,
-            };
-            let cancel = AtomicBool::new(false);
-            let ctl = Control {
-                progress: &|_, _| {},
-                cancel: &cancel,
-            };
             let reader = Box::new(std::io::Cursor::new(bytes.clone()));
-            let stats = copy_stream(reader, &mut sink, &opts, &ctl).unwrap();
-            sink.commit().unwrap();
-            assert_eq!(std::fs::read(&dest).unwrap(), bytes, "case {i}");
+            let dest = dir.path().join(format!("s-{i}.raw"));
+            let (got, stats) = copy_to_file(&dest, 1 << 20, checksum, |sink, opts, ctl| {
+                copy_stream(reader, sink, opts, ctl)
+            });
+            assert_eq!(got, bytes, "case {i}");
             // The tail's last zero-detection block is 904 bytes long.
             assert_eq!(stats.bytes_written, (1 << 20) + 904);
-            let expect = checksum.map(|kind| {
-                let mut h = DiskHasher::new(kind);
-                h.feed(&bytes, &[(0, bytes.len())]);
-                h.finish()
-            });
+            let expect = checksum.map(|kind| digest::checksum_of(kind, &bytes));
             assert_eq!(stats.checksum, expect, "case {i}");
         }
     }
@@ -708,29 +714,13 @@ mod tests {
         ];
         for (i, (chunk_size, checksum)) in cases.into_iter().enumerate() {
             let dest = dir.path().join(format!("out-{i}.raw"));
-            let mut sink = sink_file::FileSink::create(&dest, false).unwrap();
-            let opts = CopyOptions {
-                chunk_size,
-                sparse_size: 4096,
-                threads: 3,
-                window: 4,
-                checksum,
-            };
-            let cancel = AtomicBool::new(false);
-            let ctl = Control {
-                progress: &|_, _| {},
-                cancel: &cancel,
-            };
-            let stats = copy_disk(&disk, &mut sink, &opts, &ctl).unwrap();
-            sink.commit().unwrap();
-            assert_eq!(std::fs::read(&dest).unwrap(), bytes);
+            let (got, stats) = copy_to_file(&dest, chunk_size, checksum, |sink, opts, ctl| {
+                copy_disk(&disk, sink, opts, ctl)
+            });
+            assert_eq!(got, bytes);
             assert_eq!(stats.virtual_size, size as u64);
             assert_eq!(stats.bytes_written + stats.bytes_zero_skipped, size as u64);
-            let expect = checksum.map(|kind| {
-                let mut h = DiskHasher::new(kind);
-                h.feed(&bytes, &[(0, bytes.len())]);
-                h.finish()
-            });
+            let expect = checksum.map(|kind| digest::checksum_of(kind, &bytes));
             assert_eq!(stats.checksum, expect, "case {i}");
         }
     }

@@ -152,7 +152,8 @@ pub fn copy_qcow2_stream_with(
                             let tx = tx.clone();
                             workers.submit(move || {
                                 let runs = nonzero_runs(&bytes, sparse);
-                                let digests = whole_block_digests(kind, size, guest, &bytes, &runs);
+                                let last = guest + bytes.len() as u64 == size;
+                                let digests = whole_block_digests(kind, guest, &bytes, &runs, last);
                                 let _ = tx.send(Msg::Piece {
                                     guest,
                                     buf: bytes,
@@ -175,8 +176,9 @@ pub fn copy_qcow2_stream_with(
                                     Ok(()) => {
                                         out.truncate(len);
                                         let runs = nonzero_runs(&out, sparse);
+                                        let last = guest + len as u64 == size;
                                         let digests =
-                                            whole_block_digests(kind, size, guest, &out, &runs);
+                                            whole_block_digests(kind, guest, &out, &runs, last);
                                         Msg::Piece {
                                             guest,
                                             buf: out,
@@ -490,6 +492,7 @@ fn hash_in_guest_order(
 
 #[cfg(test)]
 mod tests {
+    use super::super::digest::checksum_of;
     use super::*;
     use crate::disk::qcow2::stream::qemu::{convert_qcow2, create, qemu_io, reference_bytes};
     use std::path::Path;
@@ -670,13 +673,11 @@ mod tests {
         // sha256-blocks: 64 KiB clusters are hashed by the decode threads, 4 KiB ones by the
         // hasher, with the same result as hashing qemu's output.
         for img in [&src, &c] {
-            let want = reference_bytes(img);
-            let mut h = DiskHasher::new(Checksum::Sha256Blocks);
-            h.feed(&want, &[(0, want.len())]);
+            let want = checksum_of(Checksum::Sha256Blocks, &reference_bytes(img));
             let cancel = AtomicBool::new(false);
             let blocks = Checksum::Sha256Blocks;
             let (_, st) = copy_with_checksum(img, HASH_BUFFER_BYTES, &cancel, blocks).unwrap();
-            assert_eq!(st.copy.checksum, Some(h.finish()), "{}", img.display());
+            assert_eq!(st.copy.checksum, Some(want), "{}", img.display());
         }
     }
 
@@ -707,9 +708,8 @@ mod tests {
         let (sink, st) =
             copy_with_checksum(&img, 0, &AtomicBool::new(false), Checksum::Sha256Blocks).unwrap();
         assert!(sink.disk == want);
-        let mut h = DiskHasher::new(Checksum::Sha256Blocks);
-        h.feed(&want, &[(0, want.len())]);
-        assert_eq!(st.copy.checksum, Some(h.finish()), "{st:?}");
+        let blocks = checksum_of(Checksum::Sha256Blocks, &want);
+        assert_eq!(st.copy.checksum, Some(blocks), "{st:?}");
         assert!(!st.checksum_fell_back);
     }
 

@@ -3,7 +3,7 @@
 //! against its import record at any time.
 use crate::global::Global;
 use clap::Args;
-use rbdkit::copy::{checksum_disk, Checksum, Control, CopyOptions};
+use rbdkit::copy::{checksum_disk, Checksum, Control};
 use rbdkit::disk::DiskSource;
 use rbdkit::Error;
 use std::path::{Path, PathBuf};
@@ -20,9 +20,8 @@ pub struct ChecksumArgs {
     /// the raw image prints).
     #[arg(long, value_enum, default_value = "sha256-blocks")]
     pub checksum: super::source::ChecksumArg,
-    /// Reads in flight (one per thread; default: one per core, at least 8).
-    #[arg(long)]
-    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub copy: super::source::CopyFlags,
 }
 
 /// What `checksum` was asked to read.
@@ -59,7 +58,7 @@ pub fn run(a: ChecksumArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     let kind: Checksum = a.checksum.kind().ok_or_else(|| {
         Error::InvalidInput("--checksum none: choose sha256-blocks or sha256".into())
     })?;
-    let threads = a.threads.unwrap_or(CopyOptions::default().threads);
+    let opts = a.copy.copy_options(4 << 20, Some(kind))?;
     let cancel = crate::cancel::flag();
     let started = std::time::Instant::now();
     let hash = |disk: &dyn DiskSource| {
@@ -68,7 +67,7 @@ pub fn run(a: ChecksumArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             progress: &|done, _| bar.set_position(done),
             cancel: &cancel,
         };
-        let sum = checksum_disk(disk, kind, threads, &ctl);
+        let sum = checksum_disk(disk, &opts, &ctl);
         bar.finish_and_clear();
         match sum {
             Err(_) if cancel.load(Ordering::Relaxed) => Err(Error::Interrupted(format!(
@@ -79,7 +78,10 @@ pub fn run(a: ChecksumArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         }
     };
     let (sum, size) = match target(&a.target)? {
-        Target::File(p) => hash(rbdkit::disk::open(&p, None)?.as_ref())?,
+        Target::File(p) => {
+            let format = a.copy.source_format.map(Into::into);
+            hash(rbdkit::disk::open(&p, format)?.as_ref())?
+        }
         #[cfg(feature = "rbd")]
         Target::Image(spec) => {
             let cluster = g.connect()?;
