@@ -5,6 +5,7 @@
 //! - [`ceph`] (feature `rbd`): the only code that touches librados/librbd.
 //! - [`clone`]: the Cinder clone workflow. [`pg`]: pg_num and capacity planning.
 //! - [`bench`]: I/O benchmarks of RBD images, files and NFS shares.
+//! - [`text`]: text taken from an input, escaped before it reaches a terminal.
 //!
 //! The library never prints and never exits the process; `tools/` does both.
 #![warn(missing_docs)]
@@ -12,6 +13,7 @@
 pub mod copy;
 pub mod disk;
 pub mod error;
+pub mod text;
 pub mod units;
 
 pub mod bench;

@@ -2,7 +2,7 @@
 //! fuzzer found interesting (`fuzz/regressions/corpus/`) and every crash it ever found
 //! (`fuzz/regressions/crashes/`, kept after the fix). Each must open or fail with an error, and
 //! read without panicking.
-use rbdkit::disk::{open, scan, Format};
+use rbdkit::disk::{open, scan, Format, OpenOptions};
 use std::path::Path;
 
 fn replay(dir: &Path) -> usize {
@@ -13,7 +13,13 @@ fn replay(dir: &Path) -> usize {
     for e in entries {
         let path = e.unwrap().path();
         let r = std::panic::catch_unwind(|| {
-            if let Ok(disk) = open(&path, Some(Format::Qcow2)) {
+            if let Ok(disk) = open(
+                &path,
+                &OpenOptions {
+                    format: Some(Format::Qcow2),
+                    ..Default::default()
+                },
+            ) {
                 let _ = scan(disk.as_ref(), 16 << 20);
             }
         });

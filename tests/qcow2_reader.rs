@@ -6,9 +6,25 @@
 mod qemu;
 use qemu::{convert_qcow2, create, qemu_io, reference_bytes, reference_map, run, run_in};
 use rbdkit::disk::qcow2::{decode_cluster, Mapping, Qcow2};
-use rbdkit::disk::{open, DiskSource, ExtentKind, Format};
+use rbdkit::disk::{DiskSource, ExtentKind, FilePolicy, Format, OpenOptions};
 use std::path::Path;
 use std::process::Command;
+
+/// What the chain tests allow: files the image names, inside its own directory (the
+/// default refuses them; `tests/untrusted_cli.rs` covers that).
+fn chains() -> FilePolicy {
+    FilePolicy::allow(&[]).unwrap()
+}
+
+/// `rbdkit::disk::open` with chains followed and `format` declared.
+fn open(p: &Path, format: Option<Format>) -> rbdkit::Result<Box<dyn DiskSource>> {
+    let opts = OpenOptions {
+        format,
+        files: chains(),
+        ..Default::default()
+    };
+    rbdkit::disk::open(p, &opts)
+}
 
 /// Writes of every kind at cluster-straddling offsets: data, zeros over unallocated space,
 /// zeros over data (a preallocated zero cluster in v3), data in the last partial megabyte.
@@ -50,7 +66,7 @@ fn check(img: &Path, chain: Chain) -> Vec<u8> {
     match Qcow2::from_bytes(bytes, &name) {
         Ok(mem) => assert_reads_match(&mem, &want, &format!("{name} (in memory)")),
         Err(e) => {
-            let h = Qcow2::open(img).unwrap();
+            let h = Qcow2::open(img, &chains()).unwrap();
             let h = h.header();
             assert!(
                 h.backing_file.is_some() || h.data_file.is_some(),
@@ -291,7 +307,7 @@ fn lookup_and_cluster_decode_are_public() {
     let dir = tempfile::tempdir().unwrap();
     let base = create(dir.path(), "b.qcow2", "4M", &[]);
     qemu_io(&base, "qcow2", &["write -P 0x11 0 256k", "write -z 1M 64k"]);
-    let img = Qcow2::open(&base).unwrap();
+    let img = Qcow2::open(&base, &chains()).unwrap();
     let (m, run) = img.lookup(100).unwrap();
     assert!(matches!(m, Mapping::Data(h) if h % 65536 == 100), "{m:?}");
     assert_eq!(run, 65536 - 100);
@@ -312,7 +328,7 @@ fn lookup_and_cluster_decode_are_public() {
     ] {
         let c = dir.path().join(name);
         convert_qcow2(&base, &c, &["-c", "-o", opt]);
-        let img = Qcow2::open(&c).unwrap();
+        let img = Qcow2::open(&c, &chains()).unwrap();
         let Mapping::Compressed(coff, clen) = img.lookup(65536).unwrap().0 else {
             panic!("{name}: cluster 1 is not compressed");
         };
@@ -419,7 +435,7 @@ fn backing_chain_qcow2_over_qcow2_over_raw_with_relative_names() {
         .expect("backing format extension");
     b[at..at + 4].copy_from_slice(&[0x7e, 0x57, 0x00, 0x01]);
     std::fs::write(&probed, &b).unwrap();
-    assert!(Qcow2::open(&probed)
+    assert!(Qcow2::open(&probed, &chains())
         .unwrap()
         .header()
         .backing_format
@@ -428,7 +444,12 @@ fn backing_chain_qcow2_over_qcow2_over_raw_with_relative_names() {
     // The CLI from another working directory resolves names against the image's directory.
     let out = Command::new(env!("CARGO_BIN_EXE_rbdkit"))
         .current_dir("/")
-        .args(["convert", "--overwrite", "--no-progress"])
+        .args([
+            "convert",
+            "--overwrite",
+            "--no-progress",
+            "--allow-backing-files",
+        ])
         .args([&top, &dir.path().join("x.raw")])
         .output()
         .unwrap();
@@ -497,7 +518,7 @@ fn dirty_bit_is_read_through() {
     assert!(!out.status.success(), "qemu-io should have been killed");
     let bytes = std::fs::read(&p).unwrap();
     assert_eq!(bytes[79] & 1, 1, "qemu-io left the image clean");
-    let img = Qcow2::open(&p).unwrap();
+    let img = Qcow2::open(&p, &chains()).unwrap();
     assert!(img.header().dirty);
     check(&p, Chain::Qcow2Only);
     // And the bit set by hand on an image with compressed clusters.
@@ -508,7 +529,7 @@ fn dirty_bit_is_read_through() {
     let mut bytes = std::fs::read(&c).unwrap();
     bytes[79] |= 1;
     std::fs::write(&c, &bytes).unwrap();
-    assert!(Qcow2::open(&c).unwrap().header().dirty);
+    assert!(Qcow2::open(&c, &chains()).unwrap().header().dirty);
     assert_eq!(
         check(&c, Chain::Qcow2Only),
         reference_bytes(&base),
@@ -550,9 +571,17 @@ fn raw_source_and_format_detection() {
         "{ext:?}"
     );
 
-    // A qcow2 file opened as raw is its bytes; format names parse; a short file is raw.
+    // A qcow2 file declared raw is refused unless the declaration is trusted, and then it
+    // is its bytes; format names parse; a short file is raw.
     let q = create(dir.path(), "q.qcow2", "1M", &[]);
-    let as_raw = open(&q, Some(Format::Raw)).unwrap();
+    let e = open(&q, Some(Format::Raw)).err().unwrap().to_string();
+    assert!(e.contains("--trust-declared-raw"), "{e}");
+    let trusted = OpenOptions {
+        format: Some(Format::Raw),
+        trust_declared_raw: true,
+        ..Default::default()
+    };
+    let as_raw = rbdkit::disk::open(&q, &trusted).unwrap();
     assert_eq!(as_raw.virtual_size(), std::fs::metadata(&q).unwrap().len());
     assert_eq!("qcow2".parse::<Format>().unwrap(), Format::Qcow2);
     assert_eq!("raw".parse::<Format>().unwrap(), Format::Raw);
@@ -821,14 +850,14 @@ fn bad_images_are_refused_with_one_line() {
         "1M",
         &["-b", "fifo", "-F", "raw", "-u"],
     );
-    refused_path(&on_fifo, "not a regular file or block device");
+    refused_path(&on_fifo, "is a FIFO: refused");
     let on_zero = create(
         dir,
         "on-zero.qcow2",
         "1M",
         &["-b", "/dev/zero", "-F", "raw", "-u"],
     );
-    refused_path(&on_zero, "not a regular file or block device");
+    refused_path(&on_zero, "is a character device: refused");
 }
 
 /// `convert --checksum sha256` prints what `sha256sum` prints for the output; `--checksum

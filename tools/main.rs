@@ -34,7 +34,8 @@ fn main() -> ExitCode {
     match cmd::run(cli.command, &cli.global) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("rbdkit: {e}");
+            // One line, whatever an image put in the names the message quotes.
+            eprintln!("rbdkit: {}", rbdkit::text::escape(&e.to_string()));
             match e {
                 rbdkit::Error::InvalidInput(_) => ExitCode::from(2),
                 // As a shell reports a process stopped by SIGINT.

@@ -10,7 +10,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use rbdkit::disk::qcow2::{Header, Qcow2};
-use rbdkit::disk::scan;
+use rbdkit::disk::{scan, FilePolicy};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -42,7 +42,11 @@ fuzz_target!(|data: &[u8]| {
     if std::fs::write(&path, data).is_err() {
         return;
     }
-    if let Ok(img) = Qcow2::open(&path) {
+    // Files in the work directory are allowed, so chain resolution runs behind the gate.
+    let Ok(files) = FilePolicy::allow(&[]) else {
+        return;
+    };
+    if let Ok(img) = Qcow2::open(&path, &files) {
         let _ = scan(&img, READ_BUDGET);
     }
 });

@@ -1,12 +1,14 @@
 //! Virtual disks as the reading side sees them: a size, extents in guest order and bytes at
 //! guest offsets. Formats: raw files (`raw`) and qcow2 (`qcow2`); RBD images, to read back.
 //! Nothing here writes; nothing here trusts a size or offset read from a file.
+pub mod policy;
 pub mod qcow2;
 pub mod raw;
 #[cfg(feature = "rbd")]
 pub mod rbd;
 pub mod source;
 
+pub use policy::FilePolicy;
 pub use source::{DiskSource, Extent, ExtentKind};
 
 use crate::error::{Error, Result};
@@ -21,6 +23,16 @@ pub enum Format {
     Raw,
     /// QEMU copy-on-write v2/v3.
     Qcow2,
+}
+
+impl Format {
+    /// The name qemu-img and Glance use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Raw => "raw",
+            Format::Qcow2 => "qcow2",
+        }
+    }
 }
 
 impl FromStr for Format {
@@ -39,20 +51,24 @@ impl FromStr for Format {
 /// The qcow2 magic, "QFI\xfb".
 pub const QCOW2_MAGIC: [u8; 4] = *b"QFI\xfb";
 
-/// Detects the format from the first bytes of a file.
-pub fn detect(path: &Path) -> Result<Format> {
-    let mut f =
-        std::fs::File::open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+/// How to open an image the user named: its declared format, and what it may make us open.
+#[derive(Clone, Debug, Default)]
+pub struct OpenOptions {
+    /// The format the user declared (`--source-format`); `None` detects it from the content.
+    pub format: Option<Format>,
+    /// With `format` raw: the bytes are a raw disk even if they look like a container (a raw
+    /// disk may hold anything, a qcow2 file's bytes included). Without it a declared raw
+    /// image whose content is a container is refused (OSSA-2024-002).
+    pub trust_declared_raw: bool,
+    /// Which backing and data files the image may name (default: none).
+    pub files: FilePolicy,
+}
+
+/// Detects the format of an open file from its content.
+pub fn detect_file(file: &std::fs::File, shown: &str) -> Result<Format> {
     let mut magic = [0u8; 4];
-    let mut n = 0;
-    while n < 4 {
-        match f.read(&mut magic[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io(format!("read {}", path.display()), e)),
-        }
-    }
+    let mut r = file;
+    let n = read_full(&mut r, &mut magic).map_err(|e| Error::io(format!("read {shown}"), e))?;
     Ok(if n == 4 && magic == QCOW2_MAGIC {
         Format::Qcow2
     } else {
@@ -60,16 +76,47 @@ pub fn detect(path: &Path) -> Result<Format> {
     })
 }
 
-/// Opens a disk image, detecting its format from the magic unless `format` is given.
-pub fn open(path: &Path, format: Option<Format>) -> Result<Box<dyn DiskSource>> {
-    let format = match format {
-        Some(f) => f,
-        None => detect(path)?,
-    };
+/// Opens a disk image the user named: its format detected from the content and checked
+/// against the declared one, then opened with its named files as `opts` allows.
+pub fn open(path: &Path, opts: &OpenOptions) -> Result<Box<dyn DiskSource>> {
+    let shown = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| Error::io(format!("open {shown}"), e))?;
+    let detected = detect_file(&file, &shown)?;
+    drop(file);
+    let format = resolve_format(&shown, opts.format, detected, opts.trust_declared_raw)?;
     Ok(match format {
         Format::Raw => Box::new(raw::RawFile::open(path)?),
-        Format::Qcow2 => Box::new(qcow2::Qcow2::open(path)?),
+        Format::Qcow2 => Box::new(qcow2::Qcow2::open(path, &opts.files)?),
     })
+}
+
+/// The format to read `shown` as, given what the user declared and what its content is.
+pub fn resolve_format(
+    shown: &str,
+    declared: Option<Format>,
+    detected: Format,
+    trust_declared_raw: bool,
+) -> Result<Format> {
+    match (declared, detected) {
+        (None, d) => Ok(d),
+        (Some(Format::Raw), Format::Raw) => Ok(Format::Raw),
+        (Some(Format::Raw), _) if trust_declared_raw => Ok(Format::Raw),
+        (Some(Format::Raw), d) => Err(Error::bad_image(
+            shown,
+            format!(
+                "declared raw, but the content is a {} image: refused (drop --source-format raw to read it as {}, or add --trust-declared-raw if the bytes really are a raw disk)",
+                d.name(), d.name()
+            ),
+        )),
+        (Some(Format::Qcow2), Format::Qcow2) => Ok(Format::Qcow2),
+        (Some(Format::Qcow2), d) => Err(Error::bad_image(
+            shown,
+            format!(
+                "declared qcow2, but the content is {}: refused (check the image, or drop --source-format)",
+                d.name()
+            ),
+        )),
+    }
 }
 
 /// Walks a disk the way the copy engine does and reports the first error: maps it window by

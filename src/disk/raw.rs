@@ -19,6 +19,11 @@ impl RawFile {
     pub fn open(path: &Path) -> Result<RawFile> {
         let file =
             File::open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+        RawFile::from_file(file, path)
+    }
+
+    /// Takes a file already opened read-only; `path` names it in errors.
+    pub fn from_file(file: File, path: &Path) -> Result<RawFile> {
         let meta = file
             .metadata()
             .map_err(|e| Error::io(format!("stat {}", path.display()), e))?;
@@ -58,33 +63,6 @@ pub(crate) fn file_size(file: &File, meta: &std::fs::Metadata) -> std::io::Resul
     } else {
         Ok(meta.len())
     }
-}
-
-/// Refuses to open, as a file named inside an image (backing or data file), anything but a
-/// regular file or a block device: a FIFO would block the open forever, a character device
-/// or socket is no disk.
-pub(crate) fn check_named_file(path: &Path, what: &str, image: &str) -> Result<()> {
-    use std::os::unix::fs::FileTypeExt;
-    let meta = std::fs::metadata(path).map_err(|e| {
-        Error::bad_image(
-            image,
-            format!(
-                "{what} {} cannot be opened ({e}); names are resolved against the image's directory: restore it or rebase the image",
-                path.display()
-            ),
-        )
-    })?;
-    let t = meta.file_type();
-    if !(t.is_file() || t.is_block_device()) {
-        return Err(Error::bad_image(
-            image,
-            format!(
-                "{what} {} is not a regular file or block device: fix the name in the image",
-                path.display()
-            ),
-        ));
-    }
-    Ok(())
 }
 
 impl DiskSource for RawFile {

@@ -78,10 +78,7 @@ pub fn run(a: ChecksumArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         }
     };
     let (sum, size) = match target(&a.target)? {
-        Target::File(p) => {
-            let format = a.copy.source_format.map(Into::into);
-            hash(rbdkit::disk::open(&p, format)?.as_ref())?
-        }
+        Target::File(p) => hash(rbdkit::disk::open(&p, &a.copy.open_options(&p)?)?.as_ref())?,
         #[cfg(feature = "rbd")]
         Target::Image(spec) => {
             let cluster = g.connect()?;

@@ -30,7 +30,7 @@ pub struct ConvertArgs {
 /// Converts.
 pub fn run(a: ConvertArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     let cancel = crate::cancel::flag();
-    let source = rbdkit::disk::open(&a.src, a.copy.source_format.map(Into::into))?;
+    let source = rbdkit::disk::open(&a.src, &a.copy.open_options(&a.src)?)?;
     let kind = a.checksum.kind();
     let opts = a.copy.copy_options(4 << 20, kind)?;
     let mut sink = FileSink::create(&a.dest, a.overwrite)?;

@@ -75,7 +75,7 @@ pub fn run(a: ImportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         ));
     }
     let copy = a.copy.copy_options(chunk, checksum)?;
-    let wanted: Option<Format> = a.copy.source_format.map(Into::into);
+    let open = a.copy.open_options(&a.src)?;
 
     // Open the source before touching the cluster, so bad input fails fast and leaves nothing.
     let stdin = a.src.as_os_str() == "-";
@@ -92,8 +92,14 @@ pub fn run(a: ImportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             }
         }
     }
+    let detected = if head[..head_len] == rbdkit::disk::QCOW2_MAGIC {
+        Format::Qcow2
+    } else {
+        Format::Raw
+    };
     let is_qcow2_stream = stdin
-        && (wanted == Some(Format::Qcow2) || (wanted.is_none() && head[..head_len] == *b"QFI\xfb"));
+        && rbdkit::disk::resolve_format("stdin", open.format, detected, open.trust_declared_raw)?
+            == Format::Qcow2;
     let chained = std::io::Cursor::new(head[..head_len].to_vec()).chain(stdin_handle);
     // A qcow2 stream is decoded as it arrives (its header now, so bad input fails before the
     // cluster is touched); what comes before its tables is spilled to a file in TMPDIR.
@@ -103,7 +109,7 @@ pub fn run(a: ImportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         (false, _) => (None, None),
     };
     let disk = match stdin {
-        false => Some(rbdkit::disk::open(&a.src, wanted)?),
+        false => Some(rbdkit::disk::open(&a.src, &open)?),
         true => None,
     };
     let source_format = match (&disk, &qcow2_stream) {

@@ -1,8 +1,9 @@
 //! Source-disk flags shared by `convert` and `import-raw`.
 use clap::{Args, ValueEnum};
 use rbdkit::copy::{Checksum, CopyOptions};
-use rbdkit::disk::Format;
+use rbdkit::disk::{FilePolicy, Format, OpenOptions};
 use rbdkit::Error;
+use std::path::{Path, PathBuf};
 
 /// Source format as given on the command line.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -57,6 +58,58 @@ pub struct CopyFlags {
     /// Read/decode threads (default: one per core, at least 8: reads are I/O-bound).
     #[arg(long)]
     pub threads: Option<usize>,
+    #[command(flatten)]
+    pub safety: SafetyFlags,
+}
+
+/// What an untrusted image may make rbdkit do: the flags that loosen the safe default.
+#[derive(Args, Clone, Debug)]
+pub struct SafetyFlags {
+    /// Follow the backing files and external data files the image names (refused by
+    /// default): only regular files that, after symlinks, lie under the image's own directory
+    /// or a --backing-dir; never devices, FIFOs, json: or protocol names; never from `-`.
+    #[arg(long)]
+    pub allow_backing_files: bool,
+    /// With --allow-backing-files: files the image names may also lie under DIR (repeatable).
+    #[arg(
+        long = "backing-dir",
+        value_name = "DIR",
+        requires = "allow_backing_files"
+    )]
+    pub backing_dirs: Vec<PathBuf>,
+    /// With --source-format raw: the bytes are a raw disk even if they look like a qcow2,
+    /// VMDK or other container (refused otherwise).
+    #[arg(long)]
+    pub trust_declared_raw: bool,
+}
+
+impl CopyFlags {
+    /// How to open the source `src` (a path, or `-` for a stream): the declared format and
+    /// what the image may make us open, checked.
+    pub fn open_options(&self, src: &Path) -> rbdkit::Result<OpenOptions> {
+        let format: Option<Format> = self.source_format.map(Into::into);
+        let s = &self.safety;
+        if s.trust_declared_raw && format != Some(Format::Raw) {
+            return Err(Error::InvalidInput(
+                "--trust-declared-raw goes with --source-format raw".into(),
+            ));
+        }
+        if s.allow_backing_files && src.as_os_str() == "-" {
+            return Err(Error::InvalidInput(
+                "--allow-backing-files: an image read from a stream (-) can never follow backing or data files; pass the file path".into(),
+            ));
+        }
+        let files = if s.allow_backing_files {
+            FilePolicy::allow(&s.backing_dirs)?
+        } else {
+            FilePolicy::refuse()
+        };
+        Ok(OpenOptions {
+            format,
+            trust_declared_raw: s.trust_declared_raw,
+            files,
+        })
+    }
 }
 
 impl CopyFlags {

@@ -26,8 +26,13 @@ pub struct FileBytes {
 impl FileBytes {
     /// Opens `path` read-only. `what` names the file in errors ("backing file", ...).
     pub fn open(path: &Path, what: &str) -> Result<FileBytes> {
-        let shown = path.display();
-        let file = File::open(path).map_err(|e| Error::io(format!("open {what} {shown}"), e))?;
+        let file = File::open(path)
+            .map_err(|e| Error::io(format!("open {what} {}", path.display()), e))?;
+        FileBytes::from_file(file, what, &path.display().to_string())
+    }
+
+    /// Takes a file already opened read-only (`shown` names it in errors).
+    pub fn from_file(file: File, what: &str, shown: &str) -> Result<FileBytes> {
         let meta = file
             .metadata()
             .map_err(|e| Error::io(format!("stat {what} {shown}"), e))?;

@@ -3,9 +3,11 @@
 //! L2 (32 subclusters), backing chains of qcow2 and raw files, external data files, the dirty bit.
 //! It refuses corrupt, encrypted and unknown-feature images with a clear message.
 //!
-//! Relative backing and external data file names are resolved against the image's directory.
-//! (qemu does so for backing files but opens a relative data file name from its working
-//! directory; the two agree when qemu runs in the image's directory.)
+//! Backing and external data files are opened only as the caller's [`FilePolicy`] allows (by
+//! default not at all: an uploaded image must not make rbdkit read host files). Relative
+//! names are resolved against the directory of the image that names them. (qemu does so for
+//! backing files but opens a relative data file name from its working directory; the two
+//! agree when qemu runs in the image's directory.)
 //!
 //! Nothing read from the image is trusted: the header is validated before use ([`header`]),
 //! every table offset is checked against the file before it is read, every allocation is
@@ -27,6 +29,7 @@ pub use header::{Compression, Header};
 pub use l2::Mapping;
 pub use stream::Qcow2Stream;
 
+use super::policy::{FilePolicy, NamedFile};
 use super::{DiskSource, Extent, ExtentKind};
 use crate::error::{Error, Result};
 use l2::{L2Cache, Layout, OFFSET_MASK};
@@ -53,23 +56,42 @@ pub struct Qcow2 {
 }
 
 impl Qcow2 {
-    /// Opens a qcow2 image and its backing chain (names relative to each image's directory).
-    pub fn open(path: &Path) -> Result<Qcow2> {
-        Self::open_in_chain(path, &mut Vec::new())
+    /// Opens the qcow2 image at `path`, which the user named, and the files it names
+    /// (backing chain, external data file) as far as `files` allows: by default it allows
+    /// none, and an image that names one is refused. Names are resolved against the
+    /// directory of the image that holds them.
+    pub fn open(path: &Path, files: &FilePolicy) -> Result<Qcow2> {
+        let shown = path.display().to_string();
+        let file = std::fs::File::open(path).map_err(|e| Error::io(format!("open {shown}"), e))?;
+        let real =
+            std::fs::canonicalize(path).map_err(|e| Error::io(format!("open {shown}"), e))?;
+        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let files = files.with_image_dir(path);
+        Self::open_in_chain(file, real, shown, &dir, &files, &mut Vec::new())
     }
 
     /// Parses an image held in memory, `name` naming it in errors. Such an image has no
     /// directory to resolve file names against, so one that names a backing file or an
     /// external data file is refused. For fuzzing and tests: no filesystem involved.
     pub fn from_bytes(bytes: Vec<u8>, name: &str) -> Result<Qcow2> {
-        Self::build(Box::new(bytes), name.to_string(), None, &mut Vec::new())
+        Self::build(
+            Box::new(bytes),
+            name.to_string(),
+            None,
+            &FilePolicy::refuse(),
+            &mut Vec::new(),
+        )
     }
 
-    fn open_in_chain(path: &Path, chain: &mut Vec<PathBuf>) -> Result<Qcow2> {
-        let shown = path.display().to_string();
-        let canonical =
-            std::fs::canonicalize(path).map_err(|e| Error::io(format!("open {shown}"), e))?;
-        if chain.contains(&canonical) {
+    fn open_in_chain(
+        file: std::fs::File,
+        real: PathBuf,
+        shown: String,
+        dir: &Path,
+        files: &FilePolicy,
+        chain: &mut Vec<PathBuf>,
+    ) -> Result<Qcow2> {
+        if chain.contains(&real) {
             return Err(Error::bad_image(
                 shown,
                 "backing chain loops back to this image: fix the backing file names (qemu-img rebase -u)",
@@ -81,16 +103,16 @@ impl Qcow2 {
                 format!("backing chain is deeper than {MAX_CHAIN_DEPTH} images: flatten it with qemu-img convert first"),
             ));
         }
-        chain.push(canonical);
-        let file = FileBytes::open(path, "image")?;
-        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        Self::build(Box::new(file), shown, Some(&dir), chain)
+        chain.push(real);
+        let file = FileBytes::from_file(file, "image", &shown)?;
+        Self::build(Box::new(file), shown, Some(dir), files, chain)
     }
 
     fn build(
         file: Box<dyn ByteSource>,
         shown: String,
         dir: Option<&Path>,
+        files: &FilePolicy,
         chain: &mut Vec<PathBuf>,
     ) -> Result<Qcow2> {
         let file_size = file.size();
@@ -107,30 +129,40 @@ impl Qcow2 {
         let l1 = be_words(&raw_l1);
         drop(raw_l1);
 
-        let in_dir = |name: &str, what: &str| {
+        // Every named file goes through the policy before it is opened; an in-memory image
+        // has no directory, so it can follow nothing.
+        let named = |name: &str, what: &str| {
             match dir {
-            Some(d) => Ok(resolve(d, name)),
+            Some(d) => files.open_named(&shown, d, name, what),
             None => Err(Error::bad_image(
                 &shown,
-                format!("names {what} '{name}', which an in-memory image cannot follow: open it from its file"),
+                format!(
+                    "names {what} '{}', which an in-memory image cannot follow: open it from its file",
+                    crate::text::escape(name)
+                ),
             )),
         }
         };
         let data: Option<Box<dyn ByteSource>> = match &header.data_file {
             Some(name) => {
-                let p = in_dir(name, "an external data file")?;
-                super::raw::check_named_file(&p, "external data file", &shown)?;
-                Some(Box::new(FileBytes::open(&p, "external data file")?))
+                let f = named(name, "external data file")?;
+                let shown_data = f.path.display().to_string();
+                Some(Box::new(FileBytes::from_file(
+                    f.file,
+                    "external data file",
+                    &shown_data,
+                )?))
             }
             None => None,
         };
         let backing = match &header.backing_file {
             Some(name) => {
-                let p = in_dir(name, "a backing file")?;
+                let f = named(name, "backing file")?;
                 Some(open_backing(
-                    &p,
+                    f,
                     header.backing_format.as_deref(),
                     &shown,
+                    files,
                     chain,
                 )?)
             }
@@ -328,37 +360,41 @@ impl Qcow2 {
     }
 }
 
-/// Opens the backing file at `path`: its format from the header extension, else its magic.
+/// Opens a backing file the policy allowed: its format from the header extension, else
+/// from its content. A backing file in a format rbdkit does not read is refused by name.
 fn open_backing(
-    path: &Path,
+    named: NamedFile,
     format: Option<&str>,
     child: &str,
+    files: &FilePolicy,
     chain: &mut Vec<PathBuf>,
 ) -> Result<Box<dyn DiskSource>> {
-    if !path.exists() {
-        return Err(Error::bad_image(
-            child,
-            format!(
-                "backing file {} not found (relative names are resolved against the image's directory): restore it or rebase the image",
-                path.display()
-            ),
-        ));
-    }
-    super::raw::check_named_file(path, "backing file", child)?;
+    let shown = named.path.display().to_string();
     let format = match format {
         Some("qcow2") => super::Format::Qcow2,
         Some("raw") => super::Format::Raw,
         Some(other) => {
             return Err(Error::bad_image(
                 child,
-                format!("backing file format '{other}' is not supported (qcow2, raw): convert the chain with qemu-img first"),
+                format!(
+                    "backing file format '{}' is not supported (qcow2, raw): convert the chain with qemu-img first",
+                    crate::text::escape(other)
+                ),
             ))
         }
-        None => super::detect(path)?,
+        None => super::detect_file(&named.file, &shown)?,
     };
+    let dir = named.path.parent().unwrap_or(Path::new("/")).to_path_buf();
     Ok(match format {
-        super::Format::Qcow2 => Box::new(Qcow2::open_in_chain(path, chain)?),
-        super::Format::Raw => Box::new(super::raw::RawFile::open(path)?),
+        super::Format::Qcow2 => Box::new(Qcow2::open_in_chain(
+            named.file,
+            named.real_path,
+            shown,
+            &dir,
+            files,
+            chain,
+        )?),
+        super::Format::Raw => Box::new(super::raw::RawFile::from_file(named.file, &named.path)?),
     })
 }
 
@@ -371,15 +407,6 @@ fn be_words(raw: &[u8]) -> Vec<u64> {
             u64::from_be_bytes(w)
         })
         .collect()
-}
-
-fn resolve(dir: &Path, name: &str) -> PathBuf {
-    let p = Path::new(name);
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        dir.join(p)
-    }
 }
 
 impl DiskSource for Qcow2 {
