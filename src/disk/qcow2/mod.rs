@@ -16,6 +16,7 @@
 //! cache behind a mutex that is never held during I/O. This module only reads; it never writes
 //! (but for [`stream`], which decodes an image arriving as a stream and keeps what arrives
 //! before its tables in a temporary spill file).
+mod alloc;
 mod bytes;
 mod compressed;
 pub mod header;
@@ -23,6 +24,7 @@ mod l2;
 mod spill;
 pub mod stream;
 
+pub use alloc::Allocation;
 pub use bytes::{ByteSource, FileBytes};
 pub use compressed::{decode_cluster, ZSTD_WINDOW_LOG_MAX};
 pub use header::{Compression, Header};
@@ -53,6 +55,8 @@ pub struct Qcow2 {
     l1: Vec<u64>,
     cache: L2Cache,
     backing: Option<Box<dyn DiskSource>>,
+    /// Opened by [`Qcow2::open_metadata`]: named files were not opened.
+    metadata_only: bool,
 }
 
 impl Qcow2 {
@@ -70,6 +74,15 @@ impl Qcow2 {
         Self::open_in_chain(file, real, shown, &dir, &files, &mut Vec::new())
     }
 
+    /// Opens the image at `path` for its metadata only (`rbdkit inspect`): the files it names
+    /// are neither opened nor refused, so reading its data fails when it names any (its
+    /// bytes would be wrong without them); mapping and the header are available.
+    pub fn open_metadata(path: &Path) -> Result<Qcow2> {
+        let shown = path.display().to_string();
+        let file = FileBytes::open(path, "image")?;
+        Self::build(Box::new(file), shown, None, None, &mut Vec::new())
+    }
+
     /// Parses an image held in memory, `name` naming it in errors. Such an image has no
     /// directory to resolve file names against, so one that names a backing file or an
     /// external data file is refused. For fuzzing and tests: no filesystem involved.
@@ -78,7 +91,7 @@ impl Qcow2 {
             Box::new(bytes),
             name.to_string(),
             None,
-            &FilePolicy::refuse(),
+            Some(&FilePolicy::refuse()),
             &mut Vec::new(),
         )
     }
@@ -105,14 +118,14 @@ impl Qcow2 {
         }
         chain.push(real);
         let file = FileBytes::from_file(file, "image", &shown)?;
-        Self::build(Box::new(file), shown, Some(dir), files, chain)
+        Self::build(Box::new(file), shown, Some(dir), Some(files), chain)
     }
 
     fn build(
         file: Box<dyn ByteSource>,
         shown: String,
         dir: Option<&Path>,
-        files: &FilePolicy,
+        files: Option<&FilePolicy>,
         chain: &mut Vec<PathBuf>,
     ) -> Result<Qcow2> {
         let file_size = file.size();
@@ -130,7 +143,10 @@ impl Qcow2 {
         drop(raw_l1);
 
         // Every named file goes through the policy before it is opened; an in-memory image
-        // has no directory, so it can follow nothing.
+        // has no directory, so it can follow nothing; metadata-only opens follow nothing.
+        let Some(files) = files else {
+            return Ok(Self::assemble(file, shown, header, l1, None, None, true));
+        };
         let named = |name: &str, what: &str| {
             match dir {
             Some(d) => files.open_named(&shown, d, name, what),
@@ -168,13 +184,27 @@ impl Qcow2 {
             }
             None => None,
         };
+        Ok(Self::assemble(
+            file, shown, header, l1, data, backing, false,
+        ))
+    }
+
+    fn assemble(
+        file: Box<dyn ByteSource>,
+        path: String,
+        header: Header,
+        l1: Vec<u64>,
+        data: Option<Box<dyn ByteSource>>,
+        backing: Option<Box<dyn DiskSource>>,
+        metadata_only: bool,
+    ) -> Qcow2 {
         let layout = Layout {
             cluster_bits: header.cluster_bits,
             extended_l2: header.extended_l2,
-            data_file: data.is_some(),
+            data_file: header.data_file.is_some(),
         };
-        Ok(Qcow2 {
-            path: shown,
+        Qcow2 {
+            path,
             file,
             data,
             cache: L2Cache::new(L2_CACHE_BYTES, layout.cluster_size()),
@@ -182,7 +212,8 @@ impl Qcow2 {
             layout,
             l1,
             backing,
-        })
+            metadata_only,
+        }
     }
 
     /// The validated header.
@@ -453,6 +484,14 @@ impl DiskSource for Qcow2 {
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        if self.metadata_only
+            && (self.header.backing_file.is_some() || self.header.data_file.is_some())
+        {
+            return Err(self.bad(
+                "opened for its metadata only, without the files it names: its data cannot be read"
+                    .into(),
+            ));
+        }
         if offset
             .checked_add(buf.len() as u64)
             .is_none_or(|e| e > self.header.size)
