@@ -1,6 +1,7 @@
 //! Virtual disks as the reading side sees them: a size, extents in guest order and bytes at
 //! guest offsets. Formats: raw files (`raw`) and qcow2 (`qcow2`); RBD images, to read back.
 //! Nothing here writes; nothing here trusts a size or offset read from a file.
+pub mod detect;
 pub mod qcow2;
 pub mod raw;
 #[cfg(feature = "rbd")]
