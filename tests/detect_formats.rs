@@ -226,27 +226,16 @@ fn qemu_img_made_images_probe_as_qemu_img_info_reports_them() {
         let what = format!("{} {:?}", c.format, c.opts);
         let (p, head) = probes(d, &name);
         // qemu-img's own probe takes a fixed VHD for raw (it looks at offset 0 only); ask for
-        // vpc to compare the rest. LUKS must be named too: its probe needs a key.
+        // vpc to compare the rest.
         let fixed_vhd = c.container == Container::Vhd && c.subformat == Some("fixed");
-        let hint = (fixed_vhd || c.format == "luks").then_some(c.format);
-        let mut secret = vec![];
-        if c.format == "luks" {
-            secret = vec!["--object", "secret,id=sec0,data=abc", "--image-opts"];
+        let (fmt, size, cluster) = qemu_info(d, &name, fixed_vhd.then_some("vpc"));
+        if fixed_vhd {
+            assert_eq!(
+                qemu_info(d, &name, None).0,
+                "raw",
+                "{what}: qemu-img's own probe"
+            );
         }
-        let (fmt, size, cluster) = if secret.is_empty() {
-            qemu_info(d, &name, hint)
-        } else {
-            let spec = format!("driver=luks,key-secret=sec0,file.filename={name}");
-            let mut args = vec!["info", "--output", "json"];
-            args.extend(&secret);
-            args.push(&spec);
-            let v: Value = serde_json::from_slice(&run_in(Some(d), "qemu-img", &args)).unwrap();
-            (
-                v["format"].as_str().unwrap().to_string(),
-                v["virtual-size"].as_u64().unwrap(),
-                v["cluster-size"].as_u64(),
-            )
-        };
         assert_eq!(p.container, c.container, "{what}: {p:?}");
         assert_eq!(p.container.qemu_name(), fmt, "{what}");
         assert_eq!(p.virtual_size, Some(size), "{what}: virtual size");

@@ -1,5 +1,6 @@
 //! Virtual disks as the reading side sees them: a size, extents in guest order and bytes at
 //! guest offsets. Formats: raw files (`raw`) and qcow2 (`qcow2`); RBD images, to read back.
+//! `detect` recognises every container (VMDK, VHD, VHDX, VDI, QED, LUKS, ISO too) from content.
 //! Nothing here writes; nothing here trusts a size or offset read from a file.
 pub mod detect;
 pub mod qcow2;
