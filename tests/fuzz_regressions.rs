@@ -2,6 +2,7 @@
 //! fuzzer found interesting (`fuzz/regressions/corpus/`) and every crash it ever found
 //! (`fuzz/regressions/crashes/`, kept after the fix). Each must open or fail with an error, and
 //! read without panicking.
+use rbdkit::disk::detect::{probe, probe_head};
 use rbdkit::disk::{open, scan, Format, OpenOptions};
 use std::path::Path;
 
@@ -38,5 +39,32 @@ fn fuzz_corpus_and_crashes_replay_cleanly() {
         corpus >= 20,
         "the committed corpus sample is missing ({corpus} files in {})",
         root.display()
+    );
+}
+
+/// The same files through format detection, as a file and as a stream head: qcow2-shaped
+/// hostile inputs are hostile inputs for every inspector.
+#[test]
+fn fuzz_corpus_and_crashes_probe_cleanly() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
+    let mut n = 0;
+    for dir in ["corpus", "crashes"] {
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
+        for e in entries {
+            let path = e.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            let r = std::panic::catch_unwind(|| {
+                probe(&bytes).unwrap();
+                probe_head(&bytes);
+            });
+            assert!(r.is_ok(), "detection panicked on {}", path.display());
+            n += 1;
+        }
+    }
+    assert!(
+        n >= 20,
+        "the committed corpus sample is missing ({n} files)"
     );
 }

@@ -1,6 +1,9 @@
 //! Virtual disks as the reading side sees them: a size, extents in guest order and bytes at
 //! guest offsets. Formats: raw files (`raw`) and qcow2 (`qcow2`); RBD images, to read back.
+//! `detect` recognises every container (VMDK, VHD, VHDX, VDI, QED, LUKS, ISO too) from content.
 //! Nothing here writes; nothing here trusts a size or offset read from a file.
+pub mod detect;
+pub mod inspect;
 pub mod policy;
 pub mod qcow2;
 pub mod raw;
@@ -64,34 +67,77 @@ pub struct OpenOptions {
     pub files: FilePolicy,
 }
 
-/// Detects the format of an open file from its content.
-pub fn detect_file(file: &std::fs::File, shown: &str) -> Result<Format> {
-    let mut magic = [0u8; 4];
-    let mut r = file;
-    let n = read_full(&mut r, &mut magic).map_err(|e| Error::io(format!("read {shown}"), e))?;
-    Ok(if n == 4 && magic == QCOW2_MAGIC {
-        Format::Qcow2
-    } else {
-        Format::Raw
-    })
+/// The format rbdkit reads `shown` as, from what a probe of its content found and what the
+/// user declared: a container rbdkit does not read is refused by name, never taken for raw;
+/// content that matches two formats is refused; a declaration the content contradicts is
+/// refused unless `trust_declared_raw` says the bytes are a raw disk whatever they look like.
+pub fn decide(
+    shown: &str,
+    probe: &detect::Probe,
+    declared: Option<Format>,
+    trust_declared_raw: bool,
+) -> Result<Format> {
+    if declared == Some(Format::Raw) && trust_declared_raw {
+        return Ok(Format::Raw);
+    }
+    if probe.is_ambiguous() {
+        let names: Vec<&str> = probe.matches.iter().map(|m| m.name()).collect();
+        return Err(Error::bad_image(
+            shown,
+            format!(
+                "the content matches several formats ({}): refused, as an image hiding one header in another (convert it with qemu-img after checking it)",
+                names.join(", ")
+            ),
+        ));
+    }
+    let detected = match probe.container {
+        detect::Container::Raw => Format::Raw,
+        detect::Container::Qcow2 => Format::Qcow2,
+        other if declared == Some(Format::Raw) => {
+            return Err(Error::bad_image(
+                shown,
+                format!(
+                    "declared raw, but the content is a {} image: refused (convert it with qemu-img first, or add --trust-declared-raw if the bytes really are a raw disk)",
+                    other.display()
+                ),
+            ))
+        }
+        other => {
+            return Err(Error::bad_image(
+                shown,
+                format!(
+                    "{}: not supported yet, convert it with qemu-img first (qemu-img convert -O raw or -O qcow2)",
+                    other.display()
+                ),
+            ))
+        }
+    };
+    resolve_format(shown, declared, detected, trust_declared_raw)
 }
 
 /// Opens a disk image the user named: its format detected from the content and checked
 /// against the declared one, then opened with its named files as `opts` allows.
 pub fn open(path: &Path, opts: &OpenOptions) -> Result<Box<dyn DiskSource>> {
     let shown = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|e| Error::io(format!("open {shown}"), e))?;
-    let detected = detect_file(&file, &shown)?;
-    drop(file);
-    let format = resolve_format(&shown, opts.format, detected, opts.trust_declared_raw)?;
+    let probe =
+        detect::probe(&qcow2::FileBytes::open(path, "image")?).map_err(|e| with_name(e, &shown))?;
+    let format = decide(&shown, &probe, opts.format, opts.trust_declared_raw)?;
     Ok(match format {
         Format::Raw => Box::new(raw::RawFile::open(path)?),
         Format::Qcow2 => Box::new(qcow2::Qcow2::open(path, &opts.files)?),
     })
 }
 
+/// A probe's read error, with the file named.
+fn with_name(e: Error, shown: &str) -> Error {
+    match e {
+        Error::Io { what, source } => Error::io(format!("{what} of {shown}"), source),
+        other => other,
+    }
+}
+
 /// The format to read `shown` as, given what the user declared and what its content is.
-pub fn resolve_format(
+fn resolve_format(
     shown: &str,
     declared: Option<Format>,
     detected: Format,

@@ -79,28 +79,23 @@ pub fn run(a: ImportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
 
     // Open the source before touching the cluster, so bad input fails fast and leaves nothing.
     let stdin = a.src.as_os_str() == "-";
-    let mut head = [0u8; 4];
-    let mut head_len = 0;
+    // The head of a stream decides what it is, as for a file (the probe sees only this much).
+    let mut head = Vec::new();
     let mut stdin_handle = std::io::stdin();
     if stdin {
-        while head_len < 4 {
-            match stdin_handle.read(&mut head[head_len..]) {
-                Ok(0) => break,
-                Ok(n) => head_len += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Error::io("read stdin", e)),
-            }
-        }
+        (&mut stdin_handle)
+            .take(rbdkit::disk::detect::HEAD_BYTES as u64)
+            .read_to_end(&mut head)
+            .map_err(|e| Error::io("read stdin", e))?;
     }
-    let detected = if head[..head_len] == rbdkit::disk::QCOW2_MAGIC {
-        Format::Qcow2
-    } else {
-        Format::Raw
-    };
     let is_qcow2_stream = stdin
-        && rbdkit::disk::resolve_format("stdin", open.format, detected, open.trust_declared_raw)?
-            == Format::Qcow2;
-    let chained = std::io::Cursor::new(head[..head_len].to_vec()).chain(stdin_handle);
+        && rbdkit::disk::decide(
+            "stdin",
+            &rbdkit::disk::detect::probe_head(&head),
+            open.format,
+            open.trust_declared_raw,
+        )? == Format::Qcow2;
+    let chained = std::io::Cursor::new(head).chain(stdin_handle);
     // A qcow2 stream is decoded as it arrives (its header now, so bad input fails before the
     // cluster is touched); what comes before its tables is spilled to a file in TMPDIR.
     let (qcow2_stream, raw_stream) = match (stdin, is_qcow2_stream) {

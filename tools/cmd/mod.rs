@@ -17,6 +17,7 @@ pub mod create;
 pub mod import_raw;
 #[cfg(feature = "rbd")]
 pub mod info;
+pub mod inspect;
 #[cfg(feature = "rbd")]
 mod layout;
 pub mod pg;
@@ -36,6 +37,8 @@ pub enum Command {
     ImportRaw(import_raw::ImportArgs),
     /// Convert qcow2 (or raw) to a sparse raw file, byte-identical to `qemu-img convert -O raw`.
     Convert(convert::ConvertArgs),
+    /// What an image is (any container format) and whether it is safe to import, from its metadata.
+    Inspect(inspect::InspectArgs),
     /// The checksum `import-raw` prints, of an image or snapshot (read back) or of a file.
     Checksum(checksum::ChecksumArgs),
     /// Create a format-2 image (layering only by default: any kernel client can map it).
@@ -67,6 +70,7 @@ pub fn run(command: Command, global: &Global) -> rbdkit::Result<ExitCode> {
         Command::ImportRaw(a) => import_raw::run(a, global),
         Command::Convert(a) => convert::run(a, global),
         Command::Checksum(a) => checksum::run(a, global),
+        Command::Inspect(a) => inspect::run(a, global),
         #[cfg(feature = "rbd")]
         Command::Cleanup(a) => cleanup::run(a, global),
         #[cfg(feature = "rbd")]

@@ -413,7 +413,14 @@ fn open_backing(
                 ),
             ))
         }
-        None => super::detect_file(&named.file, &shown)?,
+        None => {
+            let probe_file = named
+                .file
+                .try_clone()
+                .map_err(|e| Error::io(format!("open backing file {shown}"), e))?;
+            let probe = super::detect::probe(&FileBytes::from_file(probe_file, "backing file", &shown)?)?;
+            super::decide(&shown, &probe, None, false)?
+        }
     };
     let dir = named.path.parent().unwrap_or(Path::new("/")).to_path_buf();
     Ok(match format {

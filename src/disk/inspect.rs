@@ -1,0 +1,276 @@
+//! `rbdkit inspect`: what an image is and whether it is safe to import, from its metadata
+//! alone. It says what `qemu-img info` says (format, sizes, cluster size, version, backing and
+//! data files, dirty bit) plus the allocation counted from the tables and a verdict with every
+//! reason. It never follows a name the image holds, never reads guest data, and reads a
+//! bounded amount of metadata whatever the image claims, so a 1 TiB image is inspected in
+//! well under a second and a hostile one cannot make it run long.
+//!
+//! Two rule sets: rbdkit's (what `import-raw` and `convert` accept with their default flags),
+//! and with `openstack` also the stricter ones of oslo.utils' `format_inspector`, which Glance,
+//! Nova and Cinder apply since OSSA-2024-001/002 (they refuse extended L2, QED, LUKS other than
+//! v1, VMDK other than monolithicSparse/streamOptimized, suspicious partition tables).
+use super::detect::{self, Container, Probe};
+use super::qcow2::{ByteSource, FileBytes, Header, Qcow2};
+use crate::error::{Error, Result};
+use serde::Serialize;
+use std::io::Read;
+use std::path::Path;
+
+/// Bytes of L2 tables walked at most to count the allocation (1 GiB of tables maps 8 PiB of
+/// guest disk at 64 KiB clusters; an image that needs more is reported without a count).
+pub const MAX_TABLE_BYTES: u64 = 1 << 30;
+
+/// What an image is, and the verdict.
+#[derive(Clone, Debug, Serialize)]
+pub struct Inspection {
+    /// The path given, or `-`.
+    pub filename: String,
+    /// qemu-img's driver name for the format (`qcow2`, `raw`, `vmdk`, `vpc`, `vhdx`, ...).
+    pub format: &'static str,
+    /// Glance's `disk_format` for it (`vhd` where qemu says `vpc`, `iso` for ISO 9660).
+    pub disk_format: &'static str,
+    /// Guest-visible size in bytes, when the metadata tells it.
+    pub virtual_size: Option<u64>,
+    /// Length of the file in bytes (of what was read, for a stream).
+    pub file_size: u64,
+    /// Bytes the file occupies on its filesystem (holes excluded); `None` for a stream.
+    pub disk_size: Option<u64>,
+    /// Cluster (grain, block) size in bytes, where the format has one.
+    pub cluster_size: Option<u64>,
+    /// Subformat: VMDK createType, VHD/VHDX/VDI disk type, LUKS version.
+    pub subformat: Option<String>,
+    /// qcow2 header facts.
+    pub qcow2: Option<Qcow2Facts>,
+    /// Backing (parent) file the image names, as stored.
+    pub backing_file: Option<String>,
+    /// Format of the backing file, as the image states it.
+    pub backing_format: Option<String>,
+    /// External data file (qcow2) or extent files (VMDK descriptor) the image names.
+    pub data_file: Option<String>,
+    /// VMDK extent file names, as stored.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extents: Vec<String>,
+    /// Partition table found on raw content (`gpt`, `mbr`).
+    pub partition_table: Option<String>,
+    /// Guest bytes this image's own tables hold as data (qcow2), from the tables, not a scan.
+    pub allocated_bytes: Option<u64>,
+    /// rbdkit can read the image (a format it reads, with a valid header).
+    pub readable: bool,
+    /// No reason to refuse it under the rules applied (rbdkit's, and OpenStack's when asked).
+    pub safe: bool,
+    /// Every reason rbdkit's own rules (import-raw and convert with default flags) refuse
+    /// it or cannot read it; empty when they accept it.
+    pub reasons: Vec<String>,
+    /// With `--openstack`: whether Glance/Nova/Cinder's format_inspector rules accept it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub openstack_safe: Option<bool>,
+    /// With `--openstack`: every reason those rules refuse it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub openstack_reasons: Option<Vec<String>>,
+}
+
+/// qcow2 header fields, as `qemu-img info` shows them under "Format specific information".
+#[derive(Clone, Debug, Serialize)]
+pub struct Qcow2Facts {
+    /// Header version (2 or 3).
+    pub version: u32,
+    /// `0.10` for version 2, `1.1` for version 3.
+    pub compat: &'static str,
+    /// `zlib` or `zstd`.
+    pub compression_type: &'static str,
+    /// 128-bit L2 entries with 32 subclusters.
+    pub extended_l2: bool,
+    /// The image was not closed cleanly (readable; qemu replays nothing for reading).
+    pub dirty: bool,
+    /// The image keeps its data in an external file.
+    pub data_file_raw: bool,
+    /// Guest bytes held in compressed clusters.
+    pub compressed_bytes: Option<u64>,
+    /// Guest bytes that read as zero by a zero flag.
+    pub zero_bytes: Option<u64>,
+    /// L2 tables allocated.
+    pub l2_tables: Option<u64>,
+}
+
+/// Inspects the image at `path` (a file or block device).
+pub fn inspect_file(path: &Path, openstack: bool) -> Result<Inspection> {
+    let shown = path.display().to_string();
+    let bytes = FileBytes::open(path, "image")?;
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(format!("stat {shown}"), e))?;
+    let probe = detect::probe(&bytes)?;
+    let mut out = Inspection::new(&shown, &probe, bytes.size(), openstack);
+    use std::os::unix::fs::MetadataExt;
+    out.disk_size = Some(meta.blocks() * 512);
+    if probe.container == Container::Qcow2 {
+        out.add_qcow2(&bytes, || Qcow2::open_metadata(path));
+    }
+    out.finish(&probe);
+    Ok(out)
+}
+
+/// Inspects an image arriving on `input` (stdin) from its first bytes; nothing more is read.
+/// A stream cannot show what lies at its end (a fixed VHD's footer) or its tables, so its
+/// allocation is not counted.
+pub fn inspect_stream(input: &mut dyn Read, name: &str, openstack: bool) -> Result<Inspection> {
+    let mut head = vec![0u8; detect::HEAD_BYTES.max(1 << super::qcow2::header::MAX_CLUSTER_BITS)];
+    let n = super::read_full(input, &mut head).map_err(|e| Error::io(format!("read {name}"), e))?;
+    head.truncate(n);
+    let probe = detect::probe_head(&head);
+    let mut out = Inspection::new(name, &probe, n as u64, openstack);
+    if probe.container == Container::Qcow2 {
+        // The file size is unknown: the tables are past what was read.
+        match Header::parse(&head, u64::MAX, name) {
+            Ok(h) => out.add_header(&h),
+            Err(e) => out.unreadable(e),
+        }
+    }
+    out.finish(&probe);
+    Ok(out)
+}
+
+impl Inspection {
+    fn new(name: &str, p: &Probe, file_size: u64, openstack: bool) -> Inspection {
+        Inspection {
+            filename: name.to_string(),
+            format: p.container.qemu_name(),
+            disk_format: p.container.glance_name(),
+            virtual_size: p
+                .virtual_size
+                .or((p.container == Container::Raw).then_some(file_size)),
+            file_size,
+            disk_size: None,
+            cluster_size: p.cluster_size,
+            subformat: p.subformat.clone(),
+            qcow2: None,
+            backing_file: p.backing_file.clone(),
+            backing_format: None,
+            data_file: None,
+            extents: p.extents.clone(),
+            partition_table: p
+                .partition_table
+                .map(|t| detect::MatchName::PartitionTable(t).name().to_string()),
+            allocated_bytes: None,
+            readable: matches!(p.container, Container::Raw | Container::Qcow2),
+            safe: false,
+            reasons: Vec::new(),
+            openstack_safe: None,
+            openstack_reasons: openstack.then(Vec::new),
+        }
+    }
+
+    fn unreadable(&mut self, e: Error) {
+        self.readable = false;
+        self.reasons.push(e.to_string());
+    }
+
+    fn add_header(&mut self, h: &Header) {
+        self.virtual_size = Some(h.size);
+        self.cluster_size = Some(h.cluster_size());
+        self.backing_file = h.backing_file.clone();
+        self.backing_format = h.backing_format.clone();
+        self.data_file = h.data_file.clone();
+        self.qcow2 = Some(Qcow2Facts {
+            version: h.version,
+            compat: if h.version == 2 { "0.10" } else { "1.1" },
+            compression_type: match h.compression {
+                super::qcow2::Compression::Deflate => "zlib",
+                super::qcow2::Compression::Zstd => "zstd",
+            },
+            extended_l2: h.extended_l2,
+            dirty: h.dirty,
+            data_file_raw: h.data_file_raw,
+            compressed_bytes: None,
+            zero_bytes: None,
+            l2_tables: None,
+        });
+    }
+
+    /// Header facts, then the allocation from the tables (without following any name).
+    fn add_qcow2(&mut self, bytes: &FileBytes, open: impl FnOnce() -> Result<Qcow2>) {
+        let mut first = vec![
+            0u8;
+            bytes
+                .size()
+                .min(1 << super::qcow2::header::MAX_CLUSTER_BITS)
+                as usize
+        ];
+        if let Err(e) = bytes.read_exact_at(&mut first, 0) {
+            return self.unreadable(Error::io(format!("read {}", self.filename), e));
+        }
+        match Header::parse(&first, bytes.size(), &self.filename) {
+            Ok(h) => self.add_header(&h),
+            Err(e) => return self.unreadable(e),
+        }
+        let counted = open().and_then(|img| img.allocation(MAX_TABLE_BYTES));
+        match counted {
+            Ok(Some(a)) => {
+                self.allocated_bytes = Some(a.data_bytes);
+                if let Some(q) = &mut self.qcow2 {
+                    q.compressed_bytes = Some(a.compressed_bytes);
+                    q.zero_bytes = Some(a.zero_bytes);
+                    q.l2_tables = Some(a.l2_tables);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => self.unreadable(e),
+        }
+    }
+
+    /// The verdict: every reason the rules find, `safe` when there is none.
+    fn finish(&mut self, p: &Probe) {
+        let esc = crate::text::escape;
+        if p.matches.len() > 1 {
+            let names: Vec<_> = p.matches.iter().map(|m| m.name()).collect();
+            self.reasons.push(format!(
+                "content matches several formats ({}): an image hiding one header in another is refused",
+                names.join(", ")
+            ));
+        }
+        if !matches!(p.container, Container::Raw | Container::Qcow2) {
+            self.readable = false;
+            self.reasons.push(format!(
+                "{}: not supported yet, convert it with qemu-img first",
+                p.container.display()
+            ));
+        }
+        if let Some(b) = &self.backing_file {
+            self.reasons.push(format!(
+                "names backing file '{}' (refused unless --allow-backing-files, and then only inside the allowed directories)",
+                esc(b)
+            ));
+        }
+        if let Some(d) = &self.data_file {
+            self.reasons.push(format!(
+                "names external data file '{}' (refused unless --allow-backing-files, and then only inside the allowed directories)",
+                esc(d)
+            ));
+        }
+        self.safe = self.reasons.is_empty();
+        if let Some(mut os) = self.openstack_reasons.take() {
+            self.openstack_rules(p, &mut os);
+            self.openstack_safe = Some(os.is_empty());
+            self.safe &= os.is_empty();
+            self.openstack_reasons = Some(os);
+        }
+    }
+
+    /// What format_inspector's `safety_check()` (and the single-format rule Glance, Nova and
+    /// Cinder put in front of it) refuses.
+    fn openstack_rules(&self, p: &Probe, out: &mut Vec<String>) {
+        if p.matches.len() > 1 {
+            out.push("several formats detected".into());
+        }
+        if self.backing_file.is_some() {
+            out.push("image has a backing file".into());
+        }
+        if self.data_file.is_some() || self.qcow2.as_ref().is_some_and(|q| q.data_file_raw) {
+            out.push("image has a data file".into());
+        }
+        if self.qcow2.as_ref().is_some_and(|q| q.extended_l2) {
+            out.push(
+                "unknown qcow2 features: extended L2 entries (incompatible bit 4) are unknown to format_inspector".into(),
+            );
+        }
+        out.extend(p.unsafe_reasons.iter().cloned());
+    }
+}
