@@ -140,6 +140,7 @@ impl Qcow2 {
             cluster_bits: header.cluster_bits,
             extended_l2: header.extended_l2,
             data_file: data.is_some(),
+            zero_flag: header.version >= 3,
         };
         Ok(Qcow2 {
             path: shown,
