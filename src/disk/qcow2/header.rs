@@ -185,8 +185,13 @@ fn check_table(
     cluster_size: u64,
 ) -> std::result::Result<(), String> {
     if entries > max_bytes / entry_len {
+        let unit = if entry_len == cluster_size {
+            "clusters"
+        } else {
+            "entries"
+        };
         return Err(format!(
-            "{what} of {entries} entries of {entry_len} bytes exceeds the {max_bytes}-byte limit: {CORRUPT}"
+            "{what} of {entries} {unit} ({entry_len} bytes each) exceeds qemu's limit of {max_bytes} bytes: {CORRUPT}"
         ));
     }
     // entries * entry_len <= max_bytes, far below 2^63.
@@ -345,8 +350,7 @@ impl Header {
         }
 
         let table = |what: &str, offset: u64, entries: u64, entry_len: u64, max_bytes: u64| {
-            check_table(what, offset, entries, entry_len, max_bytes, cluster_size)
-                .map_err(|why| bad(why))
+            check_table(what, offset, entries, entry_len, max_bytes, cluster_size).map_err(&bad)
         };
         let refcount_table_offset = be64(first, 48);
         let refcount_table_clusters = be32(first, 56);
@@ -408,8 +412,8 @@ impl Header {
             )));
         }
 
-        let backing_file = backing_name(first, backing_off, be32(first, 16), cluster_size)
-            .map_err(|why| bad(why))?;
+        let backing_file =
+            backing_name(first, backing_off, be32(first, 16), cluster_size).map_err(&bad)?;
         let mut h = Header {
             version,
             cluster_bits,
@@ -556,7 +560,7 @@ mod tests {
             ),
             (
                 patch(ok(), 56, &129u32.to_be_bytes()),
-                "refcount table of 129 entries",
+                "refcount table of 129 clusters",
             ),
             (
                 patch(ok(), 48, &0x7fff_ffff_ffff_0000u64.to_be_bytes()),
