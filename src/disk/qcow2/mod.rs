@@ -18,6 +18,7 @@ mod bytes;
 mod compressed;
 pub mod header;
 mod l2;
+mod snapshots;
 mod spill;
 pub mod stream;
 
@@ -99,6 +100,7 @@ impl Qcow2 {
             .map_err(|e| Error::io(format!("read {shown}"), e))?;
         let header = Header::parse(&first, file_size, &shown)?;
         drop(first);
+        snapshots::check(file.as_ref(), &header, &shown)?;
 
         // Header::parse checked that the table lies inside the file and is at most 32 MiB.
         let mut raw_l1 = vec![0u8; header.l1_size as usize * 8];
