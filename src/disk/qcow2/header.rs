@@ -37,6 +37,13 @@ const EXT_END: u32 = 0;
 const EXT_BACKING_FORMAT: u32 = 0xe279_2aca;
 const EXT_ENCRYPTION: u32 = 0x0537_be77;
 const EXT_DATA_FILE: u32 = 0x4441_5441;
+const EXT_BITMAPS: u32 = 0x2385_2875;
+/// Autoclear bit 0: the bitmaps extension is consistent with the image.
+const AUTOCLEAR_BITMAPS: u64 = 1 << 0;
+/// Longest backing format name qemu reads (its buffer holds 15 bytes and a NUL).
+const MAX_BACKING_FORMAT: u64 = 15;
+/// Most persistent dirty bitmaps (qemu's `QCOW2_MAX_BITMAPS`).
+const MAX_BITMAPS: u64 = 65535;
 
 /// How clusters are compressed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -488,7 +495,13 @@ impl Header {
                     .map_err(|_| bad(format!("header extension {kind:#x} is not UTF-8")))
             };
             match kind {
+                EXT_BACKING_FORMAT if len > MAX_BACKING_FORMAT => {
+                    return Err(bad(format!(
+                        "backing format name of {len} bytes is over qemu's limit of {MAX_BACKING_FORMAT}: {CORRUPT}"
+                    )))
+                }
                 EXT_BACKING_FORMAT => self.backing_format = Some(text()?),
+                EXT_BITMAPS => self.check_bitmaps_extension(&(at..at + len).map(byte).collect::<Vec<u8>>(), path)?,
                 EXT_DATA_FILE => self.data_file = Some(text()?),
                 EXT_ENCRYPTION => {
                     return Err(bad(
@@ -501,6 +514,43 @@ impl Header {
             at += len.div_ceil(8) * 8;
         }
         Ok(())
+    }
+}
+
+impl Header {
+    /// The checks qemu's `qcow2_read_extensions` makes of the bitmaps extension: its length
+    /// always; its fields only while the autoclear bit says the bitmaps are consistent (else
+    /// qemu just warns and drops them). The bitmap directory itself is not read.
+    fn check_bitmaps_extension(&self, data: &[u8], path: &str) -> Result<()> {
+        let bad = |why: String| Error::bad_image(path, why);
+        if data.len() != 24 {
+            return Err(bad(format!(
+                "bitmaps header extension is {} bytes, not 24: {CORRUPT}",
+                data.len()
+            )));
+        }
+        if self.autoclear_features & AUTOCLEAR_BITMAPS == 0 {
+            return Ok(());
+        }
+        let (nb, reserved) = (be32(data, 0) as u64, be32(data, 4));
+        let (dir_size, dir_offset) = (be64(data, 8), be64(data, 16));
+        let why = if reserved != 0 {
+            format!("its reserved field is {reserved:#x}, not 0")
+        } else if nb == 0 || nb > MAX_BITMAPS {
+            format!("it counts {nb} bitmaps (1..=65535)")
+        } else if !dir_offset.is_multiple_of(self.cluster_size()) {
+            format!("its directory offset {dir_offset:#x} is not cluster-aligned")
+        } else if dir_size > 1024 * MAX_BITMAPS {
+            format!(
+                "its directory of {dir_size} bytes is over qemu's limit of {}",
+                1024 * MAX_BITMAPS
+            )
+        } else {
+            return Ok(());
+        };
+        Err(bad(format!(
+            "bitmaps header extension is invalid: {why}: {CORRUPT}"
+        )))
     }
 }
 
@@ -618,6 +668,15 @@ mod tests {
                     &257u32.to_be_bytes(),
                 ),
                 "256 here",
+            ),
+            // A backing format name over 15 bytes; a bitmaps extension that is not 24 bytes.
+            (
+                patch(ok(), 112, &[0xe2, 0x79, 0x2a, 0xca, 0, 0, 0, 16]),
+                "backing format name of 16 bytes",
+            ),
+            (
+                patch(ok(), 112, &[0x23, 0x85, 0x28, 0x75, 0, 0, 0, 16]),
+                "not 24",
             ),
             // An extension that runs past the backing file name that ends the extension area.
             (
