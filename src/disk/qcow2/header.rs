@@ -1,5 +1,9 @@
 //! The qcow2 header and header extensions, decoded from big-endian bytes and checked before any
-//! field is used: every offset against the file size, every count against a cap.
+//! field is used: every offset against the file size, every count against a cap. The checks
+//! follow qemu's `qcow2_do_open`, `qcow2_validate_table` and `qcow2_read_extensions` (qemu 10):
+//! an image qemu refuses to open is refused here, and one it opens is not refused for a reason
+//! qemu does not have. One deliberate difference: an L1 (or L2) table past the end of the file,
+//! which qemu reads as zeros (an empty disk), is refused here as a truncated file.
 use crate::error::{Error, Result};
 
 /// Largest cluster: 2 MiB (cluster_bits 21), as qemu.

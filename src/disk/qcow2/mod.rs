@@ -1,7 +1,8 @@
 //! Our own qcow2 reader for the active image: v2/v3, 512 B-2 MiB clusters, zero clusters,
 //! unallocated clusters (backing chain or zeros), deflate and zstd compressed clusters, extended
 //! L2 (32 subclusters), backing chains of qcow2 and raw files, external data files, the dirty bit.
-//! It refuses corrupt, encrypted and unknown-feature images with a clear message.
+//! It refuses corrupt, encrypted and unknown-feature images with a clear message, and whatever
+//! qemu refuses to open (see [`header`] and the snapshot table walk in `snapshots`).
 //!
 //! Relative backing and external data file names are resolved against the image's directory.
 //! (qemu does so for backing files but opens a relative data file name from its working
