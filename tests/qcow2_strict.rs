@@ -1,6 +1,6 @@
 //! What qemu refuses to open or read, rbdkit refuses too; what qemu accepts, rbdkit accepts.
 //! Each image is made by `qemu-img create` (v2 with `compat=0.10`, v3 with `compat=1.1`) and
-//! one `qemu-io` write, then one header field is patched as qemu-iotests 036, 060, 080 and 261
+//! one `qemu-io` write, then one field is patched as qemu-iotests 036, 080, 244, 261, 287, 290
 //! do. qemu's verdict comes from `qemu-img convert -O raw` and `qemu-io -r -c 'read 0 64k'`
 //! (read-only, so qemu never marks the image corrupt behind the test's back); rbdkit's from
 //! `rbdkit::disk::open` plus a full scan, the streaming reader, and the `rbdkit convert` binary
@@ -218,13 +218,24 @@ fn inconsistent_header_fields() {
     accepted(dir, "rorder6.qcow2", &patched(&v3, 96, &be32(6)));
     // Version 2 has no refcount_order field: qemu ignores those bytes.
     accepted(dir, "v2-rorder.qcow2", &patched(&v2, 96, &be32(7)));
-    // iotest 290's rule: the compression bit is set exactly when the type is not zlib.
+    // iotest 287: the compression bit is set exactly when the type is not zlib.
     refused(
         dir,
         "cbit.qcow2",
         &patched(&v3, 79, &[v3[79] | 8]),
         "must not be set",
         "must not be",
+    );
+    let zstd = create(dir, "zstd.qcow2", "1M", &["-o", "compression_type=zstd"]);
+    qemu_io(&zstd, "qcow2", &["write -c -P 0xab 0 64k"]);
+    let z = std::fs::read(zstd).unwrap();
+    accepted(dir, "zstd-ok.qcow2", &z);
+    refused(
+        dir,
+        "zstd-nobit.qcow2",
+        &patched(&z, 79, &[z[79] & !8]),
+        "bit must be set",
+        "without its incompatible bit",
     );
     // iotest 244: data-file-raw needs a data file (qemu-img info alone does not check it).
     refused(
@@ -287,6 +298,8 @@ fn header_length_and_backing_name() {
     accepted(dir, "size-odd.qcow2", &patched(&b, 24, &be64(1_048_575)));
 }
 
+/// iotest 290: version 2 has no zero clusters (a discard there cannot zero a cluster), and
+/// qemu signals corruption when it meets the flag.
 #[test]
 fn zero_flag_in_a_version_2_image_fails_the_read() {
     let t = tempfile::tempdir().unwrap();
