@@ -32,8 +32,9 @@ pub enum ImportSource<'a> {
     /// A raw byte stream of unknown length (stdin).
     Stream(Box<dyn Read + Send>),
     /// A qcow2 image arriving as a stream (stdin), its header already read: decoded in one
-    /// pass, what arrives before its tables spilled to a temporary file.
-    Qcow2Stream(Qcow2Stream),
+    /// pass, what arrives before its tables spilled to a temporary file. Boxed: it carries
+    /// the parsed header inline, several times the size of the other variants.
+    Qcow2Stream(Box<Qcow2Stream>),
 }
 
 /// What to import, where, and how.
@@ -196,7 +197,7 @@ fn write_and_publish(
             ImportSource::Disk(d) => copy_disk(d, &mut sink, &req.copy, ctl)?,
             ImportSource::Stream(r) => copy_stream(r, &mut sink, &req.copy, ctl)?,
             ImportSource::Qcow2Stream(s) => {
-                let st = copy_qcow2_stream(s, &mut sink, &req.copy, ctl)?;
+                let st = copy_qcow2_stream(*s, &mut sink, &req.copy, ctl)?;
                 bytes_spilled = Some(st.bytes_spilled);
                 read_back = st.checksum_fell_back;
                 st.copy

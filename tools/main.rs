@@ -1,6 +1,9 @@
 //! The `rbdkit` command line: argument parsing, dispatch, rendering and exit codes.
 //! Logic lives in the library; this binary only turns flags into calls and results into output.
 //! Exit codes: 0 ok, 1 failure, 2 bad usage.
+// First, so its macros (`outln!`, `out!`) are visible in every module after it.
+#[macro_use]
+mod out;
 mod cancel;
 mod cmd;
 mod global;
@@ -23,7 +26,12 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
+            // --help and --version go to stdout: a closed one ends quietly there too.
+            if let Err(err) = e.print() {
+                if !e.use_stderr() {
+                    out::fail(&err);
+                }
+            }
             return if e.use_stderr() {
                 ExitCode::from(2)
             } else {

@@ -141,6 +141,22 @@ impl PhaseResult {
     }
 }
 
+/// Characters of the target column of the table.
+const NAME_WIDTH: usize = 34;
+
+/// `s` if it has at most `width` characters, else "..." and its last `width - 3`: the end of a
+/// target (image or file name) tells targets apart better than its start. Counts characters,
+/// not bytes, so a multibyte name is never cut inside a character, and the `{:<34}` padding
+/// (which also counts characters) keeps the columns aligned.
+fn tail_chars(s: &str, width: usize) -> String {
+    let n = s.chars().count();
+    if n <= width {
+        return s.to_string();
+    }
+    let keep = width.saturating_sub(3);
+    format!("...{}", s.chars().skip(n - keep).collect::<String>())
+}
+
 /// Everything a bench run measured.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct BenchReport {
@@ -152,7 +168,7 @@ impl BenchReport {
     /// The side-by-side table, one row per target and phase.
     pub fn table(&self) -> String {
         let mut s = format!(
-            "{:<34} {:<11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>7} {:>6}\n",
+            "{:<NAME_WIDTH$} {:<11} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>7} {:>6}\n",
             "target",
             "phase",
             "IOPS",
@@ -165,13 +181,9 @@ impl BenchReport {
             "errors"
         );
         for r in &self.results {
-            let name = if r.target.len() > 34 {
-                format!("...{}", &r.target[r.target.len() - 31..])
-            } else {
-                r.target.clone()
-            };
+            let name = tail_chars(&r.target, NAME_WIDTH);
             s.push_str(&format!(
-                "{:<34} {:<11} {:>9.0} {:>9.1} {:>9.0} {:>9.0} {:>9.0} {:>10.0} {:>7.1} {:>6}\n",
+                "{:<NAME_WIDTH$} {:<11} {:>9.0} {:>9.1} {:>9.0} {:>9.0} {:>9.0} {:>10.0} {:>7.1} {:>6}\n",
                 name,
                 r.phase,
                 r.iops,
@@ -255,4 +267,43 @@ pub fn compare(
         check("lat_us.p99", old.lat_us.p99, new.lat_us.p99, false);
     }
     (out, matched)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_multibyte_names_are_cut_by_characters_and_stay_aligned() {
+        assert_eq!(tail_chars("rbd:volumes/a", 34), "rbd:volumes/a");
+        let umlauts = "ü".repeat(40);
+        let cut = tail_chars(&umlauts, 34);
+        assert_eq!(cut.chars().count(), 34);
+        assert_eq!(cut, format!("...{}", "ü".repeat(31)));
+        let emoji = format!("rbd:volumes/{}🦀🦀", "é".repeat(30));
+        assert!(tail_chars(&emoji, 34).ends_with("é🦀🦀"));
+        assert_eq!(tail_chars(&emoji, 34).chars().count(), 34);
+
+        let row = |target: &str| {
+            serde_json::from_value::<PhaseResult>(serde_json::json!({
+                "target": target, "phase": "read", "rw": "randread", "bs": 4096,
+                "iodepth": 1, "jobs": 1, "ios": 1, "errors": 0, "first_error": null,
+                "runtime_s": 1.0, "iops": 1.0, "bw_bytes_per_s": 1.0,
+                "lat_us": serde_json::to_value(Lat::default()).unwrap(),
+                "cpu_us_per_io": 1.0, "iops_series": [], "lat_cdf": [],
+                "allocated_before": null, "allocated_after": null, "notes": []
+            }))
+            .unwrap()
+        };
+        let report = BenchReport {
+            results: vec![row(&umlauts), row(&emoji), row("file:/tmp/x")],
+        };
+        let table = report.table();
+        // Every row puts the phase column at the same character position.
+        assert_eq!(table.lines().count(), 4);
+        for l in table.lines().skip(1) {
+            let phase_at = l.chars().skip(NAME_WIDTH + 1).take(4).collect::<String>();
+            assert_eq!(phase_at, "read", "{l}");
+        }
+    }
 }

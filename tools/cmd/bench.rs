@@ -225,7 +225,7 @@ pub fn run(a: BenchArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     if g.json() {
         super::print_json(&report)?;
     } else {
-        print!("{}", report.table());
+        out!("{}", report.table());
         let mut notes: Vec<String> = report
             .results
             .iter()
@@ -233,11 +233,11 @@ pub fn run(a: BenchArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             .collect();
         notes.dedup();
         for n in notes {
-            println!("note: {n}");
+            outln!("note: {n}");
         }
         for r in &report.results {
             if let (Some(b), Some(af)) = (r.allocated_before, r.allocated_after) {
-                println!(
+                outln!(
                     "allocated {} {}: {} -> {}",
                     r.target,
                     r.phase,

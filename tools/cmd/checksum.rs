@@ -99,7 +99,7 @@ pub fn run(a: ChecksumArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         }))?;
     } else {
         // sha256sum's layout, with the algorithm in front.
-        println!("{} {sum}  {}", kind.name(), a.target);
+        outln!("{} {sum}  {}", kind.name(), a.target);
     }
     Ok(ExitCode::SUCCESS)
 }

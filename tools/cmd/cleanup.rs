@@ -39,9 +39,12 @@ pub fn run(a: CleanupArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         super::print_json(&serde_json::json!({ "removed": removed, "kept": kept }))?;
     } else {
         for l in &removed {
-            println!(
+            outln!(
                 "removed {} (unfinished import of {} by pid {} on {})",
-                l.image, l.final_name, l.pid, l.host
+                l.image,
+                l.final_name,
+                l.pid,
+                l.host
             );
         }
         for l in &kept {
@@ -50,10 +53,10 @@ pub fn run(a: CleanupArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             } else {
                 "dry run"
             };
-            println!("kept {} ({why})", l.image);
+            outln!("kept {} ({why})", l.image);
         }
         if leftovers.is_empty() {
-            println!("no unfinished imports in {}", a.pool);
+            outln!("no unfinished imports in {}", a.pool);
         }
     }
     Ok(ExitCode::SUCCESS)

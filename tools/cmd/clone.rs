@@ -95,7 +95,7 @@ pub fn run(a: CloneArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     if g.json() {
         super::print_json(&report)?;
     } else {
-        println!(
+        outln!(
             "parent {} (clone v{}, depth {}{}{})",
             report.parent,
             if report.clone_format == rbdkit::ceph::CloneFormat::V1 {
@@ -116,14 +116,14 @@ pub fn run(a: CloneArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             },
         );
         for r in report.results.iter().filter(|r| r.ok) {
-            println!(
+            outln!(
                 "  {} {}{}",
                 r.dest,
                 format_size(r.size.unwrap_or(0)),
                 if r.flattened { " (flattened)" } else { "" }
             );
         }
-        println!(
+        outln!(
             "{} of {} clones made in {:.2} s",
             report.results.len() - failed.len(),
             report.results.len(),

@@ -65,7 +65,7 @@ pub fn run(a: ConvertArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             "checksum": stats.checksum,
         }))?;
     } else {
-        println!(
+        outln!(
             "converted {} ({}, {}) to {}: {} written, {} left sparse, {:.2} s{}",
             a.src.display(),
             source.format_name(),

@@ -32,7 +32,7 @@ pub fn run(a: CreateArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             "object_size": a.layout.object_size,
         }))?;
     } else {
-        println!(
+        outln!(
             "created {} ({}, features: {})",
             a.image,
             rbdkit::units::format_size(a.size),

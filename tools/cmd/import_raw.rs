@@ -142,7 +142,7 @@ pub fn run(a: ImportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     };
     let source = match (&disk, qcow2_stream, raw_stream) {
         (Some(d), _, _) => ImportSource::Disk(d.as_ref()),
-        (None, Some(q), _) => ImportSource::Qcow2Stream(q),
+        (None, Some(q), _) => ImportSource::Qcow2Stream(Box::new(q)),
         (None, None, Some(r)) => ImportSource::Stream(Box::new(r)),
         (None, None, None) => {
             return Err(Error::Other(
@@ -170,33 +170,33 @@ pub fn run(a: ImportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         super::print_json(&out)?;
     } else {
         let r = &out.report;
-        println!(
+        outln!(
             "imported {} ({}) into {}",
             a.src.display(),
             r.source_format,
             r.image
         );
-        println!(
+        outln!(
             "  virtual size {}, image size {}, written {}, skipped as zero {}",
             format_size(r.virtual_size),
             format_size(r.image_size),
             format_size(r.bytes_written),
             format_size(r.bytes_zero_skipped)
         );
-        println!(
+        outln!(
             "  {:.2} s, {:.1} MiB/s, peak RSS {}",
             r.elapsed_s,
             r.mib_per_s,
             out.peak_rss_bytes.map_or("?".into(), format_size)
         );
         if let Some(n) = r.bytes_spilled {
-            println!(
+            outln!(
                 "  qcow2 stream: {} arrived before its tables and went through a temporary file",
                 format_size(n)
             );
         }
         if let (Some(k), Some(s)) = (r.checksum_algorithm, &r.checksum) {
-            println!(
+            outln!(
                 "  {} {s}{}",
                 k.name(),
                 if r.verified == Some(true) {
@@ -209,7 +209,7 @@ pub fn run(a: ImportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             );
         }
         if let Some(s) = &r.snap {
-            println!(
+            outln!(
                 "  snapshot {}@{s}{}",
                 r.image,
                 if r.protected { " (protected)" } else { "" }

@@ -65,38 +65,38 @@ pub fn run(a: InfoArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         super::print_json(&info)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!("rbd image '{}':", info.image);
-    println!(
+    outln!("rbd image '{}':", info.image);
+    outln!(
         "\tsize {} in {} objects",
         format_size(info.size),
         info.objects
     );
-    println!(
+    outln!(
         "\torder {} ({} objects)",
         info.order,
         format_size(info.object_size)
     );
-    println!("\tfeatures: {}", info.features.join(", "));
+    outln!("\tfeatures: {}", info.features.join(", "));
     if let Some(p) = &info.parent {
-        println!(
+        outln!(
             "\tparent: {}{}",
             p.spec(),
             if p.trash { " (trash)" } else { "" }
         );
-        println!("\toverlap: {}", format_size(info.overlap.unwrap_or(0)));
+        outln!("\toverlap: {}", format_size(info.overlap.unwrap_or(0)));
     }
-    println!("\tclone depth: {}", info.clone_depth);
+    outln!("\tclone depth: {}", info.clone_depth);
     if info.krbd_compatible {
-        println!("\tkrbd: mappable by any kernel client");
+        outln!("\tkrbd: mappable by any kernel client");
     } else {
-        println!(
+        outln!(
             "\tkrbd: needs a recent kernel or cannot be mapped: {}",
             info.krbd_unsupported_features.join(", ")
         );
     }
-    println!("\tsnapshots: {}", info.snapshots.len());
+    outln!("\tsnapshots: {}", info.snapshots.len());
     for s in &info.snapshots {
-        println!(
+        outln!(
             "\t\t{} ({}){}",
             s.name,
             format_size(s.size),

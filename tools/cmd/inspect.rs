@@ -93,12 +93,12 @@ fn print_plain(r: &Inspection) {
     lines.push(("readable by rbdkit", r.readable.to_string()));
     lines.push(("safe", r.safe.to_string()));
     for (k, v) in lines {
-        println!("{k}: {v}");
+        outln!("{k}: {v}");
     }
     for why in &r.reasons {
-        println!("  unsafe: {}", escape(why));
+        outln!("  unsafe: {}", escape(why));
     }
     for why in r.openstack_reasons.iter().flatten() {
-        println!("  openstack refuses: {}", escape(why));
+        outln!("  openstack refuses: {}", escape(why));
     }
 }

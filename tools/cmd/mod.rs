@@ -90,7 +90,7 @@ pub fn run(command: Command, global: &Global) -> rbdkit::Result<ExitCode> {
 pub fn print_json<T: serde::Serialize>(value: &T) -> rbdkit::Result<()> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| rbdkit::Error::Other(format!("cannot render JSON: {e}")))?;
-    println!("{text}");
+    outln!("{text}");
     Ok(())
 }
 

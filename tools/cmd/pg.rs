@@ -150,7 +150,7 @@ fn plan(a: PlanArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         super::print_json(&v)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{} OSDs, {} PG replicas per OSD target, method {}",
         plan.osds,
         a.target,
@@ -160,12 +160,16 @@ fn plan(a: PlanArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             "autoscale"
         }
     );
-    println!(
+    outln!(
         "{:<16} {:>8} {:<14} {:>8} {:>12}",
-        "pool", "percent", "size", "pg_num", "PGs/OSD"
+        "pool",
+        "percent",
+        "size",
+        "pg_num",
+        "PGs/OSD"
     );
     for p in &plan.pools {
-        println!(
+        outln!(
             "{:<16} {:>7}% {:<14} {:>8} {:>12.1}",
             p.name,
             p.percent,
@@ -174,17 +178,20 @@ fn plan(a: PlanArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             p.pg_replicas_per_osd
         );
     }
-    println!(
+    outln!(
         "total: {} PG replicas, {:.1} per OSD (monitor limit {} = mon_max_pg_per_osd {} x max(OSDs, 3))",
         plan.total_pg_replicas, plan.pg_replicas_per_osd, plan.max_pg_replicas, a.max_pg_per_osd
     );
     if let Some(c) = &caps {
-        println!(
+        outln!(
             "{:<16} {:>14} {:>18} {:>14}",
-            "pool", "raw share", "usable (nearfull)", "usable (full)"
+            "pool",
+            "raw share",
+            "usable (nearfull)",
+            "usable (full)"
         );
         for p in c {
-            println!(
+            outln!(
                 "{:<16} {:>14} {:>18} {:>14}",
                 p.name,
                 format_size(p.raw_share),
@@ -194,11 +201,11 @@ fn plan(a: PlanArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         }
     }
     for w in &plan.warnings {
-        println!("warning: {w}");
+        outln!("warning: {w}");
     }
-    println!("commands:");
+    outln!("commands:");
     for c in &plan.commands {
-        println!("  {c}");
+        outln!("  {c}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -252,16 +259,24 @@ fn check(a: CheckArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         super::print_json(&report)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{} OSDs in, {} up; mon_max_pg_per_osd {} (from {})",
-        report.in_osds, report.up_osds, report.mon_max_pg_per_osd, state.mon_max_pg_per_osd_source
+        report.in_osds,
+        report.up_osds,
+        report.mon_max_pg_per_osd,
+        state.mon_max_pg_per_osd_source
     );
-    println!(
+    outln!(
         "{:<16} {:>8} {:>6} {:>8} {:>12} {:>10}",
-        "pool", "pg_num", "size", "share", "recommended", "PGs/OSD"
+        "pool",
+        "pg_num",
+        "size",
+        "share",
+        "recommended",
+        "PGs/OSD"
     );
     for p in &report.pools {
-        println!(
+        outln!(
             "{:<16} {:>8} {:>6} {:>7.1}% {:>12} {:>10.1}{}",
             p.name,
             p.pg_num,
@@ -276,22 +291,24 @@ fn check(a: CheckArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             }
         );
     }
-    println!(
+    outln!(
         "total: {} PG replicas, {:.1} per in OSD; the monitor refuses pool changes past {}",
-        report.total_pg_replicas, report.pg_replicas_per_osd, report.max_pg_replicas
+        report.total_pg_replicas,
+        report.pg_replicas_per_osd,
+        report.max_pg_replicas
     );
     for w in &report.warnings {
-        println!("warning: {w}");
+        outln!("warning: {w}");
     }
     if let Some(v) = &report.new_pool {
-        println!(
+        outln!(
             "new pool {} (pg_num {}, size {}): {}",
             v.name,
             v.pg_num,
             v.size,
             if v.allowed { "allowed" } else { "refused" }
         );
-        println!("  {}", v.message);
+        outln!("  {}", v.message);
     }
     Ok(ExitCode::SUCCESS)
 }

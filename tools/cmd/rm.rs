@@ -35,7 +35,7 @@ pub fn run(a: RmArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     if g.json() {
         super::print_json(&serde_json::json!({ "removed": a.image.to_string() }))?;
     } else {
-        println!("removed {}", a.image);
+        outln!("removed {}", a.image);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -40,6 +40,10 @@ pub struct Layout {
     pub extended_l2: bool,
     /// Data lives in an external data file (host offset 0 is then a real offset).
     pub data_file: bool,
+    /// Standard entries may carry the zero flag (bit 0): version 3 images only. In version 2
+    /// the bit is reserved and qemu fails the read ("Zero cluster entry found in pre-v3
+    /// image"), so reading zeros there would silently differ from qemu.
+    pub zero_flag: bool,
 }
 
 impl Layout {
@@ -99,6 +103,11 @@ impl Layout {
             ));
         }
         if !self.extended_l2 {
+            if entry & OFLAG_ZERO != 0 && !self.zero_flag {
+                return Err(format!(
+                    "entry {entry:#x} has the zero flag (bit 0), which a version 2 image must not use (qemu refuses to read it)"
+                ));
+            }
             let allocated = host != 0 || (self.data_file && entry & OFLAG_COPIED != 0);
             let m = if entry & OFLAG_ZERO != 0 {
                 Mapping::Zero
@@ -179,6 +188,7 @@ mod tests {
         cluster_bits: 16,
         extended_l2: false,
         data_file: false,
+        zero_flag: true,
     };
 
     #[test]
@@ -204,6 +214,26 @@ mod tests {
             ..l
         };
         assert_eq!(df.classify(OFLAG_COPIED, 0, 7).unwrap().0, Mapping::Data(7));
+        // Version 2: the zero flag is corruption, with or without a host offset.
+        let v2 = Layout {
+            zero_flag: false,
+            ..l
+        };
+        assert!(v2.classify(1, 0, 0).unwrap_err().contains("version 2"));
+        assert!(v2
+            .classify(0x30001, 0, 0)
+            .unwrap_err()
+            .contains("zero flag"));
+        assert_eq!(
+            v2.classify(0x30000, 0, 0).unwrap().0,
+            Mapping::Data(0x30000)
+        );
+        // A compressed entry's bit 0 is part of its offset, in any version.
+        let e = OFLAG_COMPRESSED | 0x12341;
+        assert!(matches!(
+            v2.classify(e, 0, 0).unwrap().0,
+            Mapping::Compressed(..)
+        ));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Our own qcow2 reader for the active image: v2/v3, 512 B-2 MiB clusters, zero clusters,
 //! unallocated clusters (backing chain or zeros), deflate and zstd compressed clusters, extended
 //! L2 (32 subclusters), backing chains of qcow2 and raw files, external data files, the dirty bit.
-//! It refuses corrupt, encrypted and unknown-feature images with a clear message.
+//! It refuses corrupt, encrypted and unknown-feature images with a clear message, and whatever
+//! qemu refuses to open (see [`header`] and the snapshot table walk in `snapshots`).
 //!
 //! Backing and external data files are opened only as the caller's [`FilePolicy`] allows (by
 //! default not at all: an uploaded image must not make rbdkit read host files). Relative
@@ -21,6 +22,7 @@ mod bytes;
 mod compressed;
 pub mod header;
 mod l2;
+mod snapshots;
 mod spill;
 pub mod stream;
 
@@ -134,6 +136,7 @@ impl Qcow2 {
             .map_err(|e| Error::io(format!("read {shown}"), e))?;
         let header = Header::parse(&first, file_size, &shown)?;
         drop(first);
+        snapshots::check(file.as_ref(), &header, &shown)?;
 
         // Header::parse checked that the table lies inside the file and is at most 32 MiB.
         let mut raw_l1 = vec![0u8; header.l1_size as usize * 8];
@@ -202,6 +205,7 @@ impl Qcow2 {
             cluster_bits: header.cluster_bits,
             extended_l2: header.extended_l2,
             data_file: header.data_file.is_some(),
+            zero_flag: header.version >= 3,
         };
         Qcow2 {
             path,

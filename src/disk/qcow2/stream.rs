@@ -45,7 +45,7 @@
 //! come from the validated header, and every allocation is capped. This module never writes
 //! anything but its own spill file.
 use super::be_words;
-use super::header::{be32, be64, Compression, Header, MAX_CLUSTER_BITS, MIN_CLUSTER_BITS};
+use super::header::{Compression, Header, MAX_CLUSTER_BITS, MIN_CLUSTER_BITS};
 use super::l2::{Layout, Mapping, OFFSET_MASK};
 use super::spill::Spill;
 use crate::disk::read_full;
@@ -66,8 +66,6 @@ pub const MAX_PENDING_CLAIMS: usize = 1 << 19;
 pub const MAX_ACTIVE_DATA: usize = 16;
 /// Bytes of compressed clusters being filled at once; a valid image needs a few clusters.
 pub const MAX_ACTIVE_COMPRESSED_BYTES: u64 = 64 << 20;
-/// Largest refcount table collected to learn where the refcount blocks are (qemu's limit).
-const MAX_REFTABLE_BYTES: u64 = 8 << 20;
 /// Refcount blocks remembered as not-data (beyond this they are just spilled).
 const MAX_REFBLOCKS: usize = 1 << 16;
 /// Bits 9-63 of a refcount table entry: the offset of a refcount block.
@@ -196,7 +194,7 @@ impl Qcow2Stream {
         piece: u64,
         alloc: Alloc,
     ) -> (StreamDecoder, Vec<u8>, Box<dyn Read + Send>) {
-        let dec = StreamDecoder::new(self.name, self.header, &self.first, piece, alloc);
+        let dec = StreamDecoder::new(self.name, self.header, piece, alloc);
         (dec, self.first, self.reader)
     }
 

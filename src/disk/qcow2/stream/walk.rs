@@ -3,30 +3,25 @@
 use super::*;
 
 impl StreamDecoder {
-    /// A decoder for an image with this header; `first` is the start of the stream (the
-    /// header parse guaranteed at least 72 bytes).
-    pub(super) fn new(
-        name: String,
-        header: Header,
-        first: &[u8],
-        piece: u64,
-        alloc: Alloc,
-    ) -> Self {
+    /// A decoder for an image with this (validated) header.
+    pub(super) fn new(name: String, header: Header, piece: u64, alloc: Alloc) -> Self {
         let lay = Layout {
             cluster_bits: header.cluster_bits,
             extended_l2: header.extended_l2,
             data_file: false,
+            zero_flag: header.version >= 3,
         };
         let cs = lay.cluster_size();
         let l1_bytes = header.l1_size as u64 * 8;
         // The refcount table is metadata nothing maps; knowing it (and the blocks it lists)
-        // spares spilling them. An implausible one is just not used.
-        let rt_off = be64(first, 48);
-        let rt_len = (be32(first, 56) as u64) << lay.cluster_bits;
-        let plausible = rt_off != 0 && rt_off.is_multiple_of(cs) && rt_len <= MAX_REFTABLE_BYTES;
-        let reftable = match rt_off.checked_add(rt_len) {
-            Some(end) if plausible => (rt_off, end),
-            _ => (0, 0),
+        // spares spilling them. Header::parse checked it is aligned, at most 8 MiB and ends
+        // below 2^63; one at offset 0 (which qemu accepts) overlaps the header and is not used.
+        let rt_off = header.refcount_table_offset;
+        let rt_len = (header.refcount_table_clusters as u64) << lay.cluster_bits;
+        let reftable = if rt_off != 0 {
+            (rt_off, rt_off + rt_len)
+        } else {
+            (0, 0)
         };
         StreamDecoder {
             name,
