@@ -1,4 +1,4 @@
-//! The one way the binary writes to stdout. `outln!` panics when stdout is a pipe whose
+//! The one way the binary writes to stdout. `println!` panics when stdout is a pipe whose
 //! reader has gone (`rbdkit pg plan ... | head -1`), because Rust ignores SIGPIPE and the write
 //! fails with EPIPE. We keep SIGPIPE ignored on purpose: rbdkit holds sockets (librados, the NFS
 //! client) and must never be killed by one mid-import. Instead every stdout write goes through
@@ -29,7 +29,7 @@ pub fn fail(e: &io::Error) -> ! {
     std::process::exit(1)
 }
 
-/// `outln!` through [`write`].
+/// `println!` through [`write`].
 macro_rules! outln {
     () => {
         $crate::out::write(format_args!("\n"))

@@ -90,29 +90,28 @@ pub fn decide(
             ),
         ));
     }
-    let detected = match probe.container {
-        detect::Container::Raw => Format::Raw,
-        detect::Container::Qcow2 => Format::Qcow2,
-        other if declared == Some(Format::Raw) => {
-            return Err(Error::bad_image(
-                shown,
-                format!(
-                    "declared raw, but the content is a {} image: refused (convert it with qemu-img first, or add --trust-declared-raw if the bytes really are a raw disk)",
-                    other.display()
-                ),
-            ))
-        }
-        other => {
-            return Err(Error::bad_image(
-                shown,
-                format!(
-                    "{}: not supported yet, convert it with qemu-img first (qemu-img convert -O raw or -O qcow2)",
-                    other.display()
-                ),
-            ))
-        }
-    };
-    resolve_format(shown, declared, detected, trust_declared_raw)
+    use detect::Container as C;
+    let refuse = |why: String| Err(Error::bad_image(shown, why));
+    match (declared, probe.container) {
+        (None | Some(Format::Raw), C::Raw) => Ok(Format::Raw),
+        (None | Some(Format::Qcow2), C::Qcow2) => Ok(Format::Qcow2),
+        (Some(Format::Raw), found) => refuse(format!(
+            "declared raw, but the content is a {} image: refused ({}, or add --trust-declared-raw if the bytes really are a raw disk)",
+            found.display(),
+            if found == C::Qcow2 {
+                "drop --source-format raw to read it as qcow2"
+            } else {
+                "convert it with qemu-img first"
+            }
+        )),
+        (Some(Format::Qcow2), C::Raw) => refuse(
+            "declared qcow2, but the content has no qcow2 header: refused (check the image, or drop --source-format)".into(),
+        ),
+        (_, found) => refuse(format!(
+            "{}: not supported yet, convert it with qemu-img first (qemu-img convert -O raw or -O qcow2)",
+            found.display()
+        )),
+    }
 }
 
 /// Opens a disk image the user named: its format detected from the content and checked
@@ -133,35 +132,6 @@ fn with_name(e: Error, shown: &str) -> Error {
     match e {
         Error::Io { what, source } => Error::io(format!("{what} of {shown}"), source),
         other => other,
-    }
-}
-
-/// The format to read `shown` as, given what the user declared and what its content is.
-fn resolve_format(
-    shown: &str,
-    declared: Option<Format>,
-    detected: Format,
-    trust_declared_raw: bool,
-) -> Result<Format> {
-    match (declared, detected) {
-        (None, d) => Ok(d),
-        (Some(Format::Raw), Format::Raw) => Ok(Format::Raw),
-        (Some(Format::Raw), _) if trust_declared_raw => Ok(Format::Raw),
-        (Some(Format::Raw), d) => Err(Error::bad_image(
-            shown,
-            format!(
-                "declared raw, but the content is a {} image: refused (drop --source-format raw to read it as {}, or add --trust-declared-raw if the bytes really are a raw disk)",
-                d.name(), d.name()
-            ),
-        )),
-        (Some(Format::Qcow2), Format::Qcow2) => Ok(Format::Qcow2),
-        (Some(Format::Qcow2), d) => Err(Error::bad_image(
-            shown,
-            format!(
-                "declared qcow2, but the content is {}: refused (check the image, or drop --source-format)",
-                d.name()
-            ),
-        )),
     }
 }
 
