@@ -2,7 +2,8 @@
 # The main job, end to end, on a throwaway local Ceph cluster (and NFS server):
 #   1. install what is needed, build rbdkit, start a private cluster (its own dir and ports);
 #   2. make a qcow2 cloud image on the spot (ext4 filesystem from /usr/share, zlib-compressed);
-#   3. `rbdkit import-raw` it into `images` Glance-style (--snap snap --protect), verified; its
+#   3. `rbdkit inspect` it (and a hostile qcow2 naming /etc/passwd, which import-raw refuses);
+#      `rbdkit import-raw` it into `images` Glance-style (--snap snap --protect), verified; its
 #      checksum again from the snapshot (`rbdkit checksum`) and from `rbd export` by Python;
 #      the qcow2 once more streamed from a pipe;
 #   4. `rbdkit clone` volumes from images/<image>@snap with resize, `rbdkit info` one of them;
@@ -39,6 +40,19 @@ mkfs.ext4 -q -F -d /usr/share "$OUT/disk.raw" >/dev/null
 qemu-img convert -c -O qcow2 "$OUT/disk.raw" "$OUT/cloud.qcow2"
 rm -f "$OUT/disk.raw"
 qemu-img info "$OUT/cloud.qcow2" | grep -E "virtual size|disk size"
+
+step "rbdkit inspect cloud.qcow2 --openstack: what it is, and whether Glance/Nova/Cinder would take it"
+"$RBDKIT" inspect "$OUT/cloud.qcow2" --openstack
+
+step "an uploaded qcow2 that names /etc/passwd as its backing file: inspect says unsafe, import-raw refuses it"
+qemu-img create -q -f qcow2 -u -b /etc/passwd -F raw "$OUT/evil.qcow2" 1M
+if "$RBDKIT" inspect "$OUT/evil.qcow2" | grep -E "^(backing file|safe)|unsafe:"; then :; fi
+if "$RBDKIT" import-raw "$OUT/evil.qcow2" images/evil; then
+  echo "demo: the hostile image was imported" >&2; exit 1
+fi
+if rbd info images/evil >/dev/null 2>&1; then
+  echo "demo: images/evil exists" >&2; exit 1
+fi
 
 step "rbdkit import-raw cloud.qcow2 images/cloud --snap snap --protect --verify"
 "$RBDKIT" import-raw "$OUT/cloud.qcow2" images/cloud --snap snap --protect --verify

@@ -322,7 +322,6 @@ fn every_container_is_refused_by_name_never_copied_as_raw() {
             ),
             "LUKS",
         ),
-        (iso(&up), "ISO 9660"),
     ];
     for (img, display) in &cases {
         assert_refused(img, &[], &format!("{display}: not supported yet"));
@@ -351,6 +350,30 @@ fn every_container_is_refused_by_name_never_copied_as_raw() {
         );
         assert!(images_with_prefix(&conf(), "images", &image).is_empty());
     }
+}
+
+#[test]
+fn an_iso_is_copied_as_raw_only_when_declared() {
+    let (_d, up, _host) = layout();
+    let disc = iso(&up);
+    assert_refused(&disc, &[], "--source-format iso");
+    let vmdk = up.join("a.vmdk");
+    qemu_img(&up, &["create", "-q", "-f", "vmdk", "a.vmdk", "16M"]);
+    assert_refused(&vmdk, &["--source-format", "iso"], "declared iso");
+    let out_file = up.join("disc.raw");
+    let out = run(&[
+        "convert",
+        "--no-progress",
+        "--source-format",
+        "iso",
+        disc.to_str().unwrap(),
+        out_file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(&out_file).unwrap(),
+        std::fs::read(&disc).unwrap()
+    );
 }
 
 #[test]

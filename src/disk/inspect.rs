@@ -150,7 +150,10 @@ impl Inspection {
                 .partition_table
                 .map(|t| detect::MatchName::PartitionTable(t).name().to_string()),
             allocated_bytes: None,
-            readable: matches!(p.container, Container::Raw | Container::Qcow2),
+            readable: matches!(
+                p.container,
+                Container::Raw | Container::Qcow2 | Container::Iso
+            ),
             safe: false,
             reasons: Vec::new(),
             openstack_safe: None,
@@ -226,12 +229,18 @@ impl Inspection {
                 names.join(", ")
             ));
         }
-        if !matches!(p.container, Container::Raw | Container::Qcow2) {
-            self.readable = false;
-            self.reasons.push(format!(
-                "{}: not supported yet, convert it with qemu-img first",
-                p.container.display()
-            ));
+        match p.container {
+            Container::Raw | Container::Qcow2 => {}
+            Container::Iso => self.reasons.push(
+                "ISO 9660 disc image: copied as a raw disk only with --source-format iso".into(),
+            ),
+            other => {
+                self.readable = false;
+                self.reasons.push(format!(
+                    "{}: not supported yet, convert it with qemu-img first",
+                    other.display()
+                ));
+            }
         }
         if let Some(b) = &self.backing_file {
             self.reasons.push(format!(

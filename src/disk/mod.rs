@@ -26,6 +26,10 @@ pub enum Format {
     Raw,
     /// QEMU copy-on-write v2/v3.
     Qcow2,
+    /// An ISO 9660 / UDF disc image, read as its raw bytes. Only when declared (Glance's
+    /// `disk_format` iso): undeclared, an ISO is refused like any container, so an installer
+    /// disc never becomes a volume by accident.
+    Iso,
 }
 
 impl Format {
@@ -34,6 +38,7 @@ impl Format {
         match self {
             Format::Raw => "raw",
             Format::Qcow2 => "qcow2",
+            Format::Iso => "iso",
         }
     }
 }
@@ -44,6 +49,7 @@ impl FromStr for Format {
         match s {
             "raw" => Ok(Format::Raw),
             "qcow2" => Ok(Format::Qcow2),
+            "iso" => Ok(Format::Iso),
             _ => Err(Error::InvalidInput(format!(
                 "unknown source format '{s}': use qcow2 or raw"
             ))),
@@ -95,6 +101,14 @@ pub fn decide(
     match (declared, probe.container) {
         (None | Some(Format::Raw), C::Raw) => Ok(Format::Raw),
         (None | Some(Format::Qcow2), C::Qcow2) => Ok(Format::Qcow2),
+        (Some(Format::Iso), C::Iso) => Ok(Format::Iso),
+        (None, C::Iso) => refuse(
+            "ISO 9660 disc image: pass --source-format iso to copy it as a raw disk (Glance's disk_format iso)".into(),
+        ),
+        (Some(Format::Iso), found) => refuse(format!(
+            "declared iso, but the content is {}: refused (check the image, or drop --source-format)",
+            found.display()
+        )),
         (Some(Format::Raw), found) => refuse(format!(
             "declared raw, but the content is a {} image: refused ({}, or add --trust-declared-raw if the bytes really are a raw disk)",
             found.display(),
@@ -122,7 +136,7 @@ pub fn open(path: &Path, opts: &OpenOptions) -> Result<Box<dyn DiskSource>> {
         detect::probe(&qcow2::FileBytes::open(path, "image")?).map_err(|e| with_name(e, &shown))?;
     let format = decide(&shown, &probe, opts.format, opts.trust_declared_raw)?;
     Ok(match format {
-        Format::Raw => Box::new(raw::RawFile::open(path)?),
+        Format::Raw | Format::Iso => Box::new(raw::RawFile::open(path)?),
         Format::Qcow2 => Box::new(qcow2::Qcow2::open(path, &opts.files)?),
     })
 }

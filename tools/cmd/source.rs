@@ -12,6 +12,8 @@ pub enum SourceFormat {
     Qcow2,
     /// Raw bytes.
     Raw,
+    /// An ISO 9660 / UDF disc image, copied as a raw disk (refused unless declared).
+    Iso,
 }
 
 impl From<SourceFormat> for Format {
@@ -19,6 +21,7 @@ impl From<SourceFormat> for Format {
         match f {
             SourceFormat::Qcow2 => Format::Qcow2,
             SourceFormat::Raw => Format::Raw,
+            SourceFormat::Iso => Format::Iso,
         }
     }
 }

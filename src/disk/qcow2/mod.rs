@@ -436,7 +436,9 @@ fn open_backing(
             files,
             chain,
         )?),
-        super::Format::Raw => Box::new(super::raw::RawFile::from_file(named.file, &named.path)?),
+        super::Format::Raw | super::Format::Iso => {
+            Box::new(super::raw::RawFile::from_file(named.file, &named.path)?)
+        }
     })
 }
 
