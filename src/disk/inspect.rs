@@ -54,6 +54,9 @@ pub struct Inspection {
     pub partition_table: Option<String>,
     /// Guest bytes this image's own tables hold as data (qcow2), from the tables, not a scan.
     pub allocated_bytes: Option<u64>,
+    /// What could not be told, and why (allocation not counted from a stream or past the cap).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// rbdkit can read the image (a format it reads, with a valid header).
     pub readable: bool,
     /// No reason to refuse it under the rules applied (rbdkit's, and OpenStack's when asked).
@@ -123,6 +126,9 @@ pub fn inspect_stream(input: &mut dyn Read, name: &str, openstack: bool) -> Resu
             Ok(h) => out.add_header(&h),
             Err(e) => out.unreadable(e),
         }
+        out.notes.push(
+            "read from a stream: only its header was read, so allocation is not counted".into(),
+        );
     }
     out.finish(&probe);
     Ok(out)
@@ -150,6 +156,7 @@ impl Inspection {
                 .partition_table
                 .map(|t| detect::MatchName::PartitionTable(t).name().to_string()),
             allocated_bytes: None,
+            notes: Vec::new(),
             readable: matches!(
                 p.container,
                 Container::Raw | Container::Qcow2 | Container::Iso
@@ -214,7 +221,10 @@ impl Inspection {
                     q.l2_tables = Some(a.l2_tables);
                 }
             }
-            Ok(None) => {}
+            Ok(None) => self.notes.push(format!(
+                "allocation not counted: the L1 table maps more than {} of L2 tables",
+                crate::units::format_size(MAX_TABLE_BYTES)
+            )),
             Err(e) => self.unreadable(e),
         }
     }

@@ -95,6 +95,9 @@ fn print_plain(r: &Inspection) {
     for (k, v) in lines {
         outln!("{k}: {v}");
     }
+    for n in &r.notes {
+        outln!("  note: {n}");
+    }
     for why in &r.reasons {
         outln!("  unsafe: {}", escape(why));
     }
