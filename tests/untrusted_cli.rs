@@ -86,6 +86,12 @@ fn assert_refused(img: &Path, extra: &[&str], needle: &str) {
     );
 }
 
+/// `rbdkit convert --no-progress ARGS`, which must succeed.
+fn convert_ok(args: &[&str]) {
+    let out = run(&[&["convert", "--no-progress"], args].concat());
+    assert!(out.status.success(), "convert {args:?}: {}", stderr(&out));
+}
+
 fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_rbdkit"))
         .args(args)
@@ -213,16 +219,13 @@ fn allowed_backing_files_stay_inside_the_allowed_directories() {
     let img = up.join("link.qcow2");
     let out_file = up.join("link.raw");
     let backing_dir = host.to_str().unwrap();
-    let out = run(&[
-        "convert",
-        "--no-progress",
+    convert_ok(&[
         "--allow-backing-files",
         "--backing-dir",
         backing_dir,
         img.to_str().unwrap(),
         out_file.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
     let bytes = std::fs::read(&out_file).unwrap();
     assert_eq!(&bytes[..SECRET.len()], SECRET);
 }
@@ -234,16 +237,13 @@ fn a_declared_raw_image_that_is_a_qcow2_is_refused_unless_trusted() {
     assert_refused(&img, &["--source-format", "raw"], "--trust-declared-raw");
     // Trusted: the container's own bytes, as a raw disk, and nothing of the host file.
     let out_file = up.join("as-raw.raw");
-    let out = run(&[
-        "convert",
-        "--no-progress",
+    convert_ok(&[
         "--source-format",
         "raw",
         "--trust-declared-raw",
         img.to_str().unwrap(),
         out_file.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         std::fs::read(&out_file).unwrap(),
         std::fs::read(&img).unwrap()
@@ -361,15 +361,12 @@ fn an_iso_is_copied_as_raw_only_when_declared() {
     qemu_img(&up, &["create", "-q", "-f", "vmdk", "a.vmdk", "16M"]);
     assert_refused(&vmdk, &["--source-format", "iso"], "declared iso");
     let out_file = up.join("disc.raw");
-    let out = run(&[
-        "convert",
-        "--no-progress",
+    convert_ok(&[
         "--source-format",
         "iso",
         disc.to_str().unwrap(),
         out_file.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         std::fs::read(&out_file).unwrap(),
         std::fs::read(&disc).unwrap()
