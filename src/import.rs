@@ -100,6 +100,8 @@ pub struct ImportReport {
     pub snap: Option<String>,
     /// Whether that snapshot is protected.
     pub protected: bool,
+    /// Features of the image as librbd reports them after the import (`rbd info`'s names).
+    pub features: Vec<String>,
 }
 
 /// The temporary name an import of `name` writes under.
@@ -226,6 +228,8 @@ fn write_and_publish(
         _ => None,
     };
     let image_size = image.stat()?.size;
+    // Read back, not taken from the request: librbd adds and drops features on its own.
+    let features = crate::ceph::feature_names(image.features()?);
     if let Some(snap) = &req.snap {
         image.snap_create(snap)?;
         if req.protect {
@@ -261,6 +265,7 @@ fn write_and_publish(
         verified,
         snap: req.snap.clone(),
         protected: req.snap.is_some() && req.protect,
+        features,
     })
 }
 

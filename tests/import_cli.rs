@@ -498,10 +498,33 @@ fn convert_matches_qemu_img_byte_for_byte_and_is_sparse() {
         allocated <= 6 << 20,
         "zeros must be holes: {allocated} bytes allocated"
     );
-    // An existing destination is refused unless --overwrite.
+}
+
+/// An existing destination is an operational failure (exit 1, as EEXIST is for an image),
+/// and the file is left exactly as it was.
+#[test]
+fn convert_onto_an_existing_file_exits_1_and_leaves_it_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = make_qcow2(dir.path(), "e.qcow2", &[]);
+    let dest = dir.path().join("existing.raw");
+    std::fs::write(&dest, b"someone else's data").unwrap();
+    let before = std::fs::metadata(&dest).unwrap().modified().unwrap();
     let again = Command::new(env!("CARGO_BIN_EXE_rbdkit"))
         .args(["convert", src.to_str().unwrap(), dest.to_str().unwrap()])
         .output()
         .unwrap();
-    assert_one_line_error(&again, 2, &["--overwrite"]);
+    assert_one_line_error(&again, 1, &["already exists", "--overwrite"]);
+    assert_eq!(std::fs::read(&dest).unwrap(), b"someone else's data");
+    assert_eq!(
+        std::fs::metadata(&dest).unwrap().modified().unwrap(),
+        before
+    );
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.contains("rbdkit-partial")),
+        "no temporary file left: {names:?}"
+    );
 }

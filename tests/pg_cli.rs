@@ -136,8 +136,44 @@ fn check_json(conf: &str, new_pool: &str) -> serde_json::Value {
         conf,
         &["pg", "check", "--new-pool", new_pool, "--format", "json"],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
-    serde_json::from_slice(&out.stdout).unwrap()
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The exit status is the verdict: 0 allowed, 1 refused (the JSON is printed either way).
+    let allowed = j["new_pool"]["allowed"].as_bool().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(if allowed { 0 } else { 1 }),
+        "{new_pool}: {}",
+        stderr(&out)
+    );
+    j
+}
+
+#[test]
+fn a_refused_new_pool_exits_1_plain_and_json() {
+    let conf = conf();
+    // 1024 * 3 PG replicas is past mon_max_pg_per_osd (250) * max(in OSDs, 3) on the
+    // one-OSD dev cluster, without changing the monitor's settings.
+    let refused = rbdkit_with(&conf, &["pg", "check", "--new-pool", "metrics:1024:3"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    let text = stdout(&refused);
+    assert!(
+        text.contains("new pool metrics (pg_num 1024, size 3): refused"),
+        "{text}"
+    );
+    assert!(text.contains("Error ERANGE"), "{text}");
+    assert!(stderr(&refused).is_empty(), "{}", stderr(&refused));
+    let j = check_json(&conf, "metrics:1024:3");
+    assert_eq!(j["new_pool"]["allowed"], false);
+    let allowed = rbdkit_with(&conf, &["pg", "check", "--new-pool", "metrics:1:1"]);
+    assert_eq!(allowed.status.code(), Some(0), "{}", stderr(&allowed));
+    assert!(
+        stdout(&allowed).contains("): allowed"),
+        "{}",
+        stdout(&allowed)
+    );
+    // Without a proposed pool there is no verdict to fail.
+    let plain = rbdkit_with(&conf, &["pg", "check"]);
+    assert_eq!(plain.status.code(), Some(0), "{}", stderr(&plain));
 }
 
 #[test]

@@ -40,19 +40,108 @@ pub fn feature_names(features: Features) -> Vec<String> {
         .collect()
 }
 
-/// Parses one feature name (`layering`, `exclusive-lock`, ...).
+/// Features `rbd --image-feature` accepts by name, in bit order: everything `rbd info` can
+/// print except `dirty-cache`, which `rbd` 16.2 refuses as an argument.
+fn rbd_accepts(name: &str) -> bool {
+    name != "dirty-cache" && NAMES.iter().any(|(_, n)| *n == name)
+}
+
+/// Features a user may ask for by name. The other names `rbd` accepts are set or cleared by
+/// librbd itself and dropped silently when asked for, so rbdkit refuses them instead of
+/// reporting a feature the image will not have.
+const SETTABLE: u64 = sys::RBD_FEATURE_LAYERING as u64
+    | sys::RBD_FEATURE_EXCLUSIVE_LOCK as u64
+    | sys::RBD_FEATURE_OBJECT_MAP as u64
+    | sys::RBD_FEATURE_FAST_DIFF as u64
+    | sys::RBD_FEATURE_DEEP_FLATTEN as u64
+    | sys::RBD_FEATURE_JOURNALING as u64;
+
+const LAYERING: u64 = sys::RBD_FEATURE_LAYERING as u64;
+const EXCLUSIVE_LOCK: u64 = sys::RBD_FEATURE_EXCLUSIVE_LOCK as u64;
+const OBJECT_MAP: u64 = sys::RBD_FEATURE_OBJECT_MAP as u64;
+const FAST_DIFF: u64 = sys::RBD_FEATURE_FAST_DIFF as u64;
+const JOURNALING: u64 = sys::RBD_FEATURE_JOURNALING as u64;
+
+/// Parses one feature name (`layering`, `exclusive-lock`, ...) of those `rbd` accepts.
 pub fn parse_feature(name: &str) -> Result<Features> {
-    NAMES
-        .iter()
-        .find(|(_, n)| *n == name)
-        .map(|(bit, _)| *bit)
-        .ok_or_else(|| {
-            let all: Vec<&str> = NAMES.iter().map(|(_, n)| *n).collect();
-            Error::InvalidInput(format!(
-                "unknown image feature '{name}': use one of {}",
-                all.join(", ")
-            ))
+    if let Some((bit, _)) = NAMES.iter().find(|(_, n)| *n == name && rbd_accepts(n)) {
+        return Ok(*bit);
+    }
+    let settable = feature_names(SETTABLE).join(",");
+    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
+        // rbd 16.2 refuses numeric masks for --image-feature, so scripts cannot rely on them.
+        return Err(Error::InvalidInput(format!(
+            "--image-feature {name}: give feature names, as rbd does ({settable})"
+        )));
+    }
+    Err(Error::InvalidInput(format!(
+        "unknown image feature '{name}': use one of {settable}"
+    )))
+}
+
+/// Parses `--image-feature` values as `rbd` does: repeatable, each a comma-separated list of
+/// names, empty items skipped (`layering,` is `layering`).
+pub fn parse_features<S: AsRef<str>>(values: &[S]) -> Result<Features> {
+    let mut features = 0;
+    for name in values.iter().flat_map(|v| v.as_ref().split(',')) {
+        if !name.is_empty() {
+            features |= parse_feature(name)?;
+        }
+    }
+    Ok(features)
+}
+
+/// Refuses, before anything is created, a feature set librbd would refuse with a bare EINVAL
+/// or ENOSYS, or would quietly change: fast-diff needs object-map, object-map and journaling
+/// need exclusive-lock, a clone needs layering (`for_clone`), and striping, data-pool and the
+/// internal features are librbd's to set. The message names the missing feature and the
+/// `--image-feature` value that works.
+pub fn check_requested(features: Features, for_clone: bool) -> Result<()> {
+    if let Some(name) = feature_names(features & !SETTABLE).first() {
+        let why = match name.as_str() {
+            "striping" => "librbd sets it itself when --stripe-unit/--stripe-count differ from the object size; drop it and give those",
+            "data-pool" => "librbd sets it itself for an image whose data lives in another pool (rbd --data-pool), which rbdkit cannot make yet; drop it",
+            _ => "librbd controls it internally (rbd accepts the name and drops it); drop it",
+        };
+        return Err(Error::InvalidInput(format!(
+            "image feature {name} cannot be asked for: {why}"
+        )));
+    }
+    // What works: the request plus what it depends on. librbd adds fast-diff to object-map on
+    // its own, so the advice names it too and matches what the image will have.
+    let mut fix = features;
+    if fix & (FAST_DIFF | OBJECT_MAP) != 0 {
+        fix |= OBJECT_MAP | FAST_DIFF;
+    }
+    if fix & (OBJECT_MAP | JOURNALING) != 0 {
+        fix |= EXCLUSIVE_LOCK;
+    }
+    if for_clone {
+        fix |= LAYERING;
+    }
+    let missing = |bit: u64| features & bit == 0;
+    let need = if features & FAST_DIFF != 0 && missing(OBJECT_MAP) {
+        Some(if missing(EXCLUSIVE_LOCK) {
+            "fast-diff needs object-map, which needs exclusive-lock"
+        } else {
+            "fast-diff needs object-map"
         })
+    } else if features & OBJECT_MAP != 0 && missing(EXCLUSIVE_LOCK) {
+        Some("object-map needs exclusive-lock")
+    } else if features & JOURNALING != 0 && missing(EXCLUSIVE_LOCK) {
+        Some("journaling needs exclusive-lock")
+    } else if for_clone && missing(LAYERING) {
+        Some("a clone needs layering")
+    } else {
+        None
+    };
+    match need {
+        None => Ok(()),
+        Some(need) => Err(Error::InvalidInput(format!(
+            "image feature {need}: use --image-feature {}",
+            feature_names(fix).join(",")
+        ))),
+    }
 }
 
 /// Features that only a recent kernel (5.3+ for object-map/fast-diff/deep-flatten,
@@ -95,6 +184,62 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("layering"));
+    }
+
+    #[test]
+    fn parses_what_rbd_parses() {
+        assert_eq!(parse_features(&["layering,", "deep-flatten"]).unwrap(), 33);
+        assert_eq!(parse_features::<&str>(&[]).unwrap(), 0);
+        // rbd 16.2 refuses these as arguments.
+        for bad in ["dirty-cache", "61", "Layering", " layering", "layering;x"] {
+            assert!(parse_features(&[bad]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dependencies_refused_with_the_fix() {
+        let msg = |f: &str, clone: bool| {
+            check_requested(parse_features(&[f]).unwrap(), clone)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            msg("fast-diff", false),
+            "image feature fast-diff needs object-map, which needs exclusive-lock: use --image-feature exclusive-lock,object-map,fast-diff"
+        );
+        assert_eq!(
+            msg("object-map", false),
+            "image feature object-map needs exclusive-lock: use --image-feature exclusive-lock,object-map,fast-diff"
+        );
+        assert_eq!(
+            msg("layering,journaling", false),
+            "image feature journaling needs exclusive-lock: use --image-feature layering,exclusive-lock,journaling"
+        );
+        assert!(msg("exclusive-lock", true).contains("layering,exclusive-lock"));
+        for f in [
+            "striping",
+            "data-pool",
+            "operations",
+            "migrating",
+            "non-primary",
+        ] {
+            assert!(
+                msg(f, false).starts_with(&format!("image feature {f} cannot")),
+                "{f}"
+            );
+        }
+        for ok in [
+            "layering",
+            "exclusive-lock,object-map",
+            "exclusive-lock,journaling",
+            "deep-flatten",
+        ] {
+            assert!(
+                check_requested(parse_features(&[ok]).unwrap(), false).is_ok(),
+                "{ok}"
+            );
+        }
+        assert!(check_requested(1 | 4, true).is_ok());
     }
 
     #[test]

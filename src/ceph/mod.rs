@@ -16,7 +16,9 @@ mod spec;
 
 pub use aio::{AioDone, Completions};
 pub use cluster::{Cluster, ConnectOptions};
-pub use features::{feature_names, krbd_unsupported, parse_feature, Features};
+pub use features::{
+    check_requested, feature_names, krbd_unsupported, parse_feature, parse_features, Features,
+};
 pub use health::full_condition;
 pub use image::{
     clone_image, create_image, image_exists, list_images, remove_image, rename_image, CloneFormat,

@@ -18,8 +18,10 @@ pub struct FileSink {
 impl FileSink {
     /// Starts a new file that will become `dest`. Refuses an existing `dest` unless `overwrite`.
     pub fn create(dest: &Path, overwrite: bool) -> Result<FileSink> {
+        // An existing destination is an operational failure (exit 1), as EEXIST is for an
+        // image: the command line was well formed, the world was not as expected.
         if dest.exists() && !overwrite {
-            return Err(Error::InvalidInput(format!(
+            return Err(Error::Other(format!(
                 "{} already exists: choose another name or pass --overwrite",
                 dest.display()
             )));

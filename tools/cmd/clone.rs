@@ -74,7 +74,7 @@ fn expand_dests(dests: &[String], count: Option<u32>) -> rbdkit::Result<Vec<Imag
 pub fn run(a: CloneArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     a.parent.require_snap()?;
     let dests = expand_dests(&a.dests, a.count)?;
-    let opts = a.layout.create_options()?;
+    let opts = a.layout.create_options(true)?;
     let req = CloneRequest {
         parent: a.parent.clone(),
         dests,

@@ -1,7 +1,7 @@
 //! `rbdkit create POOL/IMAGE --size SIZE`: a format-2 image, layering only unless told otherwise.
 use crate::global::Global;
 use clap::Args;
-use rbdkit::ceph::{create_image, feature_names, ImageSpec};
+use rbdkit::ceph::{create_image, feature_names, Image, ImageSpec};
 use std::process::ExitCode;
 
 /// Arguments of `rbdkit create`.
@@ -19,23 +19,35 @@ pub struct CreateArgs {
 /// Creates the image.
 pub fn run(a: CreateArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     a.image.forbid_snap()?;
-    let opts = a.layout.create_options()?;
+    let opts = a.layout.create_options(false)?;
     let cluster = g.connect()?;
     let io = cluster.ioctx(&a.image.pool, a.image.namespace.as_deref())?;
     create_image(&io, &a.image.image, a.size, &opts)?;
-    let features = feature_names(opts.features.unwrap_or(1));
+    // Report what librbd made, not what was asked: librbd adds features (fast-diff with
+    // object-map) and the cluster's defaults decide the object size.
+    let read_back = || -> rbdkit::Result<_> {
+        let image = Image::open_read_only(&io, &a.image.image, None)?;
+        Ok((image.stat()?, image.features()?))
+    };
+    let (info, features) = read_back().map_err(|e| {
+        rbdkit::Error::Other(format!(
+            "created {} but could not read it back ({e}): check it with `rbd info {}`",
+            a.image, a.image
+        ))
+    })?;
+    let features = feature_names(features);
     if g.json() {
         super::print_json(&serde_json::json!({
             "image": a.image.to_string(),
-            "size": a.size,
+            "size": info.size,
             "features": features,
-            "object_size": a.layout.object_size,
+            "object_size": info.object_size,
         }))?;
     } else {
         outln!(
             "created {} ({}, features: {})",
             a.image,
-            rbdkit::units::format_size(a.size),
+            rbdkit::units::format_size(info.size),
             features.join(", ")
         );
     }

@@ -62,7 +62,7 @@ struct Output {
 pub fn run(a: ImportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     a.dest.forbid_snap()?;
     let cancel = crate::cancel::flag();
-    let create = a.layout.create_options()?;
+    let create = a.layout.create_options(false)?;
     let chunk = 1u64 << create.order.unwrap_or(22);
     let checksum = if a.no_checksum {
         None
@@ -189,6 +189,7 @@ pub fn run(a: ImportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             r.mib_per_s,
             out.peak_rss_bytes.map_or("?".into(), format_size)
         );
+        outln!("  features: {}", r.features.join(", "));
         if let Some(n) = r.bytes_spilled {
             outln!(
                 "  qcow2 stream: {} arrived before its tables and went through a temporary file",

@@ -1,6 +1,6 @@
 //! Image layout flags shared by `create`, `clone` and `import-raw`.
 use clap::Args;
-use rbdkit::ceph::{parse_feature, CreateOptions};
+use rbdkit::ceph::{check_requested, parse_features, CreateOptions};
 use rbdkit::Error;
 
 /// Object size and features of a new image, as the rbd CLI names them.
@@ -9,7 +9,9 @@ pub struct ImageLayout {
     /// Object size (power of two, 4K..32M; default: the cluster's, 4M).
     #[arg(long = "object-size", value_parser = super::parse_size)]
     pub object_size: Option<u64>,
-    /// Image feature (repeatable). Default: layering only, which any kernel client can map.
+    /// Image feature, as rbd names it (repeatable, or comma-separated): layering, exclusive-lock,
+    /// object-map, fast-diff, deep-flatten, journaling. Default: layering only, which any kernel
+    /// client can map.
     #[arg(long = "image-feature")]
     pub image_feature: Vec<String>,
     /// Stripe unit (with --stripe-count).
@@ -21,8 +23,10 @@ pub struct ImageLayout {
 }
 
 impl ImageLayout {
-    /// Checked create options.
-    pub fn create_options(&self) -> rbdkit::Result<CreateOptions> {
+    /// Checked create options; `for_clone` adds the clone's own rule (layering is required).
+    /// Feature dependencies are checked here, before the cluster is contacted, so a bad
+    /// combination is refused as bad usage (exit 2) and nothing is created.
+    pub fn create_options(&self, for_clone: bool) -> rbdkit::Result<CreateOptions> {
         let order = match self.object_size {
             None => None,
             Some(s) if s.is_power_of_two() && (4096..=32 << 20).contains(&s) => {
@@ -37,10 +41,8 @@ impl ImageLayout {
         let features = if self.image_feature.is_empty() {
             None
         } else {
-            let mut f = 0;
-            for name in self.image_feature.iter().flat_map(|s| s.split(',')) {
-                f |= parse_feature(name.trim())?;
-            }
+            let f = parse_features(&self.image_feature)?;
+            check_requested(f, for_clone)?;
             Some(f)
         };
         Ok(CreateOptions {

@@ -62,7 +62,8 @@ pub struct PlanArgs {
 #[cfg(feature = "rbd")]
 #[derive(Args)]
 pub struct CheckArgs {
-    /// A proposed pool NAME:PG_NUM[:SIZE] to judge by the monitor's rule.
+    /// A proposed pool NAME:PG_NUM[:SIZE] to judge by the monitor's rule; exit status 1 when the
+    /// monitor would refuse it.
     #[arg(long = "new-pool")]
     pub new_pool: Option<String>,
     /// Expected data share of a live pool, NAME:PERCENT (others share the rest). Repeatable.
@@ -255,9 +256,15 @@ fn check(a: CheckArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         }
     };
     let report = live::check(&state, &shares, a.target, new_pool);
+    // A check that predicts the monitor's refusal has failed: scripts gate `ceph osd pool
+    // create` on this exit status, whichever output format they read.
+    let code = match &report.new_pool {
+        Some(v) if !v.allowed => ExitCode::FAILURE,
+        _ => ExitCode::SUCCESS,
+    };
     if g.json() {
         super::print_json(&report)?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(code);
     }
     outln!(
         "{} OSDs in, {} up; mon_max_pg_per_osd {} (from {})",
@@ -310,5 +317,5 @@ fn check(a: CheckArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         );
         outln!("  {}", v.message);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }
