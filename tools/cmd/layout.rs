@@ -7,13 +7,18 @@ use rbdkit::Error;
 #[derive(Args, Clone, Debug)]
 pub struct ImageLayout {
     /// Object size (power of two, 4K..32M; default: the cluster's, 4M).
-    #[arg(long = "object-size", value_parser = super::parse_size)]
+    #[arg(long = "object-size", value_parser = super::parse_size, allow_hyphen_values = true)]
     pub object_size: Option<u64>,
     /// Image feature (repeatable). Default: layering only, which any kernel client can map.
     #[arg(long = "image-feature")]
     pub image_feature: Vec<String>,
     /// Stripe unit (with --stripe-count).
-    #[arg(long = "stripe-unit", value_parser = super::parse_size, requires = "stripe_count")]
+    #[arg(
+        long = "stripe-unit",
+        value_parser = super::parse_size,
+        allow_hyphen_values = true,
+        requires = "stripe_count"
+    )]
     pub stripe_unit: Option<u64>,
     /// Stripe count (with --stripe-unit).
     #[arg(long = "stripe-count", requires = "stripe_unit")]
