@@ -196,8 +196,13 @@ pub fn run(a: BenchArgs, g: &Global) -> rbdkit::Result<ExitCode> {
                 // Said whatever --no-progress says: someone's data is at stake.
                 let m = t.meta();
                 if !m.created && m.writable {
+                    let what = if policy.writes {
+                        "this run writes over any of its bytes"
+                    } else {
+                        "where it is not allocated, this run prefills (writes) its bytes"
+                    };
                     eprintln!(
-                        "rbdkit bench: --allow-existing: {} exists ({}); this run writes over any of its bytes 0..{}",
+                        "rbdkit bench: --allow-existing: {} exists ({}); {what} 0..{}",
                         m.name,
                         format_size(m.size),
                         m.size
