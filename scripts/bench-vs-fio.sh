@@ -67,7 +67,7 @@ PY
 }
 rk_run() { # rk_run TARGET RW -> "iops cpu_us_per_io ios"
   local cpu
-  cpu=$(timed /dev/null "$RBDKIT" --no-progress bench "$1" --rw "$2" --bs 4k --iodepth 32 --jobs 1 \
+  cpu=$(timed /dev/null "$RBDKIT" --no-progress bench "$1" --rw "$2" --bs 4K --iodepth 32 --jobs 1 \
         --runtime "${RUNTIME}s" --keep --json "$work/rk.json")
   python3 - "$work/rk.json" "$cpu" <<'PY'
 import json, sys

@@ -82,7 +82,7 @@ if [ -x scripts/nfs-server.sh ]; then
   export RBDKIT_NFS_STATE="$OUT/nfs"
   bash scripts/nfs-server.sh up
   url=$(bash scripts/nfs-server.sh url)
-  "$RBDKIT" bench "$url/volume-demo" rbd:volumes/bench-demo --size 1G --rw randwrite --bs 4k \
+  "$RBDKIT" bench "$url/volume-demo" rbd:volumes/bench-demo --size 1G --rw randwrite --bs 4K \
     --iodepth 16 --runtime 5s --plot "$OUT/nfs-vs-rbd.svg" --json "$OUT/nfs-vs-rbd.json"
   echo "plot: $OUT/nfs-vs-rbd.svg"
 fi

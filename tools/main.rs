@@ -26,6 +26,19 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
+            // A value our parser refused (a size, a duration) is one line naming the flag,
+            // like every other error, not clap's paragraph with a usage tip.
+            if e.kind() == clap::error::ErrorKind::ValueValidation {
+                use clap::error::{ContextKind, ContextValue};
+                if let (Some(ContextValue::String(arg)), Some(why)) = (
+                    e.get(ContextKind::InvalidArg),
+                    std::error::Error::source(&e),
+                ) {
+                    let flag = arg.split(' ').next().unwrap_or(arg);
+                    eprintln!("rbdkit: {flag}: {}", rbdkit::text::escape(&why.to_string()));
+                    return ExitCode::from(2);
+                }
+            }
             // --help and --version go to stdout: a closed one ends quietly there too.
             if let Err(err) = e.print() {
                 if !e.use_stderr() {

@@ -1,8 +1,10 @@
 //! `file:PATH`: a file on any mounted filesystem (an NFS share, GlusterFS, local disk) or a
 //! block device, driven by io_uring with O_DIRECT (buffered with `--buffered`). A missing file
-//! is created sparse with its size set, exactly as Cinder's NFS driver does (`truncate -s`).
+//! is created sparse with its size set, exactly as Cinder's NFS driver does (`truncate -s`), and
+//! removed afterwards unless `--keep`. An existing file is never truncated or removed; it is
+//! written only with `--allow-existing`, and otherwise opened read-only.
 use super::workload::random_fill;
-use super::{JobSpec, Recorder, Target, TargetMeta};
+use super::{JobSpec, OpenPolicy, Recorder, Target, TargetMeta};
 use crate::error::{Error, Result};
 use io_uring::{opcode, types, IoUring};
 use std::fs::{File, OpenOptions};
@@ -19,13 +21,22 @@ pub struct FileTarget {
     meta: TargetMeta,
     path: PathBuf,
     direct: bool,
+    writable: bool,
 }
 
 impl FileTarget {
-    /// Opens (or creates, sparse, with `size`) the file.
-    pub fn open(name: &str, path: PathBuf, size: u64, buffered: bool) -> Result<FileTarget> {
-        let created = !path.exists();
+    /// Opens the file, or creates it sparse with the policy's size; an existing one is checked
+    /// against the policy before anything is written.
+    pub fn open(
+        name: &str,
+        path: PathBuf,
+        policy: &OpenPolicy,
+        buffered: bool,
+    ) -> Result<FileTarget> {
+        // symlink_metadata: a dangling symlink exists too (create_new would refuse it anyway).
+        let created = std::fs::symlink_metadata(&path).is_err();
         if created {
+            let size = policy.create_size();
             let f = OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -47,10 +58,10 @@ impl FileTarget {
             f.seek(std::io::SeekFrom::End(0))
                 .map_err(|e| Error::io(format!("size of {}", path.display()), e))?
         };
+        let writable = created || policy.check_existing(name, len)?;
         if len == 0 {
-            return Err(Error::InvalidInput(format!(
-                "{} is empty: give --size to benchmark a new file",
-                path.display()
+            return Err(Error::Other(format!(
+                "{name} is empty: nothing to benchmark; name a new file (bench creates it with --size)"
             )));
         }
         Ok(FileTarget {
@@ -58,9 +69,11 @@ impl FileTarget {
                 name: name.to_string(),
                 size: len,
                 created,
+                writable,
             },
             path,
             direct: !buffered,
+            writable,
         })
     }
 }
@@ -106,7 +119,8 @@ impl Target for FileTarget {
 
     fn run_job(&self, spec: &JobSpec) -> Result<Recorder> {
         let mut opts = OpenOptions::new();
-        opts.read(true).write(true);
+        // Read-only unless the run may write: the kernel then refuses any write (EBADF).
+        opts.read(true).write(self.writable);
         if self.direct {
             opts.custom_flags(libc::O_DIRECT);
         }

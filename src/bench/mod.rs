@@ -107,6 +107,50 @@ pub struct TargetMeta {
     pub size: u64,
     /// Whether this run created it (so it holds no data yet).
     pub created: bool,
+    /// Whether the run may write to it: it created it, or `--allow-existing` said so.
+    pub writable: bool,
+}
+
+/// Size of a target the run creates when `--size` is not given.
+pub const DEFAULT_SIZE: u64 = 1 << 30;
+
+/// How a target is opened: the size of one the run creates, and whether one that is already
+/// there (someone's volume, a tenant's file) may be written. A benchmark writes random data over
+/// whatever it is pointed at, so an existing target is only ever written when told.
+#[derive(Clone, Copy, Debug)]
+pub struct OpenPolicy {
+    /// `--size`: the size of a new target; for an existing one it must match (never resized).
+    pub size: Option<u64>,
+    /// `--allow-existing`: an existing target may be written (and prefilled).
+    pub allow_existing: bool,
+    /// Whether the workload writes (a write pattern or `--phases`).
+    pub writes: bool,
+}
+
+impl OpenPolicy {
+    /// The size to create a missing target with.
+    pub fn create_size(&self) -> u64 {
+        self.size.unwrap_or(DEFAULT_SIZE)
+    }
+
+    /// Decides about a target that exists with `size` bytes, before any I/O: refused when the
+    /// workload writes and `--allow-existing` was not given, or when `--size` differs from its
+    /// size. Returns whether the run may write to it.
+    pub fn check_existing(&self, name: &str, size: u64) -> Result<bool> {
+        let have = crate::units::format_size(size);
+        if self.writes && !self.allow_existing {
+            return Err(Error::Other(format!(
+                "{name} already exists ({have}) and the benchmark would write over its data: name a new target, or pass --allow-existing to overwrite it"
+            )));
+        }
+        if let Some(want) = self.size.filter(|&s| s != size) {
+            return Err(Error::Other(format!(
+                "{name} already exists with {have}, not --size {}: bench never resizes an existing target; drop --size to use it at its own size",
+                crate::units::format_size(want)
+            )));
+        }
+        Ok(self.allow_existing)
+    }
 }
 
 /// Something to benchmark.
@@ -256,6 +300,14 @@ pub fn run(
                 cfg.bs
             )));
         }
+        let writes = cfg.phases || cfg.rw.writes();
+        if writes && !t.meta().writable {
+            // The targets refuse this when they open; this is the last line of defence.
+            return Err(Error::Other(format!(
+                "{}: not created by this run and --allow-existing not given: refusing to write",
+                t.name()
+            )));
+        }
         let before = t.allocated_bytes()?;
         let mut phases = Vec::new();
         if cfg.phases {
@@ -315,7 +367,14 @@ pub fn run(
             phases.push(read);
         } else {
             let mut notes = Vec::new();
-            if cfg.rw.reads() && (t.created() || before.is_some_and(|a| a < t.size())) {
+            let sparse = t.created() || before.is_some_and(|a| a < t.size());
+            if cfg.rw.reads() && !t.meta().writable {
+                // Someone's data: read as it is. Prefilling would overwrite it.
+                notes.push(
+                    "existing target read as it is, not prefilled (holes may read faster)".into(),
+                );
+            }
+            if cfg.rw.reads() && sparse && t.meta().writable {
                 progress(&format!(
                     "{}: prefilling {} bytes so reads hit written data",
                     t.name(),
@@ -349,7 +408,7 @@ pub fn run(
             }
             progress(&format!("{}: {}", t.name(), cfg.rw.name()));
             // After a prefill, "before" is what the measured phase started from.
-            let before = if notes.is_empty() {
+            let before = if !notes.iter().any(|n| n.starts_with("prefilled")) {
                 before
             } else {
                 t.allocated_bytes()?

@@ -1,9 +1,11 @@
 //! `nfs://HOST[:PORT]/EXPORT/FILE`: a file on an NFSv3 share through a userspace client, so a
 //! share can be measured with no mount and no root. One RPC is in flight per connection, so a
 //! job opens `iodepth` connections. A missing file is created sparse with `--size`, as Cinder's
-//! NFS driver does; writes are UNSTABLE, as the Linux client's O_DIRECT writes are.
+//! NFS driver does, and removed afterwards unless `--keep`; an existing file is never truncated
+//! or removed, and written only with `--allow-existing`. Writes are UNSTABLE, as the Linux
+//! client's O_DIRECT writes are.
 use super::workload::random_fill;
-use super::{JobSpec, Recorder, Target, TargetMeta};
+use super::{JobSpec, OpenPolicy, Recorder, Target, TargetMeta};
 use crate::error::{Error, Result};
 use nfs3_client::nfs3_types::nfs3::{
     self, createhow3, diropargs3, filename3, nfs_fh3, nfsstat3, sattr3, stable_how, Nfs3Option,
@@ -115,8 +117,15 @@ async fn connect(url: &NfsUrl, mount_port: Option<u16>) -> Result<(Client, nfs_f
 }
 
 impl NfsTarget {
-    /// Looks up (or creates, sparse, with `size`) the file.
-    pub fn open(name: &str, url: NfsUrl, mount_port: Option<u16>, size: u64) -> Result<NfsTarget> {
+    /// Looks up the file, or creates it sparse with the policy's size; an existing one is
+    /// checked against the policy before anything is written.
+    pub fn open(
+        name: &str,
+        url: NfsUrl,
+        mount_port: Option<u16>,
+        policy: &OpenPolicy,
+    ) -> Result<NfsTarget> {
+        let size = policy.create_size();
         runtime()?.block_on(async {
             let (mut c, root) = connect(&url, mount_port).await?;
             // Walk to the file's directory.
@@ -162,7 +171,10 @@ impl NfsTarget {
                                 dir: dir.clone(),
                                 name: filename3::from(leaf.as_slice()),
                             },
-                            how: createhow3::UNCHECKED(attrs),
+                            // GUARDED: a file that appeared since the lookup makes this
+                            // fail (EXIST) instead of being truncated to `size`, as
+                            // UNCHECKED would.
+                            how: createhow3::GUARDED(attrs),
                         })
                         .await
                         .map_err(|e| nfs_err("create", &url, e))?;
@@ -183,9 +195,10 @@ impl NfsTarget {
                 Nfs3Result::Err((s, _)) => return Err(nfs_err("look up", &url, s)),
             };
             let size = getattr(&mut c, &fh, &url).await?.0;
+            let writable = created || policy.check_existing(name, size)?;
             if size == 0 {
-                return Err(Error::InvalidInput(format!(
-                    "{name} is empty: give --size to benchmark a new file"
+                return Err(Error::Other(format!(
+                    "{name} is empty: nothing to benchmark; name a new file (bench creates it with --size)"
                 )));
             }
             Ok(NfsTarget {
@@ -193,6 +206,7 @@ impl NfsTarget {
                     name: name.into(),
                     size,
                     created,
+                    writable,
                 },
                 url,
                 mount_port,

@@ -1,7 +1,9 @@
 //! `rbd:POOL/IMAGE`: librbd asynchronous I/O, `iodepth` requests in flight per job. A missing
-//! image is created (layering only) with `--size` and removed afterwards unless `--keep`.
+//! image is created (layering only) with `--size` and removed afterwards unless `--keep`. An
+//! existing image is never removed or resized; it is written only with `--allow-existing`, and
+//! otherwise opened read-only so librbd itself refuses a write.
 use super::workload::random_fill;
-use super::{JobSpec, Recorder, Target, TargetMeta};
+use super::{JobSpec, OpenPolicy, Recorder, Target, TargetMeta};
 use crate::ceph::{
     create_image, image_exists, remove_image, Cluster, Completions, CreateOptions, Image,
     ImageSpec, IoCtx,
@@ -19,15 +21,37 @@ pub struct RbdTarget {
 }
 
 impl RbdTarget {
-    /// Opens (or creates with `size`) the image.
-    pub fn open(name: &str, cluster: &Cluster, spec: ImageSpec, size: u64) -> Result<RbdTarget> {
+    /// Opens the image, or creates it with the policy's size; an existing one is checked
+    /// against the policy before anything is written.
+    pub fn open(
+        name: &str,
+        cluster: &Cluster,
+        spec: ImageSpec,
+        policy: &OpenPolicy,
+    ) -> Result<RbdTarget> {
         spec.forbid_snap()?;
         let io = cluster.ioctx(&spec.pool, spec.namespace.as_deref())?;
         let created = !image_exists(&io, &spec.image)?;
-        if created {
-            create_image(&io, &spec.image, size, &CreateOptions::default())?;
-        }
-        let image = match Image::open(&io, &spec.image, None) {
+        let writable = if created {
+            create_image(
+                &io,
+                &spec.image,
+                policy.create_size(),
+                &CreateOptions::default(),
+            )?;
+            true
+        } else {
+            let probe = Image::open_read_only(&io, &spec.image, None)?;
+            let size = probe.stat()?.size;
+            probe.close()?;
+            policy.check_existing(name, size)?
+        };
+        let opened = if writable {
+            Image::open(&io, &spec.image, None)
+        } else {
+            Image::open_read_only(&io, &spec.image, None)
+        };
+        let image = match opened {
             Ok(i) => i,
             Err(e) => {
                 if created {
@@ -45,6 +69,7 @@ impl RbdTarget {
                 name: name.to_string(),
                 size,
                 created,
+                writable,
             },
             io,
             image,

@@ -51,6 +51,11 @@ impl Rw {
     pub fn reads(&self) -> bool {
         matches!(self, Rw::Read | Rw::Randread | Rw::Randrw)
     }
+
+    /// Whether the pattern issues writes.
+    pub fn writes(&self) -> bool {
+        matches!(self, Rw::Write | Rw::Randwrite | Rw::Randrw)
+    }
 }
 
 /// Where offsets come from.

@@ -2,7 +2,8 @@
 //! a table, JSON, an SVG plot, and a regression gate against a saved baseline.
 use crate::global::Global;
 use clap::Args;
-use rbdkit::bench::{self, BenchConfig, BenchReport, Rw, Target};
+use rbdkit::bench::{self, BenchConfig, BenchReport, OpenPolicy, Rw, Target};
+use rbdkit::units::format_size;
 use rbdkit::Error;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,17 +14,18 @@ pub struct BenchArgs {
     /// Targets, run one after another: rbd:POOL/IMAGE, file:PATH, nfs://HOST[:PORT]/EXPORT/FILE.
     #[arg(required = true)]
     pub targets: Vec<String>,
-    /// Size of targets created by the run (and of the region exercised).
-    #[arg(long, default_value = "1G", value_parser = super::parse_size)]
-    pub size: u64,
+    /// Size of targets the run creates (default 1G; a bare number is MiB, as in rbd). An
+    /// existing target is used at its own size: a different --size is refused.
+    #[arg(long, value_parser = super::parse_image_size, allow_hyphen_values = true)]
+    pub size: Option<u64>,
     /// read, write, randread, randwrite or randrw.
     #[arg(long, default_value = "randwrite")]
     pub rw: String,
     /// Read percentage for randrw.
     #[arg(long, default_value_t = 50)]
     pub mix: u32,
-    /// Block size.
-    #[arg(long, default_value = "4k", value_parser = super::parse_size)]
+    /// Block size (a bare number is bytes, as in `rbd bench --io-size`).
+    #[arg(long, default_value = "4K", value_parser = super::parse_size, allow_hyphen_values = true)]
     pub bs: u64,
     /// I/Os in flight per job.
     #[arg(long, default_value_t = 16)]
@@ -35,7 +37,7 @@ pub struct BenchArgs {
     #[arg(long, value_parser = parse_duration)]
     pub runtime: Option<std::time::Duration>,
     /// Bytes per phase instead of (or as well as) a time limit.
-    #[arg(long = "io-total", value_parser = super::parse_size)]
+    #[arg(long = "io-total", value_parser = super::parse_nonzero_size, allow_hyphen_values = true)]
     pub io_total: Option<u64>,
     /// Warm-up time excluded from the results.
     #[arg(long, default_value = "0", value_parser = parse_duration)]
@@ -52,6 +54,10 @@ pub struct BenchArgs {
     /// Keep targets the run created.
     #[arg(long)]
     pub keep: bool,
+    /// Write into targets that already exist (someone's image or file): without it such a
+    /// target is refused before any I/O, unless the workload only reads.
+    #[arg(long = "allow-existing")]
+    pub allow_existing: bool,
     /// Write the results as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -81,6 +87,7 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 fn open_target(
     t: &str,
     a: &BenchArgs,
+    policy: &OpenPolicy,
     g: &Global,
     cluster: &mut Option<ClusterHandle>,
 ) -> rbdkit::Result<Box<dyn Target>> {
@@ -88,7 +95,7 @@ fn open_target(
         return Ok(Box::new(bench::file::FileTarget::open(
             t,
             PathBuf::from(path),
-            a.size,
+            policy,
             a.buffered,
         )?));
     }
@@ -98,7 +105,7 @@ fn open_target(
             t,
             url,
             a.nfs_mount_port,
-            a.size,
+            policy,
         )?));
     }
     if let Some(spec) = t.strip_prefix("rbd:") {
@@ -115,7 +122,7 @@ fn open_target(
             let c = cluster
                 .as_ref()
                 .ok_or_else(|| Error::Other("no cluster connection".into()))?;
-            return Ok(Box::new(bench::rbd::RbdTarget::open(t, c, spec, a.size)?));
+            return Ok(Box::new(bench::rbd::RbdTarget::open(t, c, spec, policy)?));
         }
         #[cfg(not(feature = "rbd"))]
         {
@@ -174,13 +181,41 @@ pub fn run(a: BenchArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         seed: a.seed,
         phases: a.phases,
     };
+    let policy = OpenPolicy {
+        size: a.size,
+        allow_existing: a.allow_existing,
+        writes: a.phases || rw.writes(),
+    };
     let stop = crate::cancel::flag();
     let mut cluster = None;
     let mut targets: Vec<Box<dyn Target>> = Vec::new();
     let mut result = Ok(());
     for t in &a.targets {
-        match open_target(t, &a, g, &mut cluster) {
-            Ok(t) => targets.push(t),
+        match open_target(t, &a, &policy, g, &mut cluster) {
+            Ok(t) => {
+                // Said whatever --no-progress says: someone's data is at stake.
+                let m = t.meta();
+                if !m.created && m.writable {
+                    let what = if policy.writes {
+                        "this run writes over any of its bytes"
+                    } else {
+                        "where it is not allocated, this run prefills (writes) its bytes"
+                    };
+                    eprintln!(
+                        "rbdkit bench: --allow-existing: {} exists ({}); {what} 0..{}",
+                        m.name,
+                        format_size(m.size),
+                        m.size
+                    );
+                } else if !m.created {
+                    eprintln!(
+                        "rbdkit bench: {} exists ({}): reading it as it is, writing nothing",
+                        m.name,
+                        format_size(m.size)
+                    );
+                }
+                targets.push(t)
+            }
             Err(e) => {
                 result = Err(e);
                 break;
@@ -215,7 +250,7 @@ pub fn run(a: BenchArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         let title = format!(
             "rbdkit bench: {} bs={} iodepth={} jobs={}",
             rw.name(),
-            rbdkit::units::format_size(a.bs),
+            format_size(a.bs),
             a.iodepth,
             a.jobs
         );
@@ -241,8 +276,8 @@ pub fn run(a: BenchArgs, g: &Global) -> rbdkit::Result<ExitCode> {
                     "allocated {} {}: {} -> {}",
                     r.target,
                     r.phase,
-                    rbdkit::units::format_size(b),
-                    rbdkit::units::format_size(af)
+                    format_size(b),
+                    format_size(af)
                 );
             }
         }

@@ -19,8 +19,8 @@ pub struct CloneArgs {
     /// Make N clones per DEST, replacing `{n}` in its name with 1..=N.
     #[arg(long)]
     pub count: Option<u32>,
-    /// Resize each clone to this size (binary units).
-    #[arg(long, value_parser = super::parse_size)]
+    /// Resize each clone to this size: 20G; a bare number is MiB, as in `rbd resize`.
+    #[arg(long, value_parser = super::parse_image_size, allow_hyphen_values = true)]
     pub size: Option<u64>,
     /// Allow --size below the parent's size (the clone loses data past it).
     #[arg(long = "allow-shrink")]

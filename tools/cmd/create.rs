@@ -9,8 +9,8 @@ use std::process::ExitCode;
 pub struct CreateArgs {
     /// The new image, POOL[/NAMESPACE]/IMAGE.
     pub image: ImageSpec,
-    /// Size (binary units: 512M, 20G, 1T).
-    #[arg(long, value_parser = super::parse_size)]
+    /// Size: 20G, 512M, 1T; a bare number is MiB, as in rbd (1024 = 1 GiB).
+    #[arg(long, value_parser = super::parse_image_size, allow_hyphen_values = true)]
     pub size: u64,
     #[command(flatten)]
     pub layout: super::ImageLayout,

@@ -23,7 +23,8 @@ pub struct ImportArgs {
     /// The new image, POOL[/NAMESPACE]/IMAGE (never overwritten).
     pub dest: ImageSpec,
     /// Make the image this big if the source is smaller (never smaller than the virtual size).
-    #[arg(long, value_parser = super::parse_size)]
+    /// A bare number is MiB, as in `rbd create --size`.
+    #[arg(long, value_parser = super::parse_image_size, allow_hyphen_values = true)]
     pub size: Option<u64>,
     /// librbd writes in flight.
     #[arg(long, default_value_t = 32)]

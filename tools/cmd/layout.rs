@@ -7,7 +7,7 @@ use rbdkit::Error;
 #[derive(Args, Clone, Debug)]
 pub struct ImageLayout {
     /// Object size (power of two, 4K..32M; default: the cluster's, 4M).
-    #[arg(long = "object-size", value_parser = super::parse_size)]
+    #[arg(long = "object-size", value_parser = super::parse_size, allow_hyphen_values = true)]
     pub object_size: Option<u64>,
     /// Image feature, as rbd names it (repeatable, or comma-separated): layering, exclusive-lock,
     /// object-map, fast-diff, deep-flatten, journaling. Default: layering only, which any kernel
@@ -15,7 +15,12 @@ pub struct ImageLayout {
     #[arg(long = "image-feature")]
     pub image_feature: Vec<String>,
     /// Stripe unit (with --stripe-count).
-    #[arg(long = "stripe-unit", value_parser = super::parse_size, requires = "stripe_count")]
+    #[arg(
+        long = "stripe-unit",
+        value_parser = super::parse_size,
+        allow_hyphen_values = true,
+        requires = "stripe_count"
+    )]
     pub stripe_unit: Option<u64>,
     /// Stripe count (with --stripe-unit).
     #[arg(long = "stripe-count", requires = "stripe_unit")]

@@ -94,7 +94,21 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> rbdkit::Result<()> {
     Ok(())
 }
 
-/// clap value parser for sizes in binary units.
+/// clap value parser for byte sizes (`--object-size`, `--sparse-size`, `--bs`): a bare number is
+/// bytes, as in rbd's options of the same kind.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     rbdkit::units::parse_size(s).map_err(|e| e.to_string())
+}
+
+/// [`parse_size`] for amounts where 0 would mean nothing to do (`--io-total`, `--raw-capacity`).
+pub fn parse_nonzero_size(s: &str) -> Result<u64, String> {
+    match parse_size(s)? {
+        0 => Err(format!("invalid size '{s}': must be above 0")),
+        n => Ok(n),
+    }
+}
+
+/// clap value parser for image sizes (`--size`): a bare number is MiB, as in `rbd create`.
+pub fn parse_image_size(s: &str) -> Result<u64, String> {
+    rbdkit::units::parse_image_size(s).map_err(|e| e.to_string())
 }

@@ -54,7 +54,7 @@ pub struct PlanArgs {
     #[arg(long, default_value_t = 1.0)]
     pub bias: f64,
     /// Raw capacity of the OSDs (e.g. 100T): prints usable capacity per pool.
-    #[arg(long = "raw-capacity", value_parser = super::parse_size)]
+    #[arg(long = "raw-capacity", value_parser = super::parse_nonzero_size, allow_hyphen_values = true)]
     pub raw_capacity: Option<u64>,
 }
 

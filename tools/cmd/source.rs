@@ -56,7 +56,7 @@ pub struct CopyFlags {
     #[arg(long = "source-format", value_enum)]
     pub source_format: Option<SourceFormat>,
     /// Zero-detection block: all-zero blocks of this size are not written.
-    #[arg(long = "sparse-size", default_value = "4K", value_parser = super::parse_size)]
+    #[arg(long = "sparse-size", default_value = "4K", value_parser = super::parse_size, allow_hyphen_values = true)]
     pub sparse_size: u64,
     /// Read/decode threads (default: one per core, at least 8: reads are I/O-bound).
     #[arg(long)]
