@@ -36,6 +36,9 @@ pub struct Global {
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Format::Plain)]
     pub format: Format,
+    /// Indent JSON output (`--format json`); without it JSON is one line, as with `rbd`.
+    #[arg(long = "pretty-format", global = true)]
+    pub pretty_format: bool,
     /// Do not draw progress bars.
     #[arg(long = "no-progress", global = true)]
     pub no_progress: bool,

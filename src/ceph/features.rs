@@ -163,6 +163,42 @@ pub fn krbd_unsupported(features: Features) -> Vec<String> {
     out
 }
 
+const OP_NAMES: [(u64, &str); 4] = [
+    (
+        sys::RBD_OPERATION_FEATURE_CLONE_PARENT as u64,
+        "clone-parent",
+    ),
+    (sys::RBD_OPERATION_FEATURE_CLONE_CHILD as u64, "clone-child"),
+    (sys::RBD_OPERATION_FEATURE_GROUP as u64, "group"),
+    (sys::RBD_OPERATION_FEATURE_SNAP_TRASH as u64, "snap-trash"),
+];
+
+/// Operation feature names in bit order, as `rbd info` lists them (`op_features`).
+pub fn op_feature_names(op_features: u64) -> Vec<String> {
+    OP_NAMES
+        .iter()
+        .filter(|(bit, _)| op_features & bit != 0)
+        .map(|(_, n)| n.to_string())
+        .collect()
+}
+
+const FLAG_NAMES: [(u64, &str); 2] = [
+    (
+        sys::RBD_FLAG_OBJECT_MAP_INVALID as u64,
+        "object map invalid",
+    ),
+    (sys::RBD_FLAG_FAST_DIFF_INVALID as u64, "fast diff invalid"),
+];
+
+/// Image flag names in bit order, as `rbd info` lists them (`flags`).
+pub fn flag_names(flags: u64) -> Vec<String> {
+    FLAG_NAMES
+        .iter()
+        .filter(|(bit, _)| flags & bit != 0)
+        .map(|(_, n)| n.to_string())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -269,6 +269,33 @@ pub fn list_images(io: &IoCtx) -> Result<Vec<String>> {
     }
 }
 
+/// An image's create, access and modify times, seconds since the epoch (0: not recorded).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Timestamps {
+    /// When the image was created.
+    pub create: i64,
+    /// Last read (librbd updates it at most every `rbd_atime_update_interval`).
+    pub access: i64,
+    /// Last write (same throttling, `rbd_mtime_update_interval`).
+    pub modify: i64,
+}
+
+/// `secs` as C's `ctime` prints it in the local time zone, without the newline — the form
+/// `rbd info` uses for its timestamps (`Tue Dec  1 23:16:57 2026`).
+pub fn ctime_string(secs: i64) -> String {
+    let t = secs as libc::time_t;
+    let mut buf = [0 as c_char; 64];
+    // SAFETY: t is a valid time_t; ctime_r writes at most 26 bytes into buf (64) and returns
+    // NULL on failure (a year that does not fit), else a pointer to the NUL-terminated buf.
+    let p = unsafe { libc::ctime_r(&t, buf.as_mut_ptr()) };
+    if p.is_null() {
+        return secs.to_string();
+    }
+    // SAFETY: ctime_r succeeded, so buf holds a NUL-terminated string.
+    let s = unsafe { CStr::from_ptr(buf.as_ptr()) };
+    s.to_string_lossy().trim_end_matches('\n').to_string()
+}
+
 /// An open image; closed (after waiting for its async requests) when dropped.
 pub struct Image {
     raw: sys::rbd_image_t,
@@ -403,6 +430,114 @@ impl Image {
             &self.object,
         )?;
         Ok(f)
+    }
+
+    /// The image id (`rbd info`'s `id`); empty for a format 1 image.
+    pub fn id(&self) -> Result<String> {
+        // SAFETY: valid image; buf is writable for len bytes.
+        self.read_string("read id of", |buf, len| unsafe {
+            sys::rbd_get_id(self.raw, buf, len)
+        })
+    }
+
+    /// The prefix of the image's data objects (`rbd_data.<id>`).
+    pub fn block_name_prefix(&self) -> Result<String> {
+        // SAFETY: valid image; buf is writable for len bytes.
+        self.read_string("read block name prefix of", |buf, len| unsafe {
+            sys::rbd_get_block_name_prefix(self.raw, buf, len)
+        })
+    }
+
+    /// Calls a librbd getter that fills a caller buffer with a C string and answers -ERANGE
+    /// when the buffer is too small, growing the buffer up to 64 KiB.
+    fn read_string(
+        &self,
+        op: &str,
+        mut call: impl FnMut(*mut c_char, usize) -> c_int,
+    ) -> Result<String> {
+        let mut len = 64usize;
+        loop {
+            let mut buf = vec![0u8; len];
+            let ret = call(buf.as_mut_ptr().cast(), len);
+            if ret == -libc::ERANGE && len < 65536 {
+                len *= 4;
+                continue;
+            }
+            check(ret, op, &self.object)?;
+            let end = buf.iter().position(|&b| b == 0).unwrap_or(len);
+            buf.truncate(end);
+            return Ok(String::from_utf8_lossy(&buf).into_owned());
+        }
+    }
+
+    /// The image format: 1 (old) or 2.
+    pub fn format(&self) -> Result<u8> {
+        let mut old = 0u8;
+        // SAFETY: valid image and out-pointer.
+        check(
+            unsafe { sys::rbd_get_old_format(self.raw, &mut old) },
+            "read format of",
+            &self.object,
+        )?;
+        Ok(if old != 0 { 1 } else { 2 })
+    }
+
+    /// Image flags (`RBD_FLAG_*`: object map or fast diff invalid).
+    pub fn flags(&self) -> Result<u64> {
+        let mut f = 0u64;
+        // SAFETY: valid image and out-pointer.
+        check(
+            unsafe { sys::rbd_get_flags(self.raw, &mut f) },
+            "read flags of",
+            &self.object,
+        )?;
+        Ok(f)
+    }
+
+    /// Stripe unit in bytes and stripe count.
+    pub fn striping(&self) -> Result<(u64, u64)> {
+        let (mut unit, mut count) = (0u64, 0u64);
+        // SAFETY: valid image and out-pointer.
+        check(
+            unsafe { sys::rbd_get_stripe_unit(self.raw, &mut unit) },
+            "read stripe unit of",
+            &self.object,
+        )?;
+        // SAFETY: valid image and out-pointer.
+        check(
+            unsafe { sys::rbd_get_stripe_count(self.raw, &mut count) },
+            "read stripe count of",
+            &self.object,
+        )?;
+        Ok((unit, count))
+    }
+
+    /// Create, access and modify times in seconds since the epoch (0 when librbd has none).
+    pub fn timestamps(&self) -> Result<Timestamps> {
+        let mut t = [sys::timespec::default(); 3];
+        // SAFETY: valid image and out-structs.
+        check(
+            unsafe { sys::rbd_get_create_timestamp(self.raw, &mut t[0]) },
+            "read create timestamp of",
+            &self.object,
+        )?;
+        // SAFETY: as above.
+        check(
+            unsafe { sys::rbd_get_access_timestamp(self.raw, &mut t[1]) },
+            "read access timestamp of",
+            &self.object,
+        )?;
+        // SAFETY: as above.
+        check(
+            unsafe { sys::rbd_get_modify_timestamp(self.raw, &mut t[2]) },
+            "read modify timestamp of",
+            &self.object,
+        )?;
+        Ok(Timestamps {
+            create: t[0].tv_sec,
+            access: t[1].tv_sec,
+            modify: t[2].tv_sec,
+        })
     }
 
     /// Bytes of the parent still visible through this clone.

@@ -17,12 +17,13 @@ mod spec;
 pub use aio::{AioDone, Completions};
 pub use cluster::{Cluster, ConnectOptions};
 pub use features::{
-    check_requested, feature_names, krbd_unsupported, parse_feature, parse_features, Features,
+    check_requested, feature_names, flag_names, krbd_unsupported, op_feature_names, parse_feature,
+    parse_features, Features,
 };
 pub use health::full_condition;
 pub use image::{
-    clone_image, create_image, image_exists, list_images, remove_image, rename_image, CloneFormat,
-    CreateOptions, Image, ImageInfo, LinkedImage, SnapInfo,
+    clone_image, create_image, ctime_string, image_exists, list_images, remove_image, rename_image,
+    CloneFormat, CreateOptions, Image, ImageInfo, LinkedImage, SnapInfo, Timestamps,
 };
 pub use ioctx::IoCtx;
 pub use spec::ImageSpec;

@@ -258,7 +258,7 @@ pub fn run(a: BenchArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             .map_err(|e| Error::io(format!("write {}", p.display()), e))?;
     }
     if g.json() {
-        super::print_json(&report)?;
+        super::print_json(g, &report)?;
     } else {
         out!("{}", report.table());
         let mut notes: Vec<String> = report

@@ -90,13 +90,16 @@ pub fn run(a: ChecksumArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         }
     };
     if g.json() {
-        super::print_json(&serde_json::json!({
-            "target": a.target,
-            "virtual_size": size,
-            "checksum_algorithm": kind,
-            "checksum": sum,
-            "elapsed_s": started.elapsed().as_secs_f64(),
-        }))?;
+        super::print_json(
+            g,
+            &serde_json::json!({
+                "target": a.target,
+                "virtual_size": size,
+                "checksum_algorithm": kind,
+                "checksum": sum,
+                "elapsed_s": started.elapsed().as_secs_f64(),
+            }),
+        )?;
     } else {
         // sha256sum's layout, with the algorithm in front.
         outln!("{} {sum}  {}", kind.name(), a.target);

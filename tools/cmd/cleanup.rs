@@ -36,7 +36,7 @@ pub fn run(a: CleanupArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         removed.push(l);
     }
     if g.json() {
-        super::print_json(&serde_json::json!({ "removed": removed, "kept": kept }))?;
+        super::print_json(g, &serde_json::json!({ "removed": removed, "kept": kept }))?;
     } else {
         for l in &removed {
             outln!(

@@ -93,7 +93,7 @@ pub fn run(a: CloneArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     bar.finish_and_clear();
     let failed: Vec<_> = report.failed().collect();
     if g.json() {
-        super::print_json(&report)?;
+        super::print_json(g, &report)?;
     } else {
         outln!(
             "parent {} (clone v{}, depth {}{}{})",

@@ -53,17 +53,20 @@ pub fn run(a: ConvertArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     };
     sink.commit()?;
     if g.json() {
-        super::print_json(&serde_json::json!({
-            "source": a.src.display().to_string(),
-            "source_format": source.format_name(),
-            "dest": a.dest.display().to_string(),
-            "virtual_size": stats.virtual_size,
-            "bytes_written": stats.bytes_written,
-            "bytes_zero_skipped": stats.bytes_zero_skipped,
-            "elapsed_s": stats.elapsed_s,
-            "checksum_algorithm": kind,
-            "checksum": stats.checksum,
-        }))?;
+        super::print_json(
+            g,
+            &serde_json::json!({
+                "source": a.src.display().to_string(),
+                "source_format": source.format_name(),
+                "dest": a.dest.display().to_string(),
+                "virtual_size": stats.virtual_size,
+                "bytes_written": stats.bytes_written,
+                "bytes_zero_skipped": stats.bytes_zero_skipped,
+                "elapsed_s": stats.elapsed_s,
+                "checksum_algorithm": kind,
+                "checksum": stats.checksum,
+            }),
+        )?;
     } else {
         outln!(
             "converted {} ({}, {}) to {}: {} written, {} left sparse, {:.2} s{}",

@@ -37,12 +37,15 @@ pub fn run(a: CreateArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     })?;
     let features = feature_names(features);
     if g.json() {
-        super::print_json(&serde_json::json!({
-            "image": a.image.to_string(),
-            "size": info.size,
-            "features": features,
-            "object_size": info.object_size,
-        }))?;
+        super::print_json(
+            g,
+            &serde_json::json!({
+                "image": a.image.to_string(),
+                "size": info.size,
+                "features": features,
+                "object_size": info.object_size,
+            }),
+        )?;
     } else {
         outln!(
             "created {} ({}, features: {})",

@@ -168,7 +168,7 @@ pub fn run(a: ImportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         peak_rss_bytes: peak_rss(),
     };
     if g.json() {
-        super::print_json(&out)?;
+        super::print_json(&g, &out)?;
     } else {
         let r = &out.report;
         outln!(

@@ -27,7 +27,7 @@ pub fn run(a: InspectArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         inspect_file(&a.src, a.openstack)?
     };
     if g.json() {
-        super::print_json(&r)?;
+        super::print_json(g, &r)?;
     } else {
         print_plain(&r);
     }

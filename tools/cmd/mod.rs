@@ -86,10 +86,15 @@ pub fn run(command: Command, global: &Global) -> rbdkit::Result<ExitCode> {
     }
 }
 
-/// Prints a serializable result as one JSON object on stdout.
-pub fn print_json<T: serde::Serialize>(value: &T) -> rbdkit::Result<()> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| rbdkit::Error::Other(format!("cannot render JSON: {e}")))?;
+/// Prints a serializable result as one JSON object on stdout: on one line, or indented with
+/// `--pretty-format`, as `rbd --format json [--pretty-format]` prints.
+pub fn print_json<T: serde::Serialize>(g: &crate::global::Global, value: &T) -> rbdkit::Result<()> {
+    let text = if g.pretty_format {
+        serde_json::to_string_pretty(value)
+    } else {
+        serde_json::to_string(value)
+    }
+    .map_err(|e| rbdkit::Error::Other(format!("cannot render JSON: {e}")))?;
     outln!("{text}");
     Ok(())
 }

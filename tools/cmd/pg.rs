@@ -148,7 +148,7 @@ fn plan(a: PlanArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         if let Some(c) = &caps {
             v["capacity"] = serde_json::to_value(c).map_err(|e| Error::Other(e.to_string()))?;
         }
-        super::print_json(&v)?;
+        super::print_json(g, &v)?;
         return Ok(ExitCode::SUCCESS);
     }
     outln!(
@@ -263,7 +263,7 @@ fn check(a: CheckArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         _ => ExitCode::SUCCESS,
     };
     if g.json() {
-        super::print_json(&report)?;
+        super::print_json(g, &report)?;
         return Ok(code);
     }
     outln!(

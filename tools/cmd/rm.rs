@@ -33,7 +33,7 @@ pub fn run(a: RmArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     }
     remove_image(&io, &a.image.image)?;
     if g.json() {
-        super::print_json(&serde_json::json!({ "removed": a.image.to_string() }))?;
+        super::print_json(g, &serde_json::json!({ "removed": a.image.to_string() }))?;
     } else {
         outln!("removed {}", a.image);
     }
