@@ -6,6 +6,7 @@
 //! thread-safe by Ceph for the calls made here, so the wrappers are `Send + Sync`; each owner
 //! keeps what it depends on alive (an image holds its ioctx, an ioctx holds its cluster).
 mod aio;
+mod ceph_args;
 mod cluster;
 mod features;
 mod health;
@@ -15,6 +16,7 @@ mod progress;
 mod spec;
 
 pub use aio::{AioDone, Completions};
+pub use ceph_args::{check_client_id, client_id_from_name, Identity};
 pub use cluster::{Cluster, ConnectOptions};
 pub use features::{
     check_requested, feature_names, krbd_unsupported, parse_feature, parse_features, Features,
