@@ -47,3 +47,15 @@ pub(crate) fn check(ret: i32, op: &str, object: &dyn std::fmt::Display) -> Resul
         Ok(ret)
     }
 }
+
+/// The versions of librbd and librados this process runs against (loaded at run time, which
+/// may differ from the headers it was built with), as `major.minor.extra`.
+pub fn library_versions() -> (String, String) {
+    let (mut a, mut b, mut c) = (0, 0, 0);
+    // SAFETY: rbd_version only writes three ints through the pointers we pass, all valid.
+    unsafe { librbd_sys::rbd_version(&mut a, &mut b, &mut c) };
+    let rbd = format!("{a}.{b}.{c}");
+    // SAFETY: rados_version only writes three ints through the pointers we pass, all valid.
+    unsafe { librados_sys::rados_version(&mut a, &mut b, &mut c) };
+    (rbd, format!("{a}.{b}.{c}"))
+}
