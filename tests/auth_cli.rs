@@ -208,3 +208,55 @@ fn world_readable_keyring_gets_a_warning() {
     );
     assert!(!err.contains(&key_in(copy.to_str().unwrap())));
 }
+
+fn rbdkit_ceph_args(ceph_args: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_rbdkit"))
+        .args(args)
+        .env("CEPH_CONF", conf())
+        .env("CEPH_ARGS", ceph_args)
+        .arg("--no-progress")
+        .output()
+        .expect("run rbdkit")
+}
+
+#[test]
+fn ceph_args_identity_is_honoured_and_flags_win() {
+    // The id in CEPH_ARGS is who connects (it used to be ignored: admin connected).
+    let out = rbdkit_ceph_args(
+        "--id nobody",
+        &["info", "images/x", "--connect-timeout", "10"],
+    );
+    assert_one_line_error(&out, 1, &["client.nobody"]);
+    // ... unless the command line names someone else.
+    let out = rbdkit_ceph_args(
+        "--id nobody",
+        &["info", "images/does-not-exist", "--id", "admin"],
+    );
+    assert_one_line_error(&out, 1, &["ENOENT", "no such image"]);
+    // Glance from CEPH_ARGS alone: reads images, refused on volumes by its caps.
+    let glance = keyring_of("glance");
+    let env = format!("--name client.glance --keyring={glance}");
+    let out = rbdkit_ceph_args(&env, &["info", "images/does-not-exist"]);
+    assert_one_line_error(&out, 1, &["ENOENT", "no such image"]);
+    let out = rbdkit_ceph_args(&env, &["info", "volumes/does-not-exist"]);
+    assert_one_line_error(&out, 1, &["EPERM"]);
+    assert_no_key(&out, &key_in(&glance));
+}
+
+#[test]
+fn name_flag_and_prefixed_id() {
+    let glance = keyring_of("glance");
+    let out = rbdkit(&[
+        "info",
+        "volumes/x",
+        "-n",
+        "client.glance",
+        "--keyring",
+        &glance,
+    ]);
+    assert_one_line_error(&out, 1, &["EPERM"]);
+    let out = rbdkit(&["info", "images/x", "--id", "client.glance"]);
+    assert_one_line_error(&out, 2, &["--id glance"]);
+    let out = rbdkit(&["info", "images/x", "--name", "glance"]);
+    assert_one_line_error(&out, 2, &["client.ID"]);
+}

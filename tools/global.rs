@@ -17,9 +17,13 @@ pub struct Global {
     /// Ceph configuration file (default: $CEPH_CONF, then the standard search path).
     #[arg(short = 'c', long = "conf", global = true, env = "CEPH_CONF")]
     pub conf: Option<PathBuf>,
-    /// Client id without the `client.` prefix (e.g. `cinder`).
+    /// Client id without the `client.` prefix (e.g. `cinder`). Also read from $CEPH_ARGS
+    /// (`--id`, `--name`, `--keyring`, `--conf`, `--cluster`); flags given here win.
     #[arg(long = "id", alias = "user", global = true)]
     pub id: Option<String>,
+    /// Client name with the prefix (e.g. `client.cinder`); the same as `--id cinder`.
+    #[arg(short = 'n', long = "name", global = true, conflicts_with = "id")]
+    pub name: Option<String>,
     /// Keyring file holding the client's key (the key itself is never taken on the command line).
     #[arg(long, global = true)]
     pub keyring: Option<PathBuf>,
@@ -60,30 +64,46 @@ impl Global {
 
 #[cfg(feature = "rbd")]
 impl Global {
-    /// Connection options from the global flags.
-    pub fn connect_options(&self) -> rbdkit::ceph::ConnectOptions {
-        rbdkit::ceph::ConnectOptions {
-            conf: self.conf.clone(),
-            id: self.id.clone(),
-            keyring: self.keyring.clone(),
-            cluster: self.cluster.clone(),
+    /// Connection options from the global flags, then `CEPH_ARGS` (as `rbd` reads it: a flag on
+    /// the command line wins), then `CEPH_CONF` for the conf file.
+    pub fn connect_options(&self) -> rbdkit::Result<rbdkit::ceph::ConnectOptions> {
+        use rbdkit::ceph::{check_client_id, client_id_from_name, Identity};
+        let env = Identity::from_env()?;
+        let id = match (&self.name, &self.id) {
+            (Some(n), _) => Some(client_id_from_name(n, "--name")?),
+            (None, Some(i)) => Some(check_client_id(i, "--id")?),
+            (None, None) => env.id,
+        };
+        // clap fills `conf` from CEPH_CONF too; `-c` in CEPH_ARGS beats that, not a `-c` flag.
+        let conf_from_env_var =
+            self.conf.is_some() && self.conf == std::env::var_os("CEPH_CONF").map(PathBuf::from);
+        let conf = if conf_from_env_var {
+            env.conf.or_else(|| self.conf.clone())
+        } else {
+            self.conf.clone().or(env.conf)
+        };
+        Ok(rbdkit::ceph::ConnectOptions {
+            conf,
+            id,
+            keyring: self.keyring.clone().or(env.keyring),
+            cluster: self.cluster.clone().or(env.cluster),
             timeout: self.connect_timeout,
             op_timeout: self.op_timeout,
             librados_log: self.verbose >= 2,
             bulk_writes: false,
-        }
+        })
     }
 
     /// Connects to the cluster, warning first if the keyring is readable by others.
     pub fn connect(&self) -> rbdkit::Result<rbdkit::ceph::Cluster> {
-        self.connect_with(self.connect_options())
+        self.connect_with(self.connect_options()?)
     }
 
     /// Like [`Global::connect`], with librbd tuned for an import's bulk writes.
     pub fn connect_for_bulk_writes(&self) -> rbdkit::Result<rbdkit::ceph::Cluster> {
         self.connect_with(rbdkit::ceph::ConnectOptions {
             bulk_writes: true,
-            ..self.connect_options()
+            ..self.connect_options()?
         })
     }
 

@@ -22,8 +22,30 @@ struct Cli {
     command: cmd::Command,
 }
 
+/// `rbdkit 0.1.0 (librbd 1.18.0, librados 3.0.0)`: the libraries loaded at run time.
+fn version() -> String {
+    #[cfg(feature = "rbd")]
+    {
+        let (rbd, rados) = rbdkit::ceph::library_versions();
+        format!(
+            "{} (librbd {rbd}, librados {rados})",
+            env!("CARGO_PKG_VERSION")
+        )
+    }
+    #[cfg(not(feature = "rbd"))]
+    {
+        env!("CARGO_PKG_VERSION").to_string()
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    use clap::{CommandFactory, FromArgMatches};
+    // Leaked once: clap wants a 'static version string and main runs once.
+    let command = Cli::command().version(&*Box::leak(version().into_boxed_str()));
+    let parsed = command
+        .try_get_matches()
+        .and_then(|mut m| Cli::from_arg_matches_mut(&mut m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             // A value our parser refused (a size, a duration) is one line naming the flag,

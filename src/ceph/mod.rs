@@ -6,6 +6,7 @@
 //! thread-safe by Ceph for the calls made here, so the wrappers are `Send + Sync`; each owner
 //! keeps what it depends on alive (an image holds its ioctx, an ioctx holds its cluster).
 mod aio;
+mod ceph_args;
 mod cluster;
 mod features;
 mod health;
@@ -15,6 +16,7 @@ mod progress;
 mod spec;
 
 pub use aio::{AioDone, Completions};
+pub use ceph_args::{check_client_id, client_id_from_name, Identity};
 pub use cluster::{Cluster, ConnectOptions};
 pub use features::{
     check_requested, feature_names, flag_names, krbd_unsupported, op_feature_names, parse_feature,
@@ -45,4 +47,16 @@ pub(crate) fn check(ret: i32, op: &str, object: &dyn std::fmt::Display) -> Resul
     } else {
         Ok(ret)
     }
+}
+
+/// The versions of librbd and librados this process runs against (loaded at run time, which
+/// may differ from the headers it was built with), as `major.minor.extra`.
+pub fn library_versions() -> (String, String) {
+    let (mut a, mut b, mut c) = (0, 0, 0);
+    // SAFETY: rbd_version only writes three ints through the pointers we pass, all valid.
+    unsafe { librbd_sys::rbd_version(&mut a, &mut b, &mut c) };
+    let rbd = format!("{a}.{b}.{c}");
+    // SAFETY: rados_version only writes three ints through the pointers we pass, all valid.
+    unsafe { librados_sys::rados_version(&mut a, &mut b, &mut c) };
+    (rbd, format!("{a}.{b}.{c}"))
 }
