@@ -176,10 +176,10 @@ impl Target for FileTarget {
                         .build()
                 }
                 .user_data(slot as u64);
-                // SAFETY: the entry points at bufs[slot], which is not reused until its
-                // completion is reaped below, and every submitted entry is reaped before this
-                // function returns (the loop only ends with nothing in flight), so the buffer
-                // and the file descriptor outlive the kernel's use of them.
+                // The entry points at bufs[slot], which is not reused until its completion is
+                // reaped below, and every submitted entry is reaped before this function
+                // returns (the loop only ends with nothing in flight).
+                // SAFETY: so the buffer and the descriptor outlive the kernel's use of them.
                 if unsafe { ring.submission().push(&entry) }.is_err() {
                     free.push(slot);
                     break 'submit;

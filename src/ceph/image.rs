@@ -594,10 +594,10 @@ impl Image {
             let count = check(ret, "list snapshots of", &self.object)? as usize;
             let list: Vec<(u64, String, u64)> = snaps[..count]
                 .iter()
-                // SAFETY: librbd filled count entries with valid names.
                 .map(|s| {
                     (
                         s.id,
+                        // SAFETY: librbd filled count entries with valid names.
                         unsafe { cstring_field(s.name as *mut c_char) },
                         s.size,
                     )
