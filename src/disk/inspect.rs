@@ -195,24 +195,30 @@ impl Inspection {
         });
     }
 
-    /// Header facts, then the allocation from the tables (without following any name).
+    /// Header facts, then the allocation from the tables (without following any name). The
+    /// header is parsed on its own only when the image does not open, so its facts are still
+    /// shown beside the reason.
     fn add_qcow2(&mut self, bytes: &FileBytes, open: impl FnOnce() -> Result<Qcow2>) {
-        let mut first = vec![
-            0u8;
-            bytes
-                .size()
-                .min(1 << super::qcow2::header::MAX_CLUSTER_BITS)
-                as usize
-        ];
-        if let Err(e) = bytes.read_exact_at(&mut first, 0) {
-            return self.unreadable(Error::io(format!("read {}", self.filename), e));
-        }
-        match Header::parse(&first, bytes.size(), &self.filename) {
-            Ok(h) => self.add_header(&h),
-            Err(e) => return self.unreadable(e),
-        }
-        let counted = open().and_then(|img| img.allocation(MAX_TABLE_BYTES));
-        match counted {
+        let img = match open() {
+            Ok(img) => img,
+            Err(e) => {
+                let mut first = vec![
+                    0u8;
+                    bytes
+                        .size()
+                        .min(1 << super::qcow2::header::MAX_CLUSTER_BITS)
+                        as usize
+                ];
+                if bytes.read_exact_at(&mut first, 0).is_ok() {
+                    if let Ok(h) = Header::parse(&first, bytes.size(), &self.filename) {
+                        self.add_header(&h);
+                    }
+                }
+                return self.unreadable(e);
+            }
+        };
+        self.add_header(img.header());
+        match img.allocation(MAX_TABLE_BYTES) {
             Ok(Some(a)) => {
                 self.allocated_bytes = Some(a.data_bytes);
                 if let Some(q) = &mut self.qcow2 {
