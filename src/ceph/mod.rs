@@ -8,6 +8,7 @@
 mod aio;
 mod ceph_args;
 mod cluster;
+mod diff;
 mod features;
 mod health;
 mod image;
