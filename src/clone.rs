@@ -6,9 +6,7 @@
 //! unless allowed) and flattened when the parent chain would grow deeper than the limit.
 //! Several destinations are made concurrently; a destination that fails is removed again if we
 //! created it, so no half-made clone is left behind.
-use crate::ceph::{
-    clone_image, remove_image, CloneFormat, Cluster, CreateOptions, Image, ImageSpec, IoCtx,
-};
+use crate::ceph::{CloneFormat, Cluster, CreateOptions, Image, ImageSpec, IoCtx};
 use crate::error::{Error, Result};
 use serde::Serialize;
 use std::collections::hash_map::Entry;
@@ -290,7 +288,7 @@ fn clone_one(
     flatten: bool,
     opts: &CreateOptions,
 ) -> Result<u64> {
-    clone_image(parent_io, parent, snap, io, &dest.image, opts)?;
+    io.clone_image(&dest.image, parent_io, parent, snap, opts)?;
     // A new clone has the parent snapshot's size; every round trip saved here is multiplied by
     // the number of volumes, so the size is not read back.
     let final_size = size.unwrap_or(parent_size);
@@ -308,7 +306,7 @@ fn clone_one(
         image.close()?;
         Ok(final_size)
     };
-    finish().map_err(|e| match remove_image(io, &dest.image) {
+    finish().map_err(|e| match io.remove_image(&dest.image) {
         Ok(()) => e,
         Err(cleanup) => Error::Other(format!(
             "{e}; and removing the half-made clone failed too: {cleanup}"
