@@ -74,11 +74,8 @@ impl Image {
     pub fn features(&self) -> Result<u64> {
         let mut f = 0u64;
         // SAFETY: valid image and out-pointer.
-        check(
-            unsafe { sys::rbd_get_features(self.raw, &mut f) },
-            "read features of",
-            &self.object,
-        )?;
+        let ret = unsafe { sys::rbd_get_features(self.raw, &mut f) };
+        check(ret, "read features of", &self.object)?;
         Ok(f)
     }
 
@@ -86,11 +83,8 @@ impl Image {
     pub fn op_features(&self) -> Result<u64> {
         let mut f = 0u64;
         // SAFETY: valid image and out-pointer.
-        check(
-            unsafe { sys::rbd_get_op_features(self.raw, &mut f) },
-            "read op features of",
-            &self.object,
-        )?;
+        let ret = unsafe { sys::rbd_get_op_features(self.raw, &mut f) };
+        check(ret, "read op features of", &self.object)?;
         Ok(f)
     }
 
@@ -136,11 +130,8 @@ impl Image {
     pub fn format(&self) -> Result<u8> {
         let mut old = 0u8;
         // SAFETY: valid image and out-pointer.
-        check(
-            unsafe { sys::rbd_get_old_format(self.raw, &mut old) },
-            "read format of",
-            &self.object,
-        )?;
+        let ret = unsafe { sys::rbd_get_old_format(self.raw, &mut old) };
+        check(ret, "read format of", &self.object)?;
         Ok(if old != 0 { 1 } else { 2 })
     }
 
@@ -148,11 +139,8 @@ impl Image {
     pub fn flags(&self) -> Result<u64> {
         let mut f = 0u64;
         // SAFETY: valid image and out-pointer.
-        check(
-            unsafe { sys::rbd_get_flags(self.raw, &mut f) },
-            "read flags of",
-            &self.object,
-        )?;
+        let ret = unsafe { sys::rbd_get_flags(self.raw, &mut f) };
+        check(ret, "read flags of", &self.object)?;
         Ok(f)
     }
 
@@ -160,17 +148,11 @@ impl Image {
     pub fn striping(&self) -> Result<(u64, u64)> {
         let (mut unit, mut count) = (0u64, 0u64);
         // SAFETY: valid image and out-pointer.
-        check(
-            unsafe { sys::rbd_get_stripe_unit(self.raw, &mut unit) },
-            "read stripe unit of",
-            &self.object,
-        )?;
+        let ret = unsafe { sys::rbd_get_stripe_unit(self.raw, &mut unit) };
+        check(ret, "read stripe unit of", &self.object)?;
         // SAFETY: valid image and out-pointer.
-        check(
-            unsafe { sys::rbd_get_stripe_count(self.raw, &mut count) },
-            "read stripe count of",
-            &self.object,
-        )?;
+        let ret = unsafe { sys::rbd_get_stripe_count(self.raw, &mut count) };
+        check(ret, "read stripe count of", &self.object)?;
         Ok((unit, count))
     }
 
@@ -178,23 +160,14 @@ impl Image {
     pub fn timestamps(&self) -> Result<Timestamps> {
         let mut t = [sys::timespec::default(); 3];
         // SAFETY: valid image and out-structs.
-        check(
-            unsafe { sys::rbd_get_create_timestamp(self.raw, &mut t[0]) },
-            "read create timestamp of",
-            &self.object,
-        )?;
+        let ret = unsafe { sys::rbd_get_create_timestamp(self.raw, &mut t[0]) };
+        check(ret, "read create timestamp of", &self.object)?;
         // SAFETY: as above.
-        check(
-            unsafe { sys::rbd_get_access_timestamp(self.raw, &mut t[1]) },
-            "read access timestamp of",
-            &self.object,
-        )?;
+        let ret = unsafe { sys::rbd_get_access_timestamp(self.raw, &mut t[1]) };
+        check(ret, "read access timestamp of", &self.object)?;
         // SAFETY: as above.
-        check(
-            unsafe { sys::rbd_get_modify_timestamp(self.raw, &mut t[2]) },
-            "read modify timestamp of",
-            &self.object,
-        )?;
+        let ret = unsafe { sys::rbd_get_modify_timestamp(self.raw, &mut t[2]) };
+        check(ret, "read modify timestamp of", &self.object)?;
         Ok(Timestamps {
             create: t[0].tv_sec,
             access: t[1].tv_sec,

@@ -45,11 +45,8 @@ impl Image {
     pub fn overlap(&self) -> Result<u64> {
         let mut o = 0u64;
         // SAFETY: valid image and out-pointer.
-        check(
-            unsafe { sys::rbd_get_overlap(self.raw, &mut o) },
-            "read parent overlap of",
-            &self.object,
-        )?;
+        let ret = unsafe { sys::rbd_get_overlap(self.raw, &mut o) };
+        check(ret, "read parent overlap of", &self.object)?;
         Ok(o)
     }
 

@@ -134,12 +134,8 @@ impl Image {
     /// Blocks until all writes so far are stable.
     pub fn flush(&self) -> Result<()> {
         // SAFETY: valid image.
-        check(
-            unsafe { sys::rbd_flush(self.raw) },
-            "flush image",
-            &self.object,
-        )
-        .map(|_| ())
+        let ret = unsafe { sys::rbd_flush(self.raw) };
+        check(ret, "flush image", &self.object).map(|_| ())
     }
 
     /// Closes the image, reporting a failed close (Drop would only log-and-ignore it).
