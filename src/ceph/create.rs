@@ -83,18 +83,14 @@ impl IoCtx {
     /// Creates a format-2 image in this pool (layering only unless told otherwise). Refuses to
     /// overwrite.
     pub fn create_image(&self, name: &str, size: u64, opts: &CreateOptions) -> Result<()> {
-        let io = self;
         let c_name = cstr("image name", name)?;
         let o = ImageOptions::new(opts)?;
         // SAFETY: valid ioctx, C string and options handle for the call.
-        let ret = unsafe { sys::rbd_create4(io.handle.raw, c_name.as_ptr(), size, o.0) };
-        if ret == -libc::EEXIST {
-            return Err(Error::Other(format!(
-                "create image {}: EEXIST — an image of that name already exists; choose another name or remove it first",
-                io.describe(name)
-            )));
+        let ret = unsafe { sys::rbd_create4(self.handle.raw, c_name.as_ptr(), size, o.0) };
+        if ret < 0 {
+            return Err(create_error(&self.describe(name), ret));
         }
-        check(ret, "create image", &io.describe(name)).map(|_| ())
+        Ok(())
     }
 
     /// Clones `parent@snap` (in `parent_io`) into `child` in this pool (clone format and
@@ -125,20 +121,85 @@ impl IoCtx {
                 o.0,
             )
         };
-        let what = format!(
-            "{}@{snap} to {}",
-            parent_io.describe(parent),
-            child_io.describe(child)
-        );
-        match -ret {
-            libc::EEXIST => Err(Error::Other(format!(
-                "clone {what}: EEXIST — {} already exists; choose another name or remove it first",
-                child_io.describe(child)
-            ))),
-            libc::EINVAL if opts.clone_format != Some(CloneFormat::V2) => Err(Error::Other(format!(
-                "clone {what}: EINVAL — the snapshot must be protected for clone v1 (`rbd snap protect`), or the parent lacks the layering feature"
-            ))),
-            _ => check(ret, "clone", &what).map(|_| ()),
+        if ret < 0 {
+            let from = format!("{}@{snap}", parent_io.describe(parent));
+            let to = child_io.describe(child);
+            return Err(clone_error(&from, &to, ret, opts.clone_format));
         }
+        Ok(())
+    }
+}
+
+/// A failed `rbd_create4` of `object` (`pool[/ns]/name`); a taken name gets its own hint.
+fn create_error(object: &str, ret: i32) -> Error {
+    if ret == -libc::EEXIST {
+        Error::ceph_with_hint(
+            "create image",
+            object,
+            ret,
+            "an image of that name already exists; choose another name or remove it first",
+        )
+    } else {
+        Error::ceph("create image", object, ret)
+    }
+}
+
+/// A failed `rbd_clone3` of `from` (`pool/image@snap`) to `to`: a taken name, and EINVAL
+/// unless clone v2 was asked for (an unprotected snapshot under v1), get their own hints.
+fn clone_error(from: &str, to: &str, ret: i32, format: Option<CloneFormat>) -> Error {
+    let what = format!("{from} to {to}");
+    match -ret {
+        libc::EEXIST => {
+            let hint = format!("{to} already exists; choose another name or remove it first");
+            Error::ceph_with_hint("clone", what, ret, hint)
+        }
+        libc::EINVAL if format != Some(CloneFormat::V2) => Error::ceph_with_hint(
+            "clone",
+            what,
+            ret,
+            "the snapshot must be protected for clone v1 (`rbd snap protect`), or the parent lacks the layering feature",
+        ),
+        _ => Error::ceph("clone", what, ret),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_line(e: &Error) -> String {
+        let s = e.to_string();
+        assert!(!s.contains('\n'), "{s}");
+        s
+    }
+
+    #[test]
+    fn create_onto_existing_keeps_eexist() {
+        let e = create_error("rbd/x", -libc::EEXIST);
+        assert_eq!(e.errno(), Some(libc::EEXIST));
+        let s = one_line(&e);
+        assert!(s.starts_with("create image rbd/x: EEXIST"), "{s}");
+        assert!(s.contains("already exists"), "{s}");
+        assert_eq!(
+            create_error("rbd/x", -libc::ENOSPC).errno(),
+            Some(libc::ENOSPC)
+        );
+    }
+
+    #[test]
+    fn clone_errors_keep_their_errno() {
+        let e = clone_error("rbd/p@s", "rbd/c", -libc::EEXIST, Some(CloneFormat::V2));
+        assert_eq!(e.errno(), Some(libc::EEXIST));
+        let s = one_line(&e);
+        assert!(s.starts_with("clone rbd/p@s to rbd/c: EEXIST"), "{s}");
+        assert!(s.contains("rbd/c already exists"), "{s}");
+
+        let e = clone_error("rbd/p@s", "rbd/c", -libc::EINVAL, Some(CloneFormat::V1));
+        assert_eq!(e.errno(), Some(libc::EINVAL));
+        assert!(one_line(&e).contains("rbd snap protect"));
+        // Under v2 protection is not the cause, so no protection hint.
+        let e = clone_error("rbd/p@s", "rbd/c", -libc::EINVAL, Some(CloneFormat::V2));
+        assert_eq!(e.errno(), Some(libc::EINVAL));
+        assert!(!one_line(&e).contains("rbd snap protect"));
     }
 }

@@ -46,13 +46,7 @@ impl IoCtx {
         // SAFETY: connected cluster handle, valid C string and out-pointer.
         let ret = unsafe { sys::rados_ioctx_create(cluster.handle.raw, c_pool.as_ptr(), &mut raw) };
         if ret < 0 {
-            return Err(if ret == -libc::ENOENT {
-                Error::Other(format!(
-                    "open pool {pool}: ENOENT — no such pool; list pools with `ceph osd pool ls`"
-                ))
-            } else {
-                Error::ceph("open pool", pool, ret)
-            });
+            return Err(open_pool_error(pool, ret));
         }
         let handle = IoHandle {
             raw,
@@ -111,14 +105,10 @@ impl IoCtx {
         let (f, t) = (cstr("image name", from)?, cstr("image name", to)?);
         // SAFETY: valid ioctx and C strings.
         let ret = unsafe { rbd::rbd_rename(self.handle.raw, f.as_ptr(), t.as_ptr()) };
-        let what = format!("{} to {to}", self.describe(from));
-        if ret == -libc::EEXIST {
-            return Err(Error::Other(format!(
-                "rename image {what}: EEXIST — {} already exists",
-                self.describe(to)
-            )));
+        if ret < 0 {
+            return Err(rename_error(&self.describe(from), &self.describe(to), ret));
         }
-        check(ret, "rename image", &what).map(|_| ())
+        Ok(())
     }
 
     /// Whether an image of that name exists in the pool.
@@ -164,5 +154,63 @@ impl IoCtx {
             unsafe { rbd::rbd_image_spec_list_cleanup(specs.as_mut_ptr(), n) };
             return Ok(names);
         }
+    }
+}
+
+/// A failed `rados_ioctx_create`; a missing pool says how to list the pools.
+fn open_pool_error(pool: &str, ret: i32) -> Error {
+    if ret == -libc::ENOENT {
+        Error::ceph_with_hint(
+            "open pool",
+            pool,
+            ret,
+            "no such pool; list pools with `ceph osd pool ls`",
+        )
+    } else {
+        Error::ceph("open pool", pool, ret)
+    }
+}
+
+/// A failed `rbd_rename` of `from` to `to` (both `pool[/ns]/name`); a taken name is named.
+fn rename_error(from: &str, to: &str, ret: i32) -> Error {
+    let what = format!("{from} to {to}");
+    if ret == -libc::EEXIST {
+        Error::ceph_with_hint("rename image", what, ret, format!("{to} already exists"))
+    } else {
+        Error::ceph("rename image", what, ret)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_pool_keeps_enoent_with_its_hint() {
+        let e = open_pool_error("nosuchpool", -libc::ENOENT);
+        assert_eq!(e.errno(), Some(libc::ENOENT));
+        let s = e.to_string();
+        assert!(s.starts_with("open pool nosuchpool: ENOENT"), "{s}");
+        assert!(s.contains("ceph osd pool ls") && !s.contains('\n'), "{s}");
+        assert_eq!(
+            open_pool_error("p", -libc::EPERM).errno(),
+            Some(libc::EPERM)
+        );
+    }
+
+    #[test]
+    fn rename_onto_existing_keeps_eexist() {
+        let e = rename_error("rbd/a", "rbd/b", -libc::EEXIST);
+        assert_eq!(e.errno(), Some(libc::EEXIST));
+        let s = e.to_string();
+        assert!(s.starts_with("rename image rbd/a to rbd/b: EEXIST"), "{s}");
+        assert!(
+            s.contains("rbd/b already exists") && !s.contains('\n'),
+            "{s}"
+        );
+        assert_eq!(
+            rename_error("rbd/a", "rbd/b", -libc::EBUSY).errno(),
+            Some(libc::EBUSY)
+        );
     }
 }

@@ -61,28 +61,14 @@ impl Image {
                 sys::rbd_open(io.handle.raw, c_name.as_ptr(), &mut raw, snap_ptr)
             }
         };
+        if ret < 0 {
+            return Err(open_error(io.pool(), &io.describe(name), snap, ret));
+        }
         let mut object = io.describe(name);
         if let Some(s) = snap {
             object.push('@');
             object.push_str(s);
         }
-        if ret == -libc::ENOENT {
-            let what = if snap.is_some() {
-                "no such image or snapshot"
-            } else {
-                "no such image"
-            };
-            return Err(Error::Other(format!(
-                "open image {object}: ENOENT — {what}; check with `rbd ls {}`{}",
-                io.pool(),
-                if snap.is_some() {
-                    format!(" and `rbd snap ls {}`", io.describe(name))
-                } else {
-                    String::new()
-                }
-            )));
-        }
-        check(ret, "open image", &object)?;
         Ok(Image {
             raw,
             io: io.clone(),
@@ -162,6 +148,25 @@ impl Drop for Image {
     }
 }
 
+/// A failed `rbd_open*` of `image` (`pool[/ns]/name`) in `pool`, at `snap` if given; a
+/// missing image or snapshot says how to list them.
+fn open_error(pool: &str, image: &str, snap: Option<&str>, ret: i32) -> Error {
+    let object = match snap {
+        Some(s) => format!("{image}@{s}"),
+        None => image.to_string(),
+    };
+    if ret != -libc::ENOENT {
+        return Error::ceph("open image", object, ret);
+    }
+    let hint = match snap {
+        Some(_) => format!(
+            "no such image or snapshot; check with `rbd ls {pool}` and `rbd snap ls {image}`"
+        ),
+        None => format!("no such image; check with `rbd ls {pool}`"),
+    };
+    Error::ceph_with_hint("open image", object, ret, hint)
+}
+
 /// Copies a possibly-NULL C string owned by librbd.
 ///
 /// # Safety
@@ -172,5 +177,27 @@ pub(crate) unsafe fn cstring_field(p: *const c_char) -> String {
     } else {
         // SAFETY: guaranteed by the caller.
         unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::open_error;
+
+    #[test]
+    fn missing_image_or_snapshot_keeps_enoent() {
+        let e = open_error("rbd", "rbd/x", None, -libc::ENOENT);
+        assert_eq!(e.errno(), Some(libc::ENOENT));
+        let s = e.to_string();
+        assert!(s.starts_with("open image rbd/x: ENOENT"), "{s}");
+        assert!(
+            s.contains("no such image;") && s.contains("rbd ls rbd"),
+            "{s}"
+        );
+        let s = open_error("rbd", "rbd/x", Some("s"), -libc::ENOENT).to_string();
+        assert!(s.starts_with("open image rbd/x@s: ENOENT"), "{s}");
+        assert!(s.contains("rbd snap ls rbd/x") && !s.contains('\n'), "{s}");
+        let e = open_error("rbd", "rbd/x", None, -libc::EBUSY);
+        assert_eq!(e.errno(), Some(libc::EBUSY));
     }
 }
