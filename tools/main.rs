@@ -40,6 +40,7 @@ fn version() -> String {
 
 fn main() -> ExitCode {
     use clap::{CommandFactory, FromArgMatches};
+    quiet_engine_panics();
     // Leaked once: clap wants a 'static version string and main runs once.
     let command = Cli::command().version(&*Box::leak(version().into_boxed_str()));
     let parsed = command
@@ -87,4 +88,19 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The copy engine catches a panic of its threads (named `rbdkit-*`) and reports it as the
+/// command's one error line; the default hook would first print a multi-line report of its
+/// own. With `RUST_BACKTRACE` set, the report is printed as usual, for a bug report.
+fn quiet_engine_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let engine = std::thread::current()
+            .name()
+            .is_some_and(|n| n.starts_with("rbdkit-"));
+        if !engine || std::env::var_os("RUST_BACKTRACE").is_some() {
+            default(info);
+        }
+    }));
 }
