@@ -6,9 +6,7 @@
 //! unless allowed) and flattened when the parent chain would grow deeper than the limit.
 //! Several destinations are made concurrently; a destination that fails is removed again if we
 //! created it, so no half-made clone is left behind.
-use crate::ceph::{
-    clone_image, remove_image, CloneFormat, Cluster, CreateOptions, Image, ImageSpec, IoCtx,
-};
+use crate::ceph::{CloneFormat, Cluster, CreateOptions, Image, ImageSpec, IoCtx};
 use crate::error::{Error, Result};
 use serde::Serialize;
 use std::collections::hash_map::Entry;
@@ -142,6 +140,13 @@ pub fn clone_depth(image: &Image) -> Result<u32> {
     Ok(depth)
 }
 
+/// The parent snapshot is missing: ENOENT (callers may branch on it), saying how to make it.
+fn missing_snap_error(parent: &ImageSpec) -> Error {
+    let hint =
+        format!("no such snapshot; create it with --create-snap or `rbd snap create {parent}`");
+    Error::ceph_with_hint("look up snapshot", parent.to_string(), -libc::ENOENT, hint)
+}
+
 /// Runs the clone workflow. `on_done` is called as each destination finishes.
 pub fn clone_volumes(
     cluster: &Cluster,
@@ -157,10 +162,7 @@ pub fn clone_volumes(
     let format = cluster_clone_format(cluster)?;
     let exists = parent.snap_exists(&snap)?;
     if !exists && !req.create_snap {
-        return Err(Error::Other(format!(
-            "snapshot {} does not exist: create it with --create-snap or `rbd snap create {}`",
-            req.parent, req.parent
-        )));
+        return Err(missing_snap_error(&req.parent));
     }
     let must_protect =
         format == CloneFormat::V1 && (!exists || !parent.snap_is_protected(&snap)?);
@@ -290,7 +292,7 @@ fn clone_one(
     flatten: bool,
     opts: &CreateOptions,
 ) -> Result<u64> {
-    clone_image(parent_io, parent, snap, io, &dest.image, opts)?;
+    io.clone_image(&dest.image, parent_io, parent, snap, opts)?;
     // A new clone has the parent snapshot's size; every round trip saved here is multiplied by
     // the number of volumes, so the size is not read back.
     let final_size = size.unwrap_or(parent_size);
@@ -308,10 +310,50 @@ fn clone_one(
         image.close()?;
         Ok(final_size)
     };
-    finish().map_err(|e| match remove_image(io, &dest.image) {
+    finish().map_err(|e| match io.remove_image(&dest.image) {
         Ok(()) => e,
-        Err(cleanup) => Error::Other(format!(
-            "{e}; and removing the half-made clone failed too: {cleanup}"
-        )),
+        Err(cleanup) => cleanup_failed(e, &cleanup),
     })
+}
+
+/// A clone step failed and removing the half-made clone failed too: both are told, and the
+/// first failure's errno is kept (it is the cause; the cleanup is a consequence).
+fn cleanup_failed(e: Error, cleanup: &Error) -> Error {
+    let message = format!("{e}; and removing the half-made clone failed too: {cleanup}");
+    e.context(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_snapshot_is_enoent_naming_the_fix() {
+        let spec: ImageSpec = "images/base@gold".parse().unwrap();
+        let e = missing_snap_error(&spec);
+        assert_eq!(e.errno(), Some(libc::ENOENT));
+        let s = e.to_string();
+        assert!(
+            s.starts_with("look up snapshot images/base@gold: ENOENT"),
+            "{s}"
+        );
+        assert!(s.contains("--create-snap") && !s.contains('\n'), "{s}");
+    }
+
+    #[test]
+    fn failed_cleanup_keeps_the_first_errno() {
+        let first = Error::ceph("resize image", "volumes/v1", -libc::ENOSPC);
+        let cleanup = Error::ceph("remove image", "volumes/v1", -libc::EBUSY);
+        let e = cleanup_failed(first, &cleanup);
+        assert_eq!(e.errno(), Some(libc::ENOSPC));
+        let s = e.to_string();
+        assert!(
+            s.contains("ENOSPC") && s.contains("EBUSY") && !s.contains('\n'),
+            "{s}"
+        );
+        // Without an errno to keep, the message alone survives.
+        let e = cleanup_failed(Error::Other("boom".into()), &cleanup);
+        assert_eq!(e.errno(), None);
+        assert!(e.to_string().starts_with("boom; and removing"));
+    }
 }

@@ -11,7 +11,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// A librados/librbd call returned a negative errno.
-    #[error("{op} {object}: {}{}", errno_text(*errno), ceph_hint(*errno, op))]
+    #[error("{op} {object}: {}{}", errno_text(*errno), hint_text(*errno, op, hint.as_deref()))]
     Ceph {
         /// What we were doing, e.g. "open image", "connect to cluster".
         op: String,
@@ -19,6 +19,9 @@ pub enum Error {
         object: String,
         /// Positive errno value.
         errno: i32,
+        /// What this errno means for this call and what to do, replacing the generic hint for
+        /// the errno; one line, no leading dash.
+        hint: Option<String>,
     },
     /// A local file or stream operation failed.
     #[error("{what}: {source}")]
@@ -43,6 +46,15 @@ pub enum Error {
     /// The operation was interrupted by a signal; temporary state was cleaned up.
     #[error("interrupted: {0}")]
     Interrupted(String),
+    /// A failure that is rephrased for a person (e.g. a cleanup that failed after the first
+    /// error) but still carries the errno of its cause.
+    #[error("{message}")]
+    WithErrno {
+        /// The whole one-line message.
+        message: String,
+        /// Positive errno value of the underlying failure.
+        errno: i32,
+    },
     /// Anything else, already phrased as one line for a person.
     #[error("{0}")]
     Other(String),
@@ -55,6 +67,35 @@ impl Error {
             op: op.into(),
             object: object.into(),
             errno: ret.saturating_abs(),
+            hint: None,
+        }
+    }
+
+    /// Builds a `Ceph` error whose hint is specific to the call (e.g. "an image of that name
+    /// already exists"), keeping the errno so callers can still branch on it.
+    pub fn ceph_with_hint(
+        op: impl Into<String>,
+        object: impl Into<String>,
+        ret: i32,
+        hint: impl Into<String>,
+    ) -> Self {
+        Error::Ceph {
+            op: op.into(),
+            object: object.into(),
+            errno: ret.saturating_abs(),
+            hint: Some(hint.into()),
+        }
+    }
+
+    /// Wraps this error in a new one-line message, keeping its errno (when it has one) so that
+    /// callers branching on [`Error::errno`] still see it.
+    pub fn context(self, message: impl Into<String>) -> Self {
+        match self.errno() {
+            Some(errno) => Error::WithErrno {
+                message: message.into(),
+                errno,
+            },
+            None => Error::Other(message.into()),
         }
     }
 
@@ -77,7 +118,7 @@ impl Error {
     /// The errno when this error came from Ceph or the OS.
     pub fn errno(&self) -> Option<i32> {
         match self {
-            Error::Ceph { errno, .. } => Some(*errno),
+            Error::Ceph { errno, .. } | Error::WithErrno { errno, .. } => Some(*errno),
             Error::Io { source, .. } => source.raw_os_error(),
             _ => None,
         }
@@ -126,8 +167,16 @@ pub fn errno_name(errno: i32) -> &'static str {
     }
 }
 
+/// " — hint": the call's own hint when it has one, else the generic one for the errno.
+fn hint_text(errno: i32, op: &str, hint: Option<&str>) -> String {
+    match hint {
+        Some(h) => format!(" — {h}"),
+        None => generic_hint(errno, op).to_string(),
+    }
+}
+
 /// A hint for the causes operators hit most, keyed by errno and operation.
-fn ceph_hint(errno: i32, op: &str) -> &'static str {
+fn generic_hint(errno: i32, op: &str) -> &'static str {
     let connecting = op.starts_with("connect");
     match errno {
         libc::EPERM | libc::EACCES if connecting => {
@@ -177,6 +226,25 @@ mod tests {
         assert!(connect.contains("--keyring"), "{connect}");
         let write = Error::ceph("create image", "volumes/x", -libc::EPERM).to_string();
         assert!(write.contains("ceph auth caps"), "{write}");
+    }
+
+    #[test]
+    fn a_call_specific_hint_replaces_the_generic_one_and_keeps_the_errno() {
+        let e = Error::ceph_with_hint("create image", "rbd/x", -libc::EEXIST, "name taken");
+        assert_eq!(e.errno(), Some(libc::EEXIST));
+        assert_eq!(
+            e.to_string(),
+            "create image rbd/x: EEXIST (File exists) — name taken"
+        );
+    }
+
+    #[test]
+    fn context_keeps_the_errno_when_there_is_one() {
+        let e = Error::ceph("write", "rbd/x", -libc::ETIMEDOUT).context("import stopped");
+        assert_eq!(e.errno(), Some(libc::ETIMEDOUT));
+        assert_eq!(e.to_string(), "import stopped");
+        let e = Error::InvalidInput("bad".into()).context("wrapped");
+        assert_eq!(e.errno(), None);
     }
 
     #[test]

@@ -5,9 +5,7 @@
 //! to its final name. Any error or cancellation removes the temporary image; an existing image
 //! is never overwritten. After a SIGKILL the leftover is recognisable by its name and
 //! [`find_leftovers`] / [`remove_leftover`] clean it up.
-use crate::ceph::{
-    create_image, full_condition, image_exists, list_images, remove_image, rename_image, Cluster,
-};
+use crate::ceph::{full_advice, full_condition, Cluster};
 use crate::ceph::{CreateOptions, Image, ImageSpec, IoCtx};
 use crate::copy::sink_rbd::RbdSink;
 use crate::copy::{checksum_disk, Checksum, Control, CopyOptions, CopyStats};
@@ -111,7 +109,7 @@ pub fn import(
 ) -> Result<ImportReport> {
     req.dest.forbid_snap()?;
     let io = cluster.ioctx(&req.dest.pool, req.dest.namespace.as_deref())?;
-    if image_exists(&io, &req.dest.image)? {
+    if io.image_exists(&req.dest.image)? {
         return Err(Error::Other(format!(
             "import into {}: EEXIST — the image already exists; rbdkit never overwrites: remove it or choose another name",
             req.dest
@@ -119,8 +117,9 @@ pub fn import(
     }
     if let Some(why) = full_condition(cluster) {
         return Err(Error::Other(format!(
-            "import into {}: the cluster is full ({why}) — free space, add OSDs or raise the ratio with `ceph osd set-full-ratio`; nothing was created",
-            req.dest
+            "import into {}: {}; nothing was created",
+            req.dest,
+            full_advice(&why)
         )));
     }
     let tmp_name = temp_name(&req.dest.image);
@@ -128,7 +127,7 @@ pub fn import(
         .virtual_size()
         .unwrap_or(0)
         .max(req.size.unwrap_or(0));
-    create_image(&io, &tmp_name, initial, &req.create)
+    io.create_image(&tmp_name, initial, &req.create)
         .map_err(|e| explain_stall(cluster, &req.dest, e))?;
     match write_and_publish(req, &io, &tmp_name, initial, source, ctl) {
         Ok(report) => Ok(report),
@@ -154,9 +153,12 @@ pub fn import(
 fn explain_stall(cluster: &Cluster, dest: &ImageSpec, e: Error) -> Error {
     match e.errno() {
         Some(libc::ETIMEDOUT | libc::ENOSPC | libc::EDQUOT) => match full_condition(cluster) {
-            Some(why) => Error::Other(format!(
-                "import into {dest} stopped: the cluster is full ({why}) — free space, add OSDs or raise the ratio with `ceph osd set-full-ratio`; nothing was published"
-            )),
+            Some(why) => {
+                let advice = full_advice(&why);
+                e.context(format!(
+                    "import into {dest} stopped: {advice}; nothing was published"
+                ))
+            }
             None => e,
         },
         _ => e,
@@ -222,7 +224,7 @@ fn write_and_publish(
             req.dest
         )));
     }
-    rename_image(io, tmp_name, &req.dest.image)?;
+    io.rename_image(tmp_name, &req.dest.image)?;
     let elapsed_s = started.elapsed().as_secs_f64();
     Ok(ImportReport {
         image: req.dest.to_string(),
@@ -267,7 +269,7 @@ pub struct Leftover {
 pub fn find_leftovers(io: &IoCtx) -> Result<Vec<Leftover>> {
     let me = hostname();
     let mut out = Vec::new();
-    for name in list_images(io)? {
+    for name in io.list_images()? {
         let Some((final_name, tail)) = name.split_once(PARTIAL_MARKER) else {
             continue;
         };
@@ -310,7 +312,7 @@ pub fn remove_leftover(io: &IoCtx, name: &str) -> Result<()> {
     let deadline =
         std::time::Instant::now() + std::time::Duration::from_secs(LEFTOVER_WATCH_WAIT_S);
     loop {
-        match remove_image(io, name) {
+        match io.remove_image(name) {
             Err(e) if e.errno() == Some(libc::EBUSY) && std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_secs(1));
             }

@@ -26,5 +26,7 @@ pub mod clone;
 #[cfg(feature = "rbd")]
 pub mod import;
 pub mod pg;
+#[cfg(test)]
+pub(crate) mod testutil;
 
 pub use error::{Error, Result};

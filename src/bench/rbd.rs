@@ -4,10 +4,7 @@
 //! otherwise opened read-only so librbd itself refuses a write.
 use super::workload::random_fill;
 use super::{JobSpec, OpenPolicy, Recorder, Target, TargetMeta};
-use crate::ceph::{
-    create_image, image_exists, remove_image, Cluster, Completions, CreateOptions, Image,
-    ImageSpec, IoCtx,
-};
+use crate::ceph::{Cluster, Completions, CreateOptions, Image, ImageSpec, IoCtx};
 use crate::error::Result;
 use std::time::{Duration, Instant};
 
@@ -31,14 +28,9 @@ impl RbdTarget {
     ) -> Result<RbdTarget> {
         spec.forbid_snap()?;
         let io = cluster.ioctx(&spec.pool, spec.namespace.as_deref())?;
-        let created = !image_exists(&io, &spec.image)?;
+        let created = !io.image_exists(&spec.image)?;
         let writable = if created {
-            create_image(
-                &io,
-                &spec.image,
-                policy.create_size(),
-                &CreateOptions::default(),
-            )?;
+            io.create_image(&spec.image, policy.create_size(), &CreateOptions::default())?;
             true
         } else {
             let probe = Image::open_read_only(&io, &spec.image, None)?;
@@ -55,7 +47,7 @@ impl RbdTarget {
             Ok(i) => i,
             Err(e) => {
                 if created {
-                    let _ = remove_image(&io, &spec.image);
+                    let _ = io.remove_image(&spec.image);
                 }
                 return Err(e);
             }
@@ -185,7 +177,7 @@ impl Target for RbdTarget {
         } = *self;
         image.close()?;
         if meta.created && !keep {
-            remove_image(&io, &spec.image)?;
+            io.remove_image(&spec.image)?;
         }
         Ok(())
     }

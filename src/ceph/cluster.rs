@@ -307,21 +307,43 @@ unsafe fn copy_buf(p: *const c_char, len: usize) -> Vec<u8> {
 fn connect_error(ret: i32, what: &str, opts: &ConnectOptions) -> Error {
     let errno = -ret;
     let t = opts.timeout.as_secs();
-    let msg = match errno {
+    let hint = match errno {
         libc::ETIMEDOUT | libc::EINTR => format!(
-            "connect to cluster as {what}: no monitor answered within {t} s — check mon_host in the conf and that the cluster is up, or raise --connect-timeout"
+            "no monitor answered within {t} s; check mon_host in the conf and that the cluster is up, or raise --connect-timeout"
         ),
-        libc::ENOENT => format!(
-            "connect to cluster as {what}: ENOENT — no keyring found for the client; pass --keyring PATH or set keyring in the conf"
-        ),
-        libc::EACCES | libc::EPERM => format!(
-            "connect to cluster as {what}: {} — authentication failed; check --id and that the key in the keyring matches `ceph auth get` for this client",
-            crate::error::errno_name(errno)
-        ),
-        libc::EINVAL => format!(
-            "connect to cluster as {what}: EINVAL — the conf has no usable mon_host; check -c/--conf or CEPH_CONF"
-        ),
+        libc::ENOENT => "no keyring found for the client; pass --keyring PATH or set keyring in the conf".to_string(),
+        libc::EACCES | libc::EPERM => "authentication failed; check --id and that the key in the keyring matches `ceph auth get` for this client".to_string(),
+        libc::EINVAL => "the conf has no usable mon_host; check -c/--conf or CEPH_CONF".to_string(),
         _ => return Error::ceph("connect to cluster as", what, ret),
     };
-    Error::Other(msg)
+    Error::ceph_with_hint("connect to cluster as", what, ret, hint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn connect_errors_keep_their_errno() {
+        let opts = ConnectOptions {
+            timeout: Duration::from_secs(3),
+            ..ConnectOptions::default()
+        };
+        for (errno, needle) in [
+            (libc::ETIMEDOUT, "no monitor answered within 3 s"),
+            (libc::EINTR, "--connect-timeout"),
+            (libc::ENOENT, "--keyring"),
+            (libc::EACCES, "authentication failed"),
+            (libc::EPERM, "authentication failed"),
+            (libc::EINVAL, "mon_host"),
+            (libc::ECONNREFUSED, "client.admin"),
+        ] {
+            let e = connect_error(-errno, "client.admin", &opts);
+            assert_eq!(e.errno(), Some(errno), "{e}");
+            let s = e.to_string();
+            assert!(s.starts_with("connect to cluster as client.admin: "), "{s}");
+            assert!(s.contains(needle) && !s.contains('\n'), "{s}");
+        }
+    }
 }

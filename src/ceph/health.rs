@@ -24,3 +24,9 @@ pub fn full_condition(cluster: &Cluster) -> Option<String> {
         .collect();
     (!full.is_empty()).then(|| full.join("; "))
 }
+
+/// What to tell an operator whose cluster is full (`why`: [`full_condition`]'s text), written
+/// once for every command that stops on it.
+pub fn full_advice(why: &str) -> String {
+    format!("the cluster is full ({why}) — free space, add OSDs or raise the ratio with `ceph osd set-full-ratio`")
+}

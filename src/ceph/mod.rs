@@ -8,7 +8,7 @@
 mod aio;
 mod ceph_args;
 mod cluster;
-mod diff;
+mod create;
 mod features;
 mod health;
 mod image;
@@ -19,15 +19,13 @@ mod spec;
 pub use aio::{AioDone, Completions};
 pub use ceph_args::{check_client_id, client_id_from_name, Identity};
 pub use cluster::{Cluster, ConnectOptions};
+pub use create::{CloneFormat, CreateOptions};
 pub use features::{
     check_requested, feature_names, flag_names, krbd_unsupported, op_feature_names, parse_feature,
     parse_features, Features,
 };
-pub use health::full_condition;
-pub use image::{
-    clone_image, create_image, ctime_string, image_exists, list_images, remove_image, rename_image,
-    CloneFormat, CreateOptions, Image, ImageInfo, LinkedImage, SnapInfo, Timestamps,
-};
+pub use health::{full_advice, full_condition};
+pub use image::{ctime_string, Image, ImageInfo, LinkedImage, SnapInfo, Timestamps};
 pub use ioctx::IoCtx;
 pub use spec::ImageSpec;
 

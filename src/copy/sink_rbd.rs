@@ -1,7 +1,7 @@
 //! An RBD image as a copy target: librbd aio writes, `concurrency` in flight, object-aligned
 //! (the engine's chunks are objects). Zeros are never written: the image must be fresh.
 use super::{BufferPool, Sink};
-use crate::ceph::{full_condition, Completions, Image};
+use crate::ceph::{full_advice, full_condition, Completions, Image};
 use crate::error::{Error, Result};
 use std::time::Duration;
 
@@ -43,8 +43,9 @@ impl<'a> RbdSink<'a> {
             }
             if let Some(why) = full_condition(self.image.ioctx().cluster()) {
                 return Err(Error::Other(format!(
-                    "writing {}: the cluster is full ({why}); writes are blocked — free space, add OSDs or raise the ratio with `ceph osd set-full-ratio`",
-                    self.image.describe()
+                    "writing {}: writes are blocked: {}",
+                    self.image.describe(),
+                    full_advice(&why)
                 )));
             }
         };

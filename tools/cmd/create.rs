@@ -1,7 +1,7 @@
 //! `rbdkit create POOL/IMAGE --size SIZE`: a format-2 image, layering only unless told otherwise.
 use crate::global::Global;
 use clap::Args;
-use rbdkit::ceph::{create_image, feature_names, Image, ImageSpec};
+use rbdkit::ceph::{feature_names, Image, ImageSpec};
 use std::process::ExitCode;
 
 /// Arguments of `rbdkit create`.
@@ -22,7 +22,7 @@ pub fn run(a: CreateArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     let opts = a.layout.create_options(false)?;
     let cluster = g.connect()?;
     let io = cluster.ioctx(&a.image.pool, a.image.namespace.as_deref())?;
-    create_image(&io, &a.image.image, a.size, &opts)?;
+    io.create_image(&a.image.image, a.size, &opts)?;
     // Report what librbd made, not what was asked: librbd adds features (fast-diff with
     // object-map) and the cluster's defaults decide the object size.
     let read_back = || -> rbdkit::Result<_> {

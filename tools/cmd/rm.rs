@@ -1,7 +1,7 @@
 //! `rbdkit rm POOL/IMAGE`: removes an image; refuses, clearly, one with snapshots or children.
 use crate::global::Global;
 use clap::Args;
-use rbdkit::ceph::{remove_image, Image, ImageSpec};
+use rbdkit::ceph::{Image, ImageSpec};
 use rbdkit::Error;
 use std::process::ExitCode;
 
@@ -31,7 +31,7 @@ pub fn run(a: RmArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             )));
         }
     }
-    remove_image(&io, &a.image.image)?;
+    io.remove_image(&a.image.image)?;
     if g.json() {
         super::print_json(g, &serde_json::json!({ "removed": a.image.to_string() }))?;
     } else {

@@ -338,10 +338,10 @@ fn overlap(a0: u64, a1: u64, b0: u64, b1: u64) -> Option<(u64, u64)> {
     (s < e).then_some((s, e))
 }
 
-/// qemu-img/qemu-io fixtures, shared with the integration tests (and the copy tests).
+/// qemu-img/qemu-io fixtures for the unit tests, reachable here as well because the copy
+/// engine's tests name them by this path.
 #[cfg(test)]
-#[path = "../../../tests/qemu/mod.rs"]
-pub(crate) mod qemu;
+pub(crate) use crate::testutil::qemu;
 
 #[cfg(test)]
 mod tests;

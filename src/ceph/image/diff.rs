@@ -34,7 +34,7 @@ impl Image {
         // creation"; `collect` matches librbd's callback type and `arg` outlives the call.
         let r = unsafe {
             sys::rbd_diff_iterate2(
-                self.raw(),
+                self.raw,
                 std::ptr::null(),
                 offset,
                 len,

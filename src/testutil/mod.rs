@@ -1,0 +1,2 @@
+//! Helpers for the unit tests only (compiled under `cfg(test)`); never part of the library.
+pub(crate) mod qemu;
