@@ -13,6 +13,7 @@ pub mod clone;
 pub mod convert;
 #[cfg(feature = "rbd")]
 pub mod create;
+pub mod docs;
 #[cfg(feature = "rbd")]
 pub mod import_raw;
 #[cfg(feature = "rbd")]
@@ -61,6 +62,10 @@ pub enum Command {
     Pg(pg::PgCommand),
     /// I/O benchmark of RBD images, files and NFS shares, side by side.
     Bench(bench::BenchArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions(docs::CompletionsArgs),
+    /// Print the manual page (roff) of rbdkit, or of one command, to stdout.
+    Man(docs::ManArgs),
 }
 
 /// Runs one subcommand; the error, if any, is printed by `main` as one line.
@@ -83,6 +88,8 @@ pub fn run(command: Command, global: &Global) -> rbdkit::Result<ExitCode> {
         Command::Rm(a) => rm::run(a, global),
         Command::Pg(c) => pg::run(c, global),
         Command::Bench(a) => bench::run(a, global),
+        Command::Completions(a) => docs::completions(a),
+        Command::Man(a) => docs::man(a),
     }
 }
 
