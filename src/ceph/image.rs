@@ -14,7 +14,9 @@ use std::sync::Arc;
 /// Options for a new image (format 2 always).
 #[derive(Clone, Debug, Default)]
 pub struct CreateOptions {
-    /// Feature bits; `None` means layering only (what a kernel client can map).
+    /// Feature bits; `None` means the cluster config's `rbd_default_features` when an operator
+    /// set it for a new image ([`create_image`]), otherwise layering only (what any kernel
+    /// client can map). Clones take layering only.
     pub features: Option<u64>,
     /// Object size as a power of two (22 = 4 MiB); `None` uses the cluster default.
     pub order: Option<u8>,
@@ -24,6 +26,9 @@ pub struct CreateOptions {
     pub stripe_count: Option<u64>,
     /// Clone format for clones (1 needs a protected snapshot, 2 does not).
     pub clone_format: Option<CloneFormat>,
+    /// Pool for the data objects (an erasure-coded pool, say); the image's header and metadata
+    /// stay in its own pool. `None`: librbd's `rbd_default_data_pool`, if the config sets one.
+    pub data_pool: Option<String>,
 }
 
 /// RBD clone format.
@@ -123,6 +128,18 @@ impl ImageOptions {
                 if f == CloneFormat::V1 { 1 } else { 2 },
             )?;
         }
+        if let Some(pool) = &opts.data_pool {
+            let c_pool = cstr("data pool", pool)?;
+            // SAFETY: self.0 is a live options handle; librbd copies the string.
+            let ret = unsafe {
+                sys::rbd_image_options_set_string(
+                    o.0,
+                    sys::RBD_IMAGE_OPTION_DATA_POOL as c_int,
+                    c_pool.as_ptr(),
+                )
+            };
+            check(ret, "set image option data pool", pool)?;
+        }
         Ok(o)
     }
 
@@ -146,9 +163,15 @@ impl Drop for ImageOptions {
 /// Creates a format-2 image (layering only unless told otherwise). Refuses to overwrite.
 pub fn create_image(io: &IoCtx, name: &str, size: u64, opts: &CreateOptions) -> Result<()> {
     let c_name = cstr("image name", name)?;
-    let o = ImageOptions::new(opts)?;
+    let opts = super::create_defaults::resolve(io.cluster(), opts)?;
+    let o = ImageOptions::new(&opts)?;
     // SAFETY: valid ioctx, C string and options handle for the call.
     let ret = unsafe { sys::rbd_create4(io.handle.raw, c_name.as_ptr(), size, o.0) };
+    if ret == -libc::ENOENT {
+        if let Some(e) = super::create_defaults::missing_data_pool(io, name, &opts) {
+            return Err(e);
+        }
+    }
     if ret == -libc::EEXIST {
         return Err(Error::Other(format!(
             "create image {}: EEXIST — an image of that name already exists; choose another name or remove it first",
@@ -418,6 +441,21 @@ impl Image {
             &self.object,
         )?;
         Ok(f)
+    }
+
+    /// The pool holding the image's data objects when it is not the image's own (the image
+    /// was created with `--data-pool` and has the data-pool feature), as `rbd info` shows it.
+    pub fn data_pool(&self) -> Result<Option<String>> {
+        if self.features()? & sys::RBD_FEATURE_DATA_POOL as u64 == 0 {
+            return Ok(None);
+        }
+        // SAFETY: valid image handle.
+        let id = unsafe { sys::rbd_get_data_pool_id(self.raw) };
+        if id < 0 {
+            let ret = i32::try_from(id).unwrap_or(-libc::ERANGE);
+            check(ret, "read data pool of", &self.object)?;
+        }
+        self.io.cluster().pool_name(id).map(Some)
     }
 
     /// Operation feature bits (e.g. clone-child, clone-parent for v2).

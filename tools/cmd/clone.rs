@@ -92,6 +92,8 @@ pub fn run(a: CloneArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         create_snap: a.create_snap,
         features: opts.features,
         order: opts.order,
+        striping: opts.stripe_unit.zip(opts.stripe_count),
+        data_pool: opts.data_pool,
         concurrency: a.concurrency,
     };
     let cluster = g.connect()?;

@@ -42,7 +42,7 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// The checksum `import-raw` prints, of an image or snapshot (read back) or of a file.
     Checksum(checksum::ChecksumArgs),
-    /// Create a format-2 image (layering only by default: any kernel client can map it).
+    /// Create a format-2 image (layering only unless rbd_default_features is set: any kernel client maps it).
     #[cfg(feature = "rbd")]
     Create(create::CreateArgs),
     /// Make volumes from POOL/IMAGE@SNAP as COW clones (resize, depth limit, flatten, many at once).
