@@ -9,10 +9,10 @@ use crate::ceph::{
     create_image, full_condition, image_exists, list_images, remove_image, rename_image, Cluster,
 };
 use crate::ceph::{CreateOptions, Image, ImageSpec, IoCtx};
-use crate::copy::qcow2_stream::copy_qcow2_stream;
 use crate::copy::sink_rbd::RbdSink;
 use crate::copy::{
-    checksum_disk, copy_disk, copy_stream, Checksum, Control, CopyOptions, CopyStats,
+    checksum_disk, copy_disk, copy_qcow2_stream, copy_stream, Checksum, Control, CopyOptions,
+    CopyStats,
 };
 use crate::disk::qcow2::Qcow2Stream;
 use crate::disk::rbd::RbdDisk;
@@ -192,20 +192,15 @@ fn write_and_publish(
 ) -> Result<ImportReport> {
     let started = std::time::Instant::now();
     let image = Image::open(io, tmp_name, None)?;
-    let (mut bytes_spilled, mut read_back) = (None, false);
     let mut stats: CopyStats = {
         let mut sink = RbdSink::new(&image, initial, req.size.unwrap_or(0), req.concurrency);
         match source {
             ImportSource::Disk(d) => copy_disk(d, &mut sink, &req.copy, ctl)?,
             ImportSource::Stream(r) => copy_stream(r, &mut sink, &req.copy, ctl)?,
-            ImportSource::Qcow2Stream(s) => {
-                let st = copy_qcow2_stream(*s, &mut sink, &req.copy, ctl)?;
-                bytes_spilled = Some(st.bytes_spilled);
-                read_back = st.checksum_fell_back;
-                st.copy
-            }
+            ImportSource::Qcow2Stream(s) => copy_qcow2_stream(*s, &mut sink, &req.copy, ctl)?,
         }
     };
+    let read_back = stats.checksum_fell_back;
     // Read back by the copy engine's threads, hashed where read.
     let read_checksum = || checksum_disk(&RbdDisk::new(&image, stats.virtual_size), &req.copy, ctl);
     let kind = req.copy.checksum;
@@ -260,7 +255,7 @@ fn write_and_publish(
             .clone()
             .filter(|_| kind == Some(Checksum::Sha256)),
         checksum: stats.checksum,
-        bytes_spilled,
+        bytes_spilled: stats.bytes_spilled,
         checksum_read_back: read_back,
         verified,
         snap: req.snap.clone(),

@@ -50,6 +50,7 @@ fn cli_command() -> clap::Command {
 
 fn main() -> ExitCode {
     use clap::FromArgMatches;
+    quiet_engine_panics();
     let parsed = cli_command()
         .try_get_matches()
         .and_then(|mut m| Cli::from_arg_matches_mut(&mut m));
@@ -95,4 +96,19 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The copy engine catches a panic of its threads (named `rbdkit-*`) and reports it as the
+/// command's one error line; the default hook would first print a multi-line report of its
+/// own. With `RUST_BACKTRACE` set, the report is printed as usual, for a bug report.
+fn quiet_engine_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let engine = std::thread::current()
+            .name()
+            .is_some_and(|n| n.starts_with("rbdkit-"));
+        if !engine || std::env::var_os("RUST_BACKTRACE").is_some() {
+            default(info);
+        }
+    }));
 }

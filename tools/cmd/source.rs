@@ -134,9 +134,7 @@ impl CopyFlags {
         }
         o.chunk_size = chunk_size;
         o.sparse_size = self.sparse_size;
-        // Enough decoded chunks to keep every decode thread busy while the sink drains; more only
-        // costs memory (the sink holds its own writes in flight).
-        o.window = 2 * o.threads + 4;
+        o.window = CopyOptions::window_for(o.threads);
         o.checksum = checksum;
         Ok(o)
     }

@@ -1,0 +1,422 @@
+//! The pipeline every copy runs through: a producer on its own thread hands pieces of the disk
+//! to the decode threads ([`Emitter`]), which read, decode, zero-scan and hash them; this
+//! thread consumes them (in guest order, or as they come) into the sink; one hasher folds the
+//! checksum behind a frontier.
+//!
+//! Memory is bounded: at most `window` submitted pieces are read but not yet handed to the sink
+//! (a token each), whatever the image size; runs of zeros cost no token.
+//!
+//! Every way a copy can go wrong ends here as an error, never as a short image: a failed or
+//! panicking decode job, a producer that stops early or panics, a hasher that panics, a sink
+//! that fails, a cancel. The consumer checks that the pieces tiled `[0, total)` exactly
+//! ([`Coverage`]) before the sink is finished.
+use super::combine::Combiner;
+use super::coverage::Coverage;
+use super::fault::{injected, Fault};
+use super::hasher::{hash_behind_frontier, Hashed};
+use super::piece::{Body, Piece, ReadData, Scan};
+use super::workers::{panic_message, thread_panicked, Workers};
+use super::{BufferPool, Control, CopyOptions, CopyStats, Sink};
+use crate::error::{Error, Result};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel as bounded, Receiver, RecvTimeoutError, SyncSender as Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often blocked waits look at the cancel flag.
+pub(crate) const POLL: Duration = Duration::from_millis(100);
+
+/// In which order the consumer hands pieces on.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Order {
+    /// Guest order: the producer submits in guest order, the consumer puts back in order what
+    /// the decode threads finish out of order. Any sink; the hasher never waits.
+    Guest,
+    /// As they come (a qcow2 stream, in its layout order): sinks that take writes anywhere.
+    Layout,
+}
+
+/// What a producer reports when it has submitted everything.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Produced {
+    /// Bytes of the virtual disk.
+    pub total: u64,
+    /// Bytes read from the input, for streams.
+    pub bytes_read: Option<u64>,
+    /// Bytes that went through a spill file (qcow2 streams).
+    pub bytes_spilled: Option<u64>,
+}
+
+/// A source of pieces: walks its input on the producer thread and hands pieces to `emit`.
+pub(crate) trait Produce: Send {
+    /// Submits every piece of the disk, each byte once, and says how big it was.
+    fn produce<'scope>(self, emit: &Emitter<'_, 'scope>) -> Result<Produced>
+    where
+        Self: 'scope;
+}
+
+enum Msg {
+    Piece(Piece),
+    Failed(Error),
+    End(Produced),
+}
+
+/// What the producer hands pieces to.
+pub(crate) struct Emitter<'a, 'scope> {
+    tx: Sender<Msg>,
+    tokens: &'a Receiver<()>,
+    workers: &'a Workers<'scope>,
+    cancel: &'a AtomicBool,
+    stop: &'a AtomicBool,
+    pool: &'a BufferPool,
+    scan: Arc<Scan>,
+    /// Injected failure: the producer "stops early" after its first piece.
+    drop_after_first: bool,
+    sent: std::cell::Cell<u64>,
+}
+
+impl<'scope> Emitter<'_, 'scope> {
+    /// The buffers of this copy (a producer that reads ahead allocates from here).
+    pub fn pool(&self) -> &BufferPool {
+        self.pool
+    }
+
+    /// True once the copy is cancelled or failed: stop producing.
+    pub fn halted(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+            || self.stop.load(Ordering::Relaxed)
+            || self.workers.failed()
+    }
+
+    /// An error when the copy is halted (the consumer reports the real cause).
+    pub fn check(&self) -> Result<()> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(Error::Interrupted("copy stopped before completion".into()));
+        }
+        if self.halted() {
+            return Err(Error::Other("copy pipeline stopped".into()));
+        }
+        Ok(())
+    }
+
+    /// Waits on `rx` while checking for a halt (a blocked pipe must not hold up a cancel).
+    pub fn recv<T>(&self, rx: &Receiver<T>) -> Result<T> {
+        loop {
+            self.check()?;
+            match rx.recv_timeout(POLL) {
+                Ok(v) => return Ok(v),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(Error::Other("copy pipeline stopped".into()))
+                }
+            }
+        }
+    }
+
+    /// `len` bytes at `guest` that read as zeros (no read, no token).
+    pub fn zeros(&self, guest: u64, len: u64) -> Result<()> {
+        if len == 0 || self.dropped() {
+            return Ok(());
+        }
+        self.tx
+            .send(Msg::Piece(Piece::zeros(guest, len)))
+            .map_err(|_| Error::Other("copy pipeline stopped".into()))
+    }
+
+    /// Queues the piece at `guest` for a decode thread: `fill` reads or decodes it into a
+    /// buffer from the pool, then the thread zero-scans it, hashes its blocks and, when the
+    /// sink allows, writes it. `last`: the piece ends the disk. Waits for a token first.
+    pub fn submit(
+        &self,
+        guest: u64,
+        last: bool,
+        fill: impl FnOnce(&BufferPool) -> Result<ReadData> + Send + 'scope,
+    ) -> Result<()> {
+        if self.dropped() {
+            return Ok(());
+        }
+        self.recv(self.tokens)?;
+        let (tx, pool, scan) = (self.tx.clone(), self.pool.clone(), self.scan.clone());
+        self.workers.submit(move || {
+            if injected(Fault::DecodePanic) && guest > 0 {
+                panic!("injected decode failure at guest offset {guest}");
+            }
+            let msg = match fill(&pool).and_then(|read| scan.finish(guest, read, last, &pool)) {
+                Ok(p) => Msg::Piece(p),
+                Err(e) => Msg::Failed(e),
+            };
+            let _ = tx.send(msg);
+        });
+        Ok(())
+    }
+
+    /// With the injected early stop, everything after the first piece is silently dropped.
+    fn dropped(&self) -> bool {
+        let n = self.sent.get();
+        self.sent.set(n + 1);
+        self.drop_after_first && n > 0
+    }
+}
+
+/// Runs `producer` into `sink`; `known_total` is the disk size when known up front (for
+/// progress), 0 for a stream.
+pub(crate) fn run(
+    producer: impl Produce,
+    sink: &mut dyn Sink,
+    opts: &CopyOptions,
+    ctl: &Control,
+    order: Order,
+    known_total: u64,
+) -> Result<CopyStats> {
+    if order == Order::Layout && sink.ordered() {
+        return Err(Error::InvalidInput(
+            "this source arrives out of guest order and cannot be written to a stream; write it to a file or an image".into(),
+        ));
+    }
+    let started = Instant::now();
+    let window = opts.window.max(1);
+    let pool = BufferPool::new(window + 4);
+    let (tx, rx) = bounded::<Msg>(window + 1);
+    let (token_tx, token_rx) = bounded::<()>(window);
+    for _ in 0..window {
+        let _ = token_tx.send(());
+    }
+    let scan = Arc::new(Scan {
+        sparse: opts.sparse_size as usize,
+        checksum: opts.checksum,
+        direct: sink.concurrent_writer(),
+    });
+    // Set when the consumer is done (or failed): the producer stops waiting for its input.
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let (pool_ref, stop_ref) = (&pool, &stop);
+        let producer_thread = std::thread::Builder::new()
+            .name("rbdkit-producer".into())
+            .spawn_scoped(s, move || {
+                let workers = match Workers::start(s, opts.threads) {
+                    Ok(w) => w,
+                    Err(e) => {
+                        let _ = tx.send(Msg::Failed(Error::io("start the decode threads", e)));
+                        return;
+                    }
+                };
+                let emit = Emitter {
+                    tx: tx.clone(),
+                    tokens: &token_rx,
+                    workers: &workers,
+                    cancel: ctl.cancel,
+                    stop: stop_ref,
+                    pool: pool_ref,
+                    scan,
+                    drop_after_first: injected(Fault::ProducerStopsEarly),
+                    sent: std::cell::Cell::new(0),
+                };
+                if injected(Fault::ProducerPanic) {
+                    panic!("injected producer failure");
+                }
+                let produced = producer.produce(&emit);
+                drop(emit);
+                // Every piece is sent once the workers are done: End comes last. A panicked
+                // job outranks the producer's own error (it stopped because of it).
+                let msg = match (workers.finish(), produced) {
+                    (Err(e), _) | (Ok(()), Err(e)) => Msg::Failed(e),
+                    (Ok(()), Ok(p)) => Msg::End(p),
+                };
+                let _ = tx.send(msg);
+            })
+            .map_err(|e| Error::io("start the producer thread", e))?;
+        let (hash_tx, hasher) = match opts.checksum {
+            Some(kind) => {
+                let (htx, hrx) = bounded::<(u64, Hashed)>(window);
+                let (hpool, cap) = (pool.clone(), opts.hash_buffer);
+                let h = std::thread::Builder::new()
+                    .name("rbdkit-hasher".into())
+                    .spawn_scoped(s, move || hash_behind_frontier(kind, hrx, &hpool, cap))
+                    .map_err(|e| Error::io("start the hasher thread", e))?;
+                (Some(htx), Some(h))
+            }
+            None => (None, None),
+        };
+        let consumer = Consumer {
+            sink: &mut *sink,
+            pool: &pool,
+            hash_tx,
+            tokens: token_tx,
+            writes: Combiner::new(opts.chunk_size, &pool),
+            chunk: opts.chunk_size,
+            coverage: Coverage::default(),
+            done: 0,
+            written: 0,
+            progress: ctl.progress,
+            known_total,
+        };
+        // `rx` and the consumer's senders are dropped when consuming ends, early or not, which
+        // unblocks the producer and ends the hasher.
+        let consumed = consumer.run(rx, order, ctl.cancel);
+        stop.store(true, Ordering::Relaxed);
+        // A panic is the cause of whatever the consumer saw (a disconnect, a hasher gone).
+        if let Err(p) = producer_thread.join() {
+            return Err(thread_panicked(
+                "the producer thread",
+                &panic_message(p.as_ref()),
+            ));
+        }
+        let hashed = match hasher.map(|h| h.join()) {
+            Some(Err(p)) => {
+                return Err(thread_panicked(
+                    "the hasher thread",
+                    &panic_message(p.as_ref()),
+                ))
+            }
+            Some(Ok(h)) => h,
+            None => None,
+        };
+        let (produced, written) = consumed?;
+        if let Some((_, n)) = &hashed {
+            if *n != produced.total {
+                return Err(Error::Other(format!(
+                    "copy failed: the checksum covers {n} of {} bytes: this is a bug in rbdkit, please report it",
+                    produced.total
+                )));
+            }
+        }
+        sink.finish(produced.total)?;
+        Ok(CopyStats {
+            virtual_size: produced.total,
+            bytes_written: written,
+            bytes_zero_skipped: produced.total - written.min(produced.total),
+            elapsed_s: started.elapsed().as_secs_f64(),
+            checksum_fell_back: opts.checksum.is_some() && hashed.is_none(),
+            checksum: hashed.map(|h| h.0),
+            bytes_read: produced.bytes_read,
+            bytes_spilled: produced.bytes_spilled,
+        })
+    })
+}
+
+/// This thread's end of the pipeline.
+struct Consumer<'a> {
+    sink: &'a mut dyn Sink,
+    pool: &'a BufferPool,
+    hash_tx: Option<Sender<(u64, Hashed)>>,
+    tokens: Sender<()>,
+    writes: Combiner,
+    chunk: u64,
+    coverage: Coverage,
+    done: u64,
+    written: u64,
+    progress: &'a (dyn Fn(u64, u64) + Sync),
+    known_total: u64,
+}
+
+impl Consumer<'_> {
+    /// Hands every piece on until the producer's end; returns what it reported and the bytes
+    /// written.
+    fn run(
+        mut self,
+        rx: Receiver<Msg>,
+        order: Order,
+        cancel: &AtomicBool,
+    ) -> Result<(Produced, u64)> {
+        let mut pending: BTreeMap<u64, Piece> = BTreeMap::new();
+        let mut frontier = 0u64;
+        loop {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Error::Interrupted("copy stopped before completion".into()));
+            }
+            let msg = match rx.recv_timeout(POLL) {
+                Ok(m) => m,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(Error::Other(
+                        "copy failed: the producer stopped without finishing".into(),
+                    ))
+                }
+            };
+            match msg {
+                Msg::Piece(p) if order == Order::Layout => self.deliver(p)?,
+                Msg::Piece(p) => {
+                    pending.insert(p.guest, p);
+                    while let Some(p) = pending.remove(&frontier) {
+                        frontier = p.end();
+                        self.deliver(p)?;
+                    }
+                }
+                Msg::Failed(e) => return Err(e),
+                Msg::End(produced) => {
+                    for (_, p) in std::mem::take(&mut pending) {
+                        self.coverage.add(p.guest, p.len)?;
+                    }
+                    self.coverage.complete(produced.total)?;
+                    self.writes.flush(self.sink, self.pool)?;
+                    return Ok((produced, self.written));
+                }
+            }
+        }
+    }
+
+    /// Writes a piece's runs and sends it to the hasher.
+    fn deliver(&mut self, mut p: Piece) -> Result<()> {
+        self.coverage.add(p.guest, p.len)?;
+        self.sink.ensure_size(p.end())?;
+        self.written += p.data_len();
+        let digests = p.digests.take();
+        let hash_data = self.hash_tx.is_some() && digests.is_none();
+        if let Some(d) = digests {
+            self.hash(p.guest, Hashed::Digests(d, p.len))?;
+        }
+        let holds_token = !matches!(p.body, Body::Zeros);
+        match p.body {
+            Body::Zeros => {
+                if hash_data {
+                    self.hash(p.guest, Hashed::Zeros(p.len))?;
+                }
+            }
+            Body::Written(None) => {}
+            Body::Written(Some(read)) => self.retire(p.guest, read, hash_data)?,
+            Body::Unwritten(read) => {
+                let whole = p.runs == [(0, p.len as usize)]
+                    && p.len == self.chunk
+                    && p.guest.is_multiple_of(self.chunk);
+                if whole && !hash_data {
+                    // A whole object goes out in its own buffer, not copied.
+                    self.writes.flush(self.sink, self.pool)?;
+                    self.sink.write(p.guest, read.buf, self.pool)?;
+                } else {
+                    for &(start, n) in &p.runs {
+                        let data = &read.buf[start..start + n];
+                        self.writes
+                            .add(p.guest + start as u64, data, self.sink, self.pool)?;
+                    }
+                    self.retire(p.guest, read, hash_data)?;
+                }
+            }
+        }
+        self.done += p.len;
+        (self.progress)(self.done, self.known_total);
+        if holds_token {
+            let _ = self.tokens.send(());
+        }
+        Ok(())
+    }
+
+    /// A piece's buffer goes to the hasher, which returns it to the pool, or straight back.
+    fn retire(&self, guest: u64, read: ReadData, to_hasher: bool) -> Result<()> {
+        if to_hasher {
+            self.hash(guest, Hashed::Data(read))
+        } else {
+            self.pool.put(read.buf);
+            Ok(())
+        }
+    }
+
+    fn hash(&self, guest: u64, item: Hashed) -> Result<()> {
+        match &self.hash_tx {
+            Some(h) => h
+                .send((guest, item))
+                .map_err(|_| Error::Other("copy failed: the hasher thread stopped".into())),
+            None => Ok(()),
+        }
+    }
+}

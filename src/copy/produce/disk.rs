@@ -1,0 +1,80 @@
+//! A random-access disk (raw file, qcow2 file, RBD image) as a producer: its data extents are
+//! read on the decode threads a chunk at a time; holes become zero pieces without a read, a
+//! whole run of them at once, so a 10 TiB disk holding megabytes costs what the megabytes cost.
+use crate::copy::piece::ReadData;
+use crate::copy::pipeline::{Emitter, Produce, Produced};
+use crate::disk::{DiskSource, ExtentKind};
+use crate::error::Result;
+
+/// Chunks whose extents are asked for at once: bounds the extent list a fragmented image
+/// returns, and makes each call cover a gigabyte of holes with 4 MiB chunks.
+const SPAN_CHUNKS: u64 = 256;
+
+/// Reads `src` in chunks of `chunk` bytes (the object size, so writes never straddle objects).
+pub(crate) struct DiskProducer<'a> {
+    pub src: &'a dyn DiskSource,
+    pub chunk: u64,
+}
+
+impl Produce for DiskProducer<'_> {
+    fn produce<'scope>(self, emit: &Emitter<'_, 'scope>) -> Result<Produced>
+    where
+        Self: 'scope,
+    {
+        let (src, chunk) = (self.src, self.chunk.max(1));
+        let size = src.virtual_size();
+        let mut pos = 0u64;
+        while pos < size {
+            emit.check()?;
+            let span_end = pos.saturating_add(chunk * SPAN_CHUNKS).min(size);
+            let data: Vec<(u64, u64)> = src
+                .extents(pos, span_end - pos)?
+                .into_iter()
+                .filter(|e| e.kind == ExtentKind::Data)
+                .map(|e| (e.offset, e.end()))
+                .collect();
+            let mut next = data.iter().peekable();
+            let mut at = pos;
+            while at < span_end {
+                // The chunk the next data extent starts in; everything before it is a hole.
+                let Some(&&(first, _)) = next.peek() else {
+                    emit.zeros(at, span_end - at)?;
+                    break;
+                };
+                let first_data = first.max(at);
+                let data_chunk = (first_data - first_data % chunk).max(at);
+                if data_chunk > at {
+                    emit.zeros(at, data_chunk - at)?;
+                    at = data_chunk;
+                    continue;
+                }
+                let end = (at + chunk).min(size);
+                let mut extents = Vec::new();
+                while let Some(&&(s, e)) = next.peek() {
+                    let (s2, e2) = (s.max(at), e.min(end));
+                    if s2 < e2 {
+                        extents.push(((s2 - at) as usize, (e2 - s2) as usize));
+                    }
+                    if e > end {
+                        break;
+                    }
+                    next.next();
+                }
+                let len = (end - at) as usize;
+                emit.submit(at, end == size, move |pool| {
+                    let mut buf = pool.get(len);
+                    for &(start, n) in &extents {
+                        src.read_at(at + start as u64, &mut buf[start..start + n])?;
+                    }
+                    Ok(ReadData { buf, extents })
+                })?;
+                at = end;
+            }
+            pos = span_end;
+        }
+        Ok(Produced {
+            total: size,
+            ..Produced::default()
+        })
+    }
+}

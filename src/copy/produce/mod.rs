@@ -1,0 +1,4 @@
+//! The producers: what walks an input and hands its pieces to the pipeline.
+pub(crate) mod disk;
+pub(crate) mod qcow2_stream;
+pub(crate) mod raw_stream;
