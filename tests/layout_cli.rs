@@ -3,7 +3,7 @@
 //! `--stripe-count` under librbd's rules (checked before anything is made), `--data-pool`
 //! (a second pool for the data objects; `info` shows it as `rbd info` does), and the cluster
 //! config's `rbd_default_features` / `rbd_default_data_pool` honoured when no flag names them,
-//! for `create` and `import-raw`.
+//! for `create` and `import-raw`; `clone` passes the data pool and striping on.
 //!
 //! The data pool is the dev cluster's replicated `volumes` pool: an erasure-coded pool (what
 //! Cinder usually names) needs k+m = 3 OSDs for its PGs to go active, and the dev cluster has
@@ -363,4 +363,38 @@ fn rbd_default_data_pool_is_honoured() {
     );
     assert_one_line_error(&out, 1, &["nosuchpool", "rbd_default_data_pool"]);
     assert!(!image_exists(&conf, &missing));
+}
+
+#[test]
+fn clone_takes_a_data_pool_and_striping() {
+    let conf = conf();
+    let mut cleanup = Cleanup::new(&conf);
+    let parent = format!("images/{}", unique("layout-parent"));
+    assert_ok(
+        &rbd_with(&conf, &["create", &parent, "--size", "16M"]),
+        "rbd create",
+    );
+    cleanup.add(&parent);
+    let snap = format!("{parent}@base");
+    for args in [["snap", "create", &snap], ["snap", "protect", &snap]] {
+        assert_ok(&rbd_with(&conf, &args), "rbd snap");
+    }
+    let child = format!("volumes/{}", unique("layout-clone"));
+    let out = rbdkit(&[
+        "clone",
+        &snap,
+        &child,
+        "--data-pool",
+        "images",
+        "--stripe-unit",
+        "64K",
+        "--stripe-count",
+        "2",
+    ]);
+    cleanup.add(&child);
+    assert_ok(&out, "clone --data-pool --stripe-unit --stripe-count");
+    let info = rbd_info(&child);
+    assert_eq!(info["data_pool"], "images", "{info}");
+    assert_eq!(info["stripe_unit"], 65536, "{info}");
+    assert_eq!(info["stripe_count"], 2, "{info}");
 }
