@@ -10,32 +10,15 @@ use crate::ceph::{
 };
 use crate::ceph::{CreateOptions, Image, ImageSpec, IoCtx};
 use crate::copy::sink_rbd::RbdSink;
-use crate::copy::{
-    checksum_disk, copy_disk, copy_qcow2_stream, copy_stream, Checksum, Control, CopyOptions,
-    CopyStats,
-};
-use crate::disk::qcow2::Qcow2Stream;
+use crate::copy::{checksum_disk, Checksum, Control, CopyOptions, CopyStats};
 use crate::disk::rbd::RbdDisk;
-use crate::disk::DiskSource;
 use crate::error::{Error, Result};
+use crate::input::Input;
 use serde::Serialize;
-use std::io::Read;
 use std::sync::atomic::Ordering;
 
 /// The marker in the name of an image that is still being imported.
 pub const PARTIAL_MARKER: &str = ".rbdkit-partial.";
-
-/// Where the data comes from.
-pub enum ImportSource<'a> {
-    /// A random-access disk (raw file or qcow2).
-    Disk(&'a dyn DiskSource),
-    /// A raw byte stream of unknown length (stdin).
-    Stream(Box<dyn Read + Send>),
-    /// A qcow2 image arriving as a stream (stdin), its header already read: decoded in one
-    /// pass, what arrives before its tables spilled to a temporary file. Boxed: it carries
-    /// the parsed header inline, several times the size of the other variants.
-    Qcow2Stream(Box<Qcow2Stream>),
-}
 
 /// What to import, where, and how.
 #[derive(Clone, Debug)]
@@ -46,7 +29,7 @@ pub struct ImportRequest {
     pub size: Option<u64>,
     /// Features, order, striping of the new image.
     pub create: CreateOptions,
-    /// Copy engine tuning.
+    /// Copy engine tuning; the chunk size is taken from the image created (its object size).
     pub copy: CopyOptions,
     /// librbd writes in flight.
     pub concurrency: usize,
@@ -123,7 +106,7 @@ fn hostname() -> String {
 pub fn import(
     cluster: &Cluster,
     req: &ImportRequest,
-    source: ImportSource<'_>,
+    source: Input<'_>,
     ctl: &Control,
 ) -> Result<ImportReport> {
     req.dest.forbid_snap()?;
@@ -141,11 +124,10 @@ pub fn import(
         )));
     }
     let tmp_name = temp_name(&req.dest.image);
-    let initial = match &source {
-        ImportSource::Disk(d) => d.virtual_size().max(req.size.unwrap_or(0)),
-        ImportSource::Stream(_) => req.size.unwrap_or(0),
-        ImportSource::Qcow2Stream(s) => s.virtual_size().max(req.size.unwrap_or(0)),
-    };
+    let initial = source
+        .virtual_size()
+        .unwrap_or(0)
+        .max(req.size.unwrap_or(0));
     create_image(&io, &tmp_name, initial, &req.create)
         .map_err(|e| explain_stall(cluster, &req.dest, e))?;
     match write_and_publish(req, &io, &tmp_name, initial, source, ctl) {
@@ -187,22 +169,24 @@ fn write_and_publish(
     io: &IoCtx,
     tmp_name: &str,
     initial: u64,
-    source: ImportSource<'_>,
+    source: Input<'_>,
     ctl: &Control,
 ) -> Result<ImportReport> {
     let started = std::time::Instant::now();
     let image = Image::open(io, tmp_name, None)?;
+    // Writes are object-aligned with the object size librbd chose (the request's, or the
+    // cluster's rbd_default_order), not an assumed one.
+    let copy = CopyOptions {
+        chunk_size: image.stat()?.object_size,
+        ..req.copy.clone()
+    };
     let mut stats: CopyStats = {
         let mut sink = RbdSink::new(&image, initial, req.size.unwrap_or(0), req.concurrency);
-        match source {
-            ImportSource::Disk(d) => copy_disk(d, &mut sink, &req.copy, ctl)?,
-            ImportSource::Stream(r) => copy_stream(r, &mut sink, &req.copy, ctl)?,
-            ImportSource::Qcow2Stream(s) => copy_qcow2_stream(*s, &mut sink, &req.copy, ctl)?,
-        }
+        source.copy_into(&mut sink, &copy, ctl)?
     };
     let read_back = stats.checksum_fell_back;
     // Read back by the copy engine's threads, hashed where read.
-    let read_checksum = || checksum_disk(&RbdDisk::new(&image, stats.virtual_size), &req.copy, ctl);
+    let read_checksum = || checksum_disk(&RbdDisk::new(&image, stats.virtual_size), &copy, ctl);
     let kind = req.copy.checksum;
     if read_back && kind.is_some() {
         stats.checksum = Some(read_checksum()?);

@@ -13,8 +13,10 @@
 pub mod copy;
 pub mod disk;
 pub mod error;
+pub mod input;
 pub mod text;
 pub mod units;
+pub mod zero;
 
 pub mod bench;
 #[cfg(feature = "rbd")]

@@ -9,10 +9,22 @@ use std::process::{Command, Output, Stdio};
 
 /// The faults and what the error line must say.
 const FAULTS: &[(&str, &str)] = &[
-    ("decode-panic", "a decode thread panicked (injected decode failure"),
-    ("producer-stops-early", "never arrived; nothing was published"),
-    ("producer-panic", "the producer thread panicked (injected producer failure)"),
-    ("hasher-panic", "the hasher thread panicked (injected hasher failure)"),
+    (
+        "decode-panic",
+        "a decode thread panicked (injected decode failure",
+    ),
+    (
+        "producer-stops-early",
+        "never arrived; nothing was published",
+    ),
+    (
+        "producer-panic",
+        "the producer thread panicked (injected producer failure)",
+    ),
+    (
+        "hasher-panic",
+        "the hasher thread panicked (injected hasher failure)",
+    ),
 ];
 
 fn rbdkit_faulty(fault: &str, args: &[&str], stdin: Option<&Path>) -> Output {
@@ -30,10 +42,17 @@ fn rbdkit_faulty(fault: &str, args: &[&str], stdin: Option<&Path>) -> Output {
 
 fn assert_failed_with(o: &Output, what: &str, want: &str) {
     let err = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "{what}: exit status; stderr: {err}");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{what}: exit status; stderr: {err}"
+    );
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "{what}: one error line, got: {err}");
-    assert!(err.contains(want), "{what}: error should say {want:?}: {err}");
+    assert!(
+        err.contains(want),
+        "{what}: error should say {want:?}: {err}"
+    );
 }
 
 /// A 12 MiB qcow2 with data in every 4 MiB object (so every fault point is reached) and the
@@ -41,15 +60,32 @@ fn assert_failed_with(o: &Output, what: &str, want: &str) {
 fn fixtures(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let q = dir.join("f.qcow2");
     let r = dir.join("f.raw");
-    run_ok("qemu-img", &["create", "-q", "-f", "qcow2", q.to_str().unwrap(), "12M"]);
+    run_ok(
+        "qemu-img",
+        &["create", "-q", "-f", "qcow2", q.to_str().unwrap(), "12M"],
+    );
     run_ok(
         "qemu-io",
         &[
-            "-f", "qcow2", "-c", "write -P 0x11 0 5M", "-c", "write -P 0x22 6M 6M",
+            "-f",
+            "qcow2",
+            "-c",
+            "write -P 0x11 0 5M",
+            "-c",
+            "write -P 0x22 6M 6M",
             q.to_str().unwrap(),
         ],
     );
-    run_ok("qemu-img", &["convert", "-O", "raw", q.to_str().unwrap(), r.to_str().unwrap()]);
+    run_ok(
+        "qemu-img",
+        &[
+            "convert",
+            "-O",
+            "raw",
+            q.to_str().unwrap(),
+            r.to_str().unwrap(),
+        ],
+    );
     (q, r)
 }
 
@@ -76,14 +112,23 @@ fn engine_failures_never_publish_an_image() {
             let o = rbdkit_faulty(fault, &args, stdin);
             let what = format!("{fault}, import-raw from a {what}");
             assert_failed_with(&o, &what, want);
-            assert!(!image_exists(&conf(), &dest), "{what}: the image was published");
+            assert!(
+                !image_exists(&conf(), &dest),
+                "{what}: the image was published"
+            );
             let left = images_with_prefix(&conf(), "images", &name);
             assert!(left.is_empty(), "{what}: left behind {left:?}");
         }
         let out = dir.path().join(format!("out-{fault}.raw"));
         let o = rbdkit_faulty(
             fault,
-            &["convert", qs, out.to_str().unwrap(), "--checksum", "sha256-blocks"],
+            &[
+                "convert",
+                qs,
+                out.to_str().unwrap(),
+                "--checksum",
+                "sha256-blocks",
+            ],
             None,
         );
         assert_failed_with(&o, &format!("{fault}, convert"), want);
@@ -110,7 +155,11 @@ fn the_same_commands_succeed_without_a_fault() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(image_exists(&conf(), &dest));
     let out = dir.path().join("ok.raw");
-    let o = rbdkit_faulty("none", &["convert", q.to_str().unwrap(), out.to_str().unwrap()], None);
+    let o = rbdkit_faulty(
+        "none",
+        &["convert", q.to_str().unwrap(), out.to_str().unwrap()],
+        None,
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(out.exists());
 }

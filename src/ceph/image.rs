@@ -336,6 +336,11 @@ unsafe impl Send for Image {}
 unsafe impl Sync for Image {}
 
 impl Image {
+    /// The librbd handle, for the calls made in sibling modules (`diff.rs`).
+    pub(crate) fn raw(&self) -> sys::rbd_image_t {
+        self.raw
+    }
+
     /// Opens an image read-write (or read-only at a snapshot when `snap` is given).
     pub fn open(io: &IoCtx, name: &str, snap: Option<&str>) -> Result<Image> {
         Self::open_impl(io, name, snap, snap.is_some())

@@ -9,6 +9,7 @@ mod aio;
 mod ceph_args;
 mod cluster;
 mod create_defaults;
+mod diff;
 mod features;
 mod health;
 mod image;

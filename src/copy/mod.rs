@@ -27,12 +27,11 @@ pub mod sink_file;
 pub mod sink_rbd;
 pub mod sink_stream;
 mod workers;
-mod zero;
 
+pub use crate::zero::{is_zero, nonzero_runs};
 pub use buffers::BufferPool;
 pub use checksum::checksum_disk;
 pub use digest::{Checksum, DiskHasher};
-pub use zero::{is_zero, nonzero_runs};
 
 use crate::disk::qcow2::Qcow2Stream;
 use crate::disk::DiskSource;

@@ -1,9 +1,9 @@
 //! A piece of the virtual disk on its way from a producer to the sink: what a decode thread
 //! made of it (its non-zero runs, its block digests, maybe already written).
 use super::digest::{whole_block_digests, BlockDigest};
-use super::zero::push_nonzero_runs;
 use super::{BufferPool, Checksum, ConcurrentWrite};
 use crate::error::Result;
+use crate::zero::push_nonzero_runs;
 
 /// Guest bytes `[guest, guest + len)`, read or known to be zeros.
 pub(crate) struct Piece {

@@ -3,7 +3,8 @@
 use crate::global::Global;
 use clap::Args;
 use rbdkit::copy::sink_file::FileSink;
-use rbdkit::copy::{copy_disk, Control};
+use rbdkit::copy::{checksum_disk, Control};
+use rbdkit::input::Input;
 use rbdkit::units::format_size;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +13,7 @@ use std::sync::atomic::Ordering;
 /// Arguments of `rbdkit convert`.
 #[derive(Args)]
 pub struct ConvertArgs {
-    /// Source image (qcow2 or raw).
+    /// Source image (qcow2 or raw), or `-` for stdin (a qcow2 stream is decoded as it arrives).
     pub src: PathBuf,
     /// Destination raw file (sparse).
     pub dest: PathBuf,
@@ -30,16 +31,18 @@ pub struct ConvertArgs {
 /// Converts.
 pub fn run(a: ConvertArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     let cancel = crate::cancel::flag();
-    let source = rbdkit::disk::open(&a.src, &a.copy.open_options(&a.src)?)?;
+    let source = Input::open(&a.src, &a.copy.open_options(&a.src)?)?;
+    let format = source.format_name();
     let kind = a.checksum.kind();
     let opts = a.copy.copy_options(4 << 20, kind)?;
     let mut sink = FileSink::create(&a.dest, a.overwrite)?;
-    let bar = crate::progress::bytes_bar(source.virtual_size(), "converting", !g.no_progress);
+    let total = source.virtual_size().unwrap_or(0);
+    let bar = crate::progress::bytes_bar(total, "converting", !g.no_progress);
     let ctl = Control {
         progress: &|done, _| bar.set_position(done),
         cancel: &cancel,
     };
-    let stats = copy_disk(source.as_ref(), &mut sink, &opts, &ctl);
+    let stats = source.copy_into(&mut sink, &opts, &ctl);
     bar.finish_and_clear();
     let stats = match stats {
         Err(e) if cancel.load(Ordering::Relaxed) => {
@@ -52,12 +55,19 @@ pub fn run(a: ConvertArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         other => other?,
     };
     sink.commit()?;
+    let mut stats = stats;
+    if stats.checksum_fell_back {
+        // A qcow2 stream's data came too far out of guest order to hash on the way: hash
+        // the file written.
+        let written = rbdkit::disk::raw::RawFile::open(&a.dest)?;
+        stats.checksum = Some(checksum_disk(&written, &opts, &ctl)?);
+    }
     if g.json() {
         super::print_json(
             g,
             &serde_json::json!({
                 "source": a.src.display().to_string(),
-                "source_format": source.format_name(),
+                "source_format": format,
                 "dest": a.dest.display().to_string(),
                 "virtual_size": stats.virtual_size,
                 "bytes_written": stats.bytes_written,
@@ -71,7 +81,7 @@ pub fn run(a: ConvertArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         outln!(
             "converted {} ({}, {}) to {}: {} written, {} left sparse, {:.2} s{}",
             a.src.display(),
-            source.format_name(),
+            format,
             format_size(stats.virtual_size),
             a.dest.display(),
             format_size(stats.bytes_written),

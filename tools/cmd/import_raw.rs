@@ -5,13 +5,11 @@ use crate::global::Global;
 use clap::Args;
 use rbdkit::ceph::ImageSpec;
 use rbdkit::copy::Control;
-use rbdkit::disk::qcow2::Qcow2Stream;
-use rbdkit::disk::Format;
-use rbdkit::import::{import, ImportReport, ImportRequest, ImportSource};
+use rbdkit::import::{import, ImportReport, ImportRequest};
+use rbdkit::input::Input;
 use rbdkit::units::format_size;
 use rbdkit::Error;
 use serde::Serialize;
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -64,6 +62,8 @@ pub fn run(a: ImportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     a.dest.forbid_snap()?;
     let cancel = crate::cancel::flag();
     let create = a.layout.create_options(false)?;
+    // The engine takes the object size of the image it creates; this one only bounds
+    // --sparse-size.
     let chunk = 1u64 << create.order.unwrap_or(22);
     let checksum = if a.no_checksum {
         None
@@ -79,41 +79,10 @@ pub fn run(a: ImportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     let open = a.copy.open_options(&a.src)?;
 
     // Open the source before touching the cluster, so bad input fails fast and leaves nothing.
-    let stdin = a.src.as_os_str() == "-";
-    // The head of a stream decides what it is, as for a file (the probe sees only this much).
-    let mut head = Vec::new();
-    let mut stdin_handle = std::io::stdin();
-    if stdin {
-        (&mut stdin_handle)
-            .take(rbdkit::disk::detect::HEAD_BYTES as u64)
-            .read_to_end(&mut head)
-            .map_err(|e| Error::io("read stdin", e))?;
-    }
-    let is_qcow2_stream = stdin
-        && rbdkit::disk::decide(
-            "stdin",
-            &rbdkit::disk::detect::probe_head(&head),
-            open.format,
-            open.trust_declared_raw,
-        )? == Format::Qcow2;
-    let chained = std::io::Cursor::new(head).chain(stdin_handle);
-    // A qcow2 stream is decoded as it arrives (its header now, so bad input fails before the
-    // cluster is touched); what comes before its tables is spilled to a file in TMPDIR.
-    let (qcow2_stream, raw_stream) = match (stdin, is_qcow2_stream) {
-        (true, true) => (Some(Qcow2Stream::open(Box::new(chained), "stdin")?), None),
-        (true, false) => (None, Some(chained)),
-        (false, _) => (None, None),
-    };
-    let disk = match stdin {
-        false => Some(rbdkit::disk::open(&a.src, &open)?),
-        true => None,
-    };
-    let source_format = match (&disk, &qcow2_stream) {
-        (Some(d), _) => d.format_name(),
-        (None, Some(_)) => "qcow2",
-        (None, None) => "raw",
-    }
-    .to_string();
+    // A qcow2 stream's header is read now; what comes before its tables is spilled to a file
+    // in TMPDIR as it arrives.
+    let source = Input::open(&a.src, &open)?;
+    let source_format = source.format_name().to_string();
 
     let req = ImportRequest {
         dest: a.dest.clone(),
@@ -131,25 +100,11 @@ pub fn run(a: ImportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     let mut g = g.clone();
     g.op_timeout = g.op_timeout.or(Some(std::time::Duration::from_secs(120)));
     let cluster = g.connect_for_bulk_writes()?;
-    let total = match (&disk, &qcow2_stream) {
-        (Some(d), _) => d.virtual_size(),
-        (None, Some(q)) => q.virtual_size(),
-        (None, None) => 0,
-    };
+    let total = source.virtual_size().unwrap_or(0);
     let bar = crate::progress::bytes_bar(total, "importing", !g.no_progress);
     let ctl = Control {
         progress: &|done, _| bar.set_position(done),
         cancel: &cancel,
-    };
-    let source = match (&disk, qcow2_stream, raw_stream) {
-        (Some(d), _, _) => ImportSource::Disk(d.as_ref()),
-        (None, Some(q), _) => ImportSource::Qcow2Stream(Box::new(q)),
-        (None, None, Some(r)) => ImportSource::Stream(Box::new(r)),
-        (None, None, None) => {
-            return Err(Error::Other(
-                "import-raw: no source (internal error)".into(),
-            ))
-        }
     };
     let result = import(&cluster, &req, source, &ctl);
     bar.finish_and_clear();

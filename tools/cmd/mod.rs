@@ -12,8 +12,12 @@ pub mod cleanup;
 pub mod clone;
 pub mod convert;
 #[cfg(feature = "rbd")]
+pub mod copy;
+#[cfg(feature = "rbd")]
 pub mod create;
 pub mod docs;
+#[cfg(feature = "rbd")]
+pub mod export;
 #[cfg(feature = "rbd")]
 pub mod import_raw;
 #[cfg(feature = "rbd")]
@@ -38,6 +42,12 @@ pub enum Command {
     ImportRaw(import_raw::ImportArgs),
     /// Convert qcow2 (or raw) to a sparse raw file, byte-identical to `qemu-img convert -O raw`.
     Convert(convert::ConvertArgs),
+    /// Export an image or snapshot to a sparse raw file or to stdout, reading only what exists.
+    #[cfg(feature = "rbd")]
+    Export(export::ExportArgs),
+    /// Copy an image or snapshot into a new image, in this or another pool or cluster.
+    #[cfg(feature = "rbd")]
+    Copy(copy::CopyArgs),
     /// What an image is (any container format) and whether it is safe to import, from its metadata.
     Inspect(inspect::InspectArgs),
     /// The checksum `import-raw` prints, of an image or snapshot (read back) or of a file.
@@ -74,6 +84,10 @@ pub fn run(command: Command, global: &Global) -> rbdkit::Result<ExitCode> {
         #[cfg(feature = "rbd")]
         Command::ImportRaw(a) => import_raw::run(a, global),
         Command::Convert(a) => convert::run(a, global),
+        #[cfg(feature = "rbd")]
+        Command::Export(a) => export::run(a, global),
+        #[cfg(feature = "rbd")]
+        Command::Copy(a) => copy::run(a, global),
         Command::Checksum(a) => checksum::run(a, global),
         Command::Inspect(a) => inspect::run(a, global),
         #[cfg(feature = "rbd")]

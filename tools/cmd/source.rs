@@ -49,20 +49,28 @@ impl ChecksumArg {
     }
 }
 
-/// Copy tuning flags.
+/// How an image the user gave is read: its declared format, what it may make us open, and
+/// the engine's tuning.
 #[derive(Args, Clone, Debug)]
 pub struct CopyFlags {
     /// Source format (default: detected from the magic).
     #[arg(long = "source-format", value_enum)]
     pub source_format: Option<SourceFormat>,
+    #[command(flatten)]
+    pub engine: EngineFlags,
+    #[command(flatten)]
+    pub safety: SafetyFlags,
+}
+
+/// The copy engine's tuning, for every command that copies or reads a disk.
+#[derive(Args, Clone, Debug)]
+pub struct EngineFlags {
     /// Zero-detection block: all-zero blocks of this size are not written.
     #[arg(long = "sparse-size", default_value = "4K", value_parser = super::parse_size, allow_hyphen_values = true)]
     pub sparse_size: u64,
     /// Read/decode threads (default: one per core, at least 8: reads are I/O-bound).
     #[arg(long)]
     pub threads: Option<usize>,
-    #[command(flatten)]
-    pub safety: SafetyFlags,
 }
 
 /// What an untrusted image may make rbdkit do: the flags that loosen the safe default.
@@ -116,6 +124,17 @@ impl CopyFlags {
 }
 
 impl CopyFlags {
+    /// Checked engine options with chunks of `chunk_size`, computing `checksum` if any.
+    pub fn copy_options(
+        &self,
+        chunk_size: u64,
+        checksum: Option<Checksum>,
+    ) -> rbdkit::Result<CopyOptions> {
+        self.engine.copy_options(chunk_size, checksum)
+    }
+}
+
+impl EngineFlags {
     /// Checked engine options with chunks of `chunk_size`, computing `checksum` if any.
     pub fn copy_options(
         &self,

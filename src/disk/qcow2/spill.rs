@@ -39,14 +39,14 @@ impl Spill {
                 (p as u64 + (BLOCK - abs % BLOCK)).min(data.len() as u64) as usize
             };
             let end = block_end(at);
-            if crate::copy::is_zero(&data[at..end]) {
+            if crate::zero::is_zero(&data[at..end]) {
                 at = end;
                 continue;
             }
             let mut run_end = end;
             while run_end < data.len() {
                 let next = block_end(run_end);
-                if crate::copy::is_zero(&data[run_end..next]) {
+                if crate::zero::is_zero(&data[run_end..next]) {
                     break;
                 }
                 run_end = next;

@@ -1,0 +1,138 @@
+//! `rbdkit copy SRC DEST`: an RBD image or snapshot into a new image, in the same pool, another
+//! pool or another cluster (`--dest-conf`, `--dest-id`: Nova's and Glance's multi-cluster
+//! case), reading only the objects that exist and writing only non-zero data, published
+//! atomically like an import (temporary name, checksum, `--verify`, `--snap`).
+use crate::global::Global;
+use clap::Args;
+use rbdkit::ceph::{Image, ImageSpec};
+use rbdkit::copy::Control;
+use rbdkit::disk::rbd::RbdDisk;
+use rbdkit::import::{import, ImportRequest};
+use rbdkit::input::Input;
+use rbdkit::units::format_size;
+use rbdkit::Error;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Arguments of `rbdkit copy`.
+#[derive(Args)]
+pub struct CopyArgs {
+    /// The image or snapshot to copy, POOL[/NAMESPACE]/IMAGE[@SNAP].
+    pub src: ImageSpec,
+    /// The new image, POOL[/NAMESPACE]/IMAGE (never overwritten).
+    pub dest: ImageSpec,
+    /// The destination cluster's ceph.conf (default: the source's).
+    #[arg(long = "dest-conf", value_name = "PATH")]
+    pub dest_conf: Option<PathBuf>,
+    /// The client id on the destination cluster, without `client.` (default: the source's).
+    #[arg(long = "dest-id", value_name = "ID")]
+    pub dest_id: Option<String>,
+    /// The keyring for --dest-id (default: what the destination's conf names).
+    #[arg(long = "dest-keyring", value_name = "PATH")]
+    pub dest_keyring: Option<PathBuf>,
+    /// librbd writes in flight.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Snapshot the new image (Glance's layout: `--snap snap --protect`).
+    #[arg(long)]
+    pub snap: Option<String>,
+    /// Protect the snapshot (clone v1 parents need it).
+    #[arg(long, requires = "snap")]
+    pub protect: bool,
+    /// Read the new image back and compare checksums before publishing it.
+    #[arg(long)]
+    pub verify: bool,
+    /// Checksum of the virtual disk: `sha256-blocks`, `sha256` or `none`.
+    #[arg(long, value_enum, default_value = "sha256-blocks")]
+    pub checksum: super::source::ChecksumArg,
+    #[command(flatten)]
+    pub engine: super::source::EngineFlags,
+    /// Object size and features of the new image (default object size: the source's).
+    #[command(flatten)]
+    pub layout: super::ImageLayout,
+}
+
+/// Copies.
+pub fn run(a: CopyArgs, g: &Global) -> rbdkit::Result<ExitCode> {
+    a.dest.forbid_snap()?;
+    let kind = a.checksum.kind();
+    if a.verify && kind.is_none() {
+        return Err(Error::InvalidInput(
+            "--verify compares checksums: drop --checksum none or --verify".into(),
+        ));
+    }
+    let mut create = a.layout.create_options(false)?;
+    let src_cluster = g.connect()?;
+    let io = src_cluster.ioctx(&a.src.pool, a.src.namespace.as_deref())?;
+    let image = Image::open_read_only(&io, &a.src.image, a.src.snap.as_deref())?;
+    let info = image.stat()?;
+    create.order = create.order.or(Some(info.order as u8));
+    let mut dg = g.clone();
+    if let Some(c) = &a.dest_conf {
+        dg.conf = Some(c.clone());
+    }
+    if let Some(id) = &a.dest_id {
+        dg.id = Some(id.clone());
+        dg.name = None;
+    }
+    if let Some(k) = &a.dest_keyring {
+        dg.keyring = Some(k.clone());
+    }
+    dg.op_timeout = dg.op_timeout.or(Some(std::time::Duration::from_secs(120)));
+    let dest_cluster = dg.connect_for_bulk_writes()?;
+    let req = ImportRequest {
+        dest: a.dest.clone(),
+        size: None,
+        create,
+        copy: a.engine.copy_options(info.object_size, kind)?,
+        concurrency: a.concurrency,
+        snap: a.snap.clone(),
+        protect: a.protect,
+        verify: a.verify,
+        source_format: "rbd".into(),
+    };
+    let cancel = crate::cancel::flag();
+    let bar = crate::progress::bytes_bar(info.size, "copying", !g.no_progress);
+    let ctl = Control {
+        progress: &|done, _| bar.set_position(done),
+        cancel: &cancel,
+    };
+    let source = Input::Disk(Box::new(RbdDisk::new(&image, info.size)));
+    let result = import(&dest_cluster, &req, source, &ctl);
+    bar.finish_and_clear();
+    let r = match result {
+        Err(Error::Interrupted(m)) => {
+            return Err(Error::Interrupted(format!(
+                "copy of {} to {} stopped by a signal: {m}",
+                a.src, a.dest
+            )))
+        }
+        other => other?,
+    };
+    if g.json() {
+        super::print_json(g, &r)?;
+    } else {
+        outln!(
+            "copied {} to {}: {} of data, {} of zeros not written, {:.2} s, {:.1} MiB/s",
+            a.src,
+            r.image,
+            format_size(r.bytes_written),
+            format_size(r.bytes_zero_skipped),
+            r.elapsed_s,
+            r.mib_per_s
+        );
+        if let (Some(k), Some(s)) = (r.checksum_algorithm, &r.checksum) {
+            let how = if r.verified == Some(true) {
+                " (verified by reading the copy back)"
+            } else {
+                ""
+            };
+            outln!("  {} {s}{how}", k.name());
+        }
+        if let Some(s) = &r.snap {
+            let p = if r.protected { " (protected)" } else { "" };
+            outln!("  snapshot {}@{s}{p}", r.image);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,115 @@
+//! `rbdkit export POOL/IMAGE[@SNAP] DEST|-`: an RBD image or snapshot out to a sparse raw file
+//! (published atomically; an NFS share's mounted path makes a Cinder NFS volume) or to stdout as
+//! a raw stream (a Glance or Nova download), reading only the objects that exist, in parallel.
+use crate::global::Global;
+use clap::Args;
+use rbdkit::ceph::{Image, ImageSpec};
+use rbdkit::copy::sink_file::FileSink;
+use rbdkit::copy::sink_stream::StreamSink;
+use rbdkit::copy::{copy_disk, Control, CopyStats, Sink};
+use rbdkit::disk::rbd::RbdDisk;
+use rbdkit::units::format_size;
+use rbdkit::Error;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+
+/// Arguments of `rbdkit export`.
+#[derive(Args)]
+pub struct ExportArgs {
+    /// The image or snapshot to read, POOL[/NAMESPACE]/IMAGE[@SNAP] (a snapshot gives a
+    /// consistent copy of an image in use).
+    pub src: ImageSpec,
+    /// A raw file (sparse, published under this name only when complete), or `-` for stdout.
+    pub dest: PathBuf,
+    /// Replace DEST if it exists.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Checksum of the virtual disk, as `import-raw` and `checksum` print it: `sha256-blocks`,
+    /// `sha256` (what `sha256sum` of the raw image prints) or `none`.
+    #[arg(long, value_enum, default_value = "sha256-blocks")]
+    pub checksum: super::source::ChecksumArg,
+    #[command(flatten)]
+    pub engine: super::source::EngineFlags,
+}
+
+/// Exports.
+pub fn run(a: ExportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
+    let to_stdout = a.dest.as_os_str() == "-";
+    if to_stdout && std::io::stdout().is_terminal() {
+        return Err(Error::InvalidInput(format!(
+            "export {} -: stdout is a terminal; redirect it (> FILE, | CMD) or name a file",
+            a.src
+        )));
+    }
+    let kind = a.checksum.kind();
+    let cluster = g.connect()?;
+    let io = cluster.ioctx(&a.src.pool, a.src.namespace.as_deref())?;
+    let image = Image::open_read_only(&io, &a.src.image, a.src.snap.as_deref())?;
+    let info = image.stat()?;
+    let opts = a.engine.copy_options(info.object_size, kind)?;
+    let disk = RbdDisk::new(&image, info.size);
+    let cancel = crate::cancel::flag();
+    let bar = crate::progress::bytes_bar(info.size, "exporting", !g.no_progress);
+    let ctl = Control {
+        progress: &|done, _| bar.set_position(done),
+        cancel: &cancel,
+    };
+    let copy = |sink: &mut dyn Sink| copy_disk(&disk, sink, &opts, &ctl);
+    let stats: rbdkit::Result<CopyStats> = if to_stdout {
+        let mut sink = StreamSink::new(Box::new(std::io::stdout()), "stdout");
+        copy(&mut sink)
+    } else {
+        let mut sink = FileSink::create(&a.dest, a.overwrite)?;
+        copy(&mut sink).and_then(|st| sink.commit().map(|()| st))
+    };
+    bar.finish_and_clear();
+    let stats = match stats {
+        Err(e) if cancel.load(Ordering::Relaxed) => {
+            return Err(Error::Interrupted(format!(
+                "export of {} stopped; nothing was written under {} ({e})",
+                a.src,
+                a.dest.display()
+            )))
+        }
+        other => other?,
+    };
+    let report = serde_json::json!({
+        "image": a.src.to_string(),
+        "dest": a.dest.display().to_string(),
+        "virtual_size": stats.virtual_size,
+        "bytes_read": stats.bytes_written,
+        "bytes_zero_skipped": stats.bytes_zero_skipped,
+        "elapsed_s": stats.elapsed_s,
+        "checksum_algorithm": kind,
+        "checksum": stats.checksum,
+    });
+    // With the data on stdout, the report goes to stderr.
+    match (to_stdout, g.json()) {
+        (false, true) => super::print_json(g, &report)?,
+        (false, false) => outln!("{}", summary(&a, &stats, kind)),
+        (true, true) => eprintln!("{report}"),
+        (true, false) => eprintln!("{}", summary(&a, &stats, kind)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn summary(a: &ExportArgs, st: &CopyStats, kind: Option<rbdkit::copy::Checksum>) -> String {
+    format!(
+        "exported {} ({}) to {}: {} of data, {} of zeros, {:.2} s{}",
+        a.src,
+        format_size(st.virtual_size),
+        if a.dest.as_os_str() == "-" {
+            "stdout".to_string()
+        } else {
+            a.dest.display().to_string()
+        },
+        format_size(st.bytes_written),
+        format_size(st.bytes_zero_skipped),
+        st.elapsed_s,
+        kind.zip(st.checksum.as_ref())
+            .map(|(k, s)| format!(", {} {s}", k.name()))
+            .unwrap_or_default()
+    )
+}
