@@ -40,6 +40,10 @@ pub struct CloneRequest {
     pub features: Option<u64>,
     /// Object size order of the clones (`None`: the parent's).
     pub order: Option<u8>,
+    /// Stripe unit and count of the clones (both or neither; `None`: librbd's default).
+    pub striping: Option<(u64, u64)>,
+    /// Pool for the clones' data objects (`None`: rbd_default_data_pool, if set).
+    pub data_pool: Option<String>,
     /// Clones made at once.
     pub concurrency: usize,
 }
@@ -199,8 +203,10 @@ pub fn clone_volumes(
     let opts = CreateOptions {
         features: req.features,
         order: req.order,
+        stripe_unit: req.striping.map(|s| s.0),
+        stripe_count: req.striping.map(|s| s.1),
+        data_pool: req.data_pool.clone(),
         clone_format: Some(format),
-        ..CreateOptions::default()
     };
     let ioctxs = open_dest_pools(cluster, &req.dests)?;
     let results: Vec<Mutex<Option<CloneResult>>> =

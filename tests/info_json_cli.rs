@@ -1,6 +1,7 @@
 //! Live test of `rbdkit info --format json` against `rbd info --format json`: every key `rbd`
 //! prints is there with the same value (timestamps as the same strings), for a plain image, a
-//! snapshot, a clone and a striped image; and the output is one line unless `--pretty-format`.
+//! snapshot, a clone, a striped image and one with a data pool; and the output is one line
+//! unless `--pretty-format`.
 mod common;
 use common::*;
 use serde_json::Value;
@@ -84,6 +85,29 @@ fn info_json_matches_rbd_key_by_key() {
     let s = assert_same_as_rbd(&conf, &striped);
     assert_eq!(s["stripe_unit"].as_u64(), Some(65536));
     assert_eq!(s["stripe_count"].as_u64(), Some(4));
+
+    // Data in a second pool (replicated here: the one-OSD dev cluster cannot activate an
+    // erasure-coded pool's PGs; librbd treats both the same), made by rbd.
+    let with_data_pool = format!("images/{}", unique("infojson-datapool"));
+    let out = rbd_with(
+        &conf,
+        &[
+            "create",
+            &with_data_pool,
+            "--size",
+            "64M",
+            "--data-pool",
+            "volumes",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    cleanup.add(&with_data_pool);
+    let d = assert_same_as_rbd(&conf, &with_data_pool);
+    assert_eq!(d["data_pool"], "volumes");
+    assert!(
+        plain.get("data_pool").is_none(),
+        "no data_pool key: {plain}"
+    );
 
     // --pretty-format indents the same document.
     let out = rbdkit_with(

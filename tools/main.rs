@@ -38,12 +38,20 @@ fn version() -> String {
     }
 }
 
+/// The whole command line as clap sees it, with the run-time `--version`: what parses the
+/// arguments and what `completions` and `man` describe.
+fn cli_command() -> clap::Command {
+    use clap::CommandFactory;
+    use std::sync::OnceLock;
+    // clap wants a 'static version string; one is made per process.
+    static VERSION: OnceLock<String> = OnceLock::new();
+    Cli::command().version(VERSION.get_or_init(version).as_str())
+}
+
 fn main() -> ExitCode {
-    use clap::{CommandFactory, FromArgMatches};
+    use clap::FromArgMatches;
     quiet_engine_panics();
-    // Leaked once: clap wants a 'static version string and main runs once.
-    let command = Cli::command().version(&*Box::leak(version().into_boxed_str()));
-    let parsed = command
+    let parsed = cli_command()
         .try_get_matches()
         .and_then(|mut m| Cli::from_arg_matches_mut(&mut m));
     let cli = match parsed {

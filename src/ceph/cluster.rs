@@ -30,6 +30,10 @@ pub struct ConnectOptions {
     /// Let librados log to stderr (otherwise its multi-line noise is silenced; errors come back
     /// as values).
     pub librados_log: bool,
+    /// Config options set last, over the conf file and `CEPH_ARGS` (`debug_rbd` = `20`, ...);
+    /// any of them turns on [`ConnectOptions::librados_log`], since a debug level nobody can
+    /// read is no use.
+    pub debug: Vec<(String, String)>,
     /// Tune librbd for one pass of bulk writes whose buffers stay untouched until their
     /// completion (an import): no librbd cache (a flush ends the copy anyway) and zero-copy
     /// writes, which librbd only honours with the cache off. Measured on a dense 1 GiB import:
@@ -47,6 +51,7 @@ impl Default for ConnectOptions {
             timeout: Duration::from_secs(30),
             op_timeout: None,
             librados_log: false,
+            debug: Vec::new(),
             bulk_writes: false,
         }
     }
@@ -151,10 +156,19 @@ impl Cluster {
             set_conf(&handle, "rbd_cache", "false")?;
             set_conf(&handle, "rbd_disable_zero_copy_writes", "false")?;
         }
-        if !opts.librados_log {
-            for key in ["log_to_stderr", "err_to_stderr"] {
-                set_conf(&handle, key, "false")?;
-            }
+        for (key, level) in &opts.debug {
+            set_conf(&handle, key, level)?;
+        }
+        // A client logs to stderr by default; the conf may send it to a file instead. Asked
+        // for, the log comes to stderr whatever the conf says; not asked for, librados'
+        // multi-line noise is silenced (errors come back as values).
+        let log = if opts.librados_log || !opts.debug.is_empty() {
+            "true"
+        } else {
+            "false"
+        };
+        for key in ["log_to_stderr", "err_to_stderr"] {
+            set_conf(&handle, key, log)?;
         }
         // SAFETY: the handle is configured and not yet connected.
         let ret = unsafe { sys::rados_connect(handle.raw) };
@@ -258,6 +272,20 @@ impl Cluster {
     /// Reads a config option as this client sees it (e.g. `rbd_cache`).
     pub fn conf_get(&self, option: &str) -> Result<String> {
         conf_get(&self.handle, option)
+    }
+
+    /// The name of the pool with this id (`rados_pool_reverse_lookup`).
+    pub fn pool_name(&self, id: i64) -> Result<String> {
+        let mut buf = vec![0 as c_char; 512];
+        // SAFETY: buf is writable for its length; librados NUL-terminates within it on success.
+        let ret = unsafe {
+            sys::rados_pool_reverse_lookup(self.handle.raw, id, buf.as_mut_ptr(), buf.len())
+        };
+        check(ret, "find the name of pool id", &id)?;
+        // SAFETY: NUL-terminated by librados on success.
+        Ok(unsafe { CStr::from_ptr(buf.as_ptr()) }
+            .to_string_lossy()
+            .into_owned())
     }
 
     /// The cluster fsid.

@@ -11,7 +11,9 @@ use std::ptr;
 /// Options for a new image (format 2 always).
 #[derive(Clone, Debug, Default)]
 pub struct CreateOptions {
-    /// Feature bits; `None` means layering only (what a kernel client can map).
+    /// Feature bits; `None` means the cluster config's `rbd_default_features` when an operator
+    /// set it for a new image ([`IoCtx::create_image`]), otherwise layering only (what any
+    /// kernel client can map). Clones take layering only.
     pub features: Option<u64>,
     /// Object size as a power of two (22 = 4 MiB); `None` uses the cluster default.
     pub order: Option<u8>,
@@ -21,6 +23,9 @@ pub struct CreateOptions {
     pub stripe_count: Option<u64>,
     /// Clone format for clones (1 needs a protected snapshot, 2 does not).
     pub clone_format: Option<CloneFormat>,
+    /// Pool for the data objects (an erasure-coded pool, say); the image's header and metadata
+    /// stay in its own pool. `None`: librbd's `rbd_default_data_pool`, if the config sets one.
+    pub data_pool: Option<String>,
 }
 
 /// RBD clone format.
@@ -59,6 +64,18 @@ impl ImageOptions {
                 if f == CloneFormat::V1 { 1 } else { 2 },
             )?;
         }
+        if let Some(pool) = &opts.data_pool {
+            let c_pool = cstr("data pool", pool)?;
+            // SAFETY: o.0 is a live options handle; librbd copies the string.
+            let ret = unsafe {
+                sys::rbd_image_options_set_string(
+                    o.0,
+                    sys::RBD_IMAGE_OPTION_DATA_POOL as c_int,
+                    c_pool.as_ptr(),
+                )
+            };
+            check(ret, "set image option data pool", pool)?;
+        }
         Ok(o)
     }
 
@@ -84,9 +101,15 @@ impl IoCtx {
     /// overwrite.
     pub fn create_image(&self, name: &str, size: u64, opts: &CreateOptions) -> Result<()> {
         let c_name = cstr("image name", name)?;
-        let o = ImageOptions::new(opts)?;
+        let opts = super::create_defaults::resolve(self.cluster(), opts)?;
+        let o = ImageOptions::new(&opts)?;
         // SAFETY: valid ioctx, C string and options handle for the call.
         let ret = unsafe { sys::rbd_create4(self.handle.raw, c_name.as_ptr(), size, o.0) };
+        if ret == -libc::ENOENT {
+            if let Some(e) = super::create_defaults::missing_data_pool(self, name, &opts) {
+                return Err(e);
+            }
+        }
         if ret < 0 {
             return Err(create_error(&self.describe(name), ret));
         }

@@ -49,7 +49,7 @@ fn rbd_accepts(name: &str) -> bool {
 /// Features a user may ask for by name. The other names `rbd` accepts are set or cleared by
 /// librbd itself and dropped silently when asked for, so rbdkit refuses them instead of
 /// reporting a feature the image will not have.
-const SETTABLE: u64 = sys::RBD_FEATURE_LAYERING as u64
+pub(crate) const SETTABLE: u64 = sys::RBD_FEATURE_LAYERING as u64
     | sys::RBD_FEATURE_EXCLUSIVE_LOCK as u64
     | sys::RBD_FEATURE_OBJECT_MAP as u64
     | sys::RBD_FEATURE_FAST_DIFF as u64
@@ -100,7 +100,7 @@ pub fn check_requested(features: Features, for_clone: bool) -> Result<()> {
     if let Some(name) = feature_names(features & !SETTABLE).first() {
         let why = match name.as_str() {
             "striping" => "librbd sets it itself when --stripe-unit/--stripe-count differ from the object size; drop it and give those",
-            "data-pool" => "librbd sets it itself for an image whose data lives in another pool (rbd --data-pool), which rbdkit cannot make yet; drop it",
+            "data-pool" => "librbd sets it itself for an image whose data lives in another pool; drop it and give --data-pool POOL",
             _ => "librbd controls it internally (rbd accepts the name and drops it); drop it",
         };
         return Err(Error::InvalidInput(format!(

@@ -9,6 +9,7 @@ mod aio;
 mod ceph_args;
 mod cluster;
 mod create;
+mod create_defaults;
 mod features;
 mod health;
 mod image;
@@ -20,6 +21,7 @@ pub use aio::{AioDone, Completions};
 pub use ceph_args::{check_client_id, client_id_from_name, Identity};
 pub use cluster::{Cluster, ConnectOptions};
 pub use create::{CloneFormat, CreateOptions};
+pub use create_defaults::{check_striping, default_features};
 pub use features::{
     check_requested, feature_names, flag_names, krbd_unsupported, op_feature_names, parse_feature,
     parse_features, Features,

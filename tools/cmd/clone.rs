@@ -8,16 +8,23 @@ use rbdkit::units::format_size;
 use rbdkit::Error;
 use std::process::ExitCode;
 
+// clap turns every literal `{n}` in help text into a line break (a clap 2 leftover), which hid
+// the placeholder. An empty style (a reset) between `{` and `n` keeps clap from seeing it; it is
+// stripped on the way out to a pipe or a man page and invisible on a terminal.
+/// Help of DESTS, showing the `{n}` placeholder.
+const DESTS_HELP: &str =
+    "The new images, POOL[/NAMESPACE]/IMAGE (with {\x1b[0mn} in the name when --count is given, e.g. 'volumes/volume-{\x1b[0mn}')";
+/// Help of `--count`, showing the `{n}` placeholder.
+const COUNT_HELP: &str = "Make N clones per DEST, replacing {\x1b[0mn} in its name with 1..=N";
+
 /// Arguments of `rbdkit clone`.
 #[derive(Args)]
 pub struct CloneArgs {
     /// The parent snapshot, POOL[/NAMESPACE]/IMAGE@SNAP.
     pub parent: ImageSpec,
-    /// The new images, POOL[/NAMESPACE]/IMAGE (with `{n}` in the name when --count is given).
-    #[arg(required = true)]
+    #[arg(required = true, help = DESTS_HELP)]
     pub dests: Vec<String>,
-    /// Make N clones per DEST, replacing `{n}` in its name with 1..=N.
-    #[arg(long)]
+    #[arg(long, help = COUNT_HELP)]
     pub count: Option<u32>,
     /// Resize each clone to this size: 20G; a bare number is MiB, as in `rbd resize`.
     #[arg(long, value_parser = super::parse_image_size, allow_hyphen_values = true)]
@@ -85,6 +92,8 @@ pub fn run(a: CloneArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         create_snap: a.create_snap,
         features: opts.features,
         order: opts.order,
+        striping: opts.stripe_unit.zip(opts.stripe_count),
+        data_pool: opts.data_pool,
         concurrency: a.concurrency,
     };
     let cluster = g.connect()?;

@@ -32,6 +32,9 @@ struct Info {
     order: u32,
     object_size: u64,
     snapshot_count: usize,
+    /// The pool of the data objects, when not the image's own (`rbd create --data-pool`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_pool: Option<String>,
     block_name_prefix: String,
     format: u8,
     features: Vec<String>,
@@ -109,6 +112,7 @@ pub fn run(a: InfoArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     } else {
         None
     };
+    let data_pool = image.data_pool()?;
     let protected = match a.image.snap.as_deref() {
         Some(s) => Some(image.snap_is_protected(s)?.to_string()),
         None => None,
@@ -124,6 +128,7 @@ pub fn run(a: InfoArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         order: stat.order,
         object_size: stat.object_size,
         snapshot_count: snapshots.len(),
+        data_pool,
         block_name_prefix: image.block_name_prefix()?,
         format: image.format()?,
         features: feature_names(features),
@@ -158,6 +163,9 @@ pub fn run(a: InfoArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         info.order,
         format_size(info.object_size)
     );
+    if let Some(pool) = &info.data_pool {
+        outln!("\tdata_pool: {pool}");
+    }
     outln!("\tfeatures: {}", info.features.join(", "));
     if let Some(p) = &info.parent {
         outln!(

@@ -15,6 +15,7 @@ pub mod convert;
 pub mod copy;
 #[cfg(feature = "rbd")]
 pub mod create;
+pub mod docs;
 #[cfg(feature = "rbd")]
 pub mod export;
 #[cfg(feature = "rbd")]
@@ -51,7 +52,7 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// The checksum `import-raw` prints, of an image or snapshot (read back) or of a file.
     Checksum(checksum::ChecksumArgs),
-    /// Create a format-2 image (layering only by default: any kernel client can map it).
+    /// Create a format-2 image (layering only unless rbd_default_features is set: any kernel client maps it).
     #[cfg(feature = "rbd")]
     Create(create::CreateArgs),
     /// Make volumes from POOL/IMAGE@SNAP as COW clones (resize, depth limit, flatten, many at once).
@@ -71,6 +72,10 @@ pub enum Command {
     Pg(pg::PgCommand),
     /// I/O benchmark of RBD images, files and NFS shares, side by side.
     Bench(bench::BenchArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions(docs::CompletionsArgs),
+    /// Print the manual page (roff) of rbdkit, or of one command, to stdout.
+    Man(docs::ManArgs),
 }
 
 /// Runs one subcommand; the error, if any, is printed by `main` as one line.
@@ -97,6 +102,8 @@ pub fn run(command: Command, global: &Global) -> rbdkit::Result<ExitCode> {
         Command::Rm(a) => rm::run(a, global),
         Command::Pg(c) => pg::run(c, global),
         Command::Bench(a) => bench::run(a, global),
+        Command::Completions(a) => docs::completions(a),
+        Command::Man(a) => docs::man(a),
     }
 }
 

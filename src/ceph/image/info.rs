@@ -79,6 +79,21 @@ impl Image {
         Ok(f)
     }
 
+    /// The pool holding the image's data objects when it is not the image's own (the image
+    /// was created with `--data-pool` and has the data-pool feature), as `rbd info` shows it.
+    pub fn data_pool(&self) -> Result<Option<String>> {
+        if self.features()? & sys::RBD_FEATURE_DATA_POOL as u64 == 0 {
+            return Ok(None);
+        }
+        // SAFETY: valid image handle.
+        let id = unsafe { sys::rbd_get_data_pool_id(self.raw) };
+        if id < 0 {
+            let ret = i32::try_from(id).unwrap_or(-libc::ERANGE);
+            check(ret, "read data pool of", &self.object)?;
+        }
+        self.io.cluster().pool_name(id).map(Some)
+    }
+
     /// Operation feature bits (e.g. clone-child, clone-parent for v2).
     pub fn op_features(&self) -> Result<u64> {
         let mut f = 0u64;
