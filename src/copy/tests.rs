@@ -4,7 +4,7 @@ use super::digest::{self, checksum_of};
 use super::sink_file::FileSink;
 use super::*;
 use crate::disk::qcow2::stream::qemu::{convert_qcow2, create, qemu_io, reference_bytes};
-use crate::disk::{Extent, ExtentKind};
+use crate::disk::{extents_from_data, Extent, ExtentKind};
 use crate::error::Error;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -22,36 +22,11 @@ impl DiskSource for MemDisk {
     }
 
     fn extents(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
-        let end = offset + len;
-        let mut out = Vec::new();
-        let mut pos = offset;
-        for &(s, l) in &self.data {
-            let (s, e) = (s.max(offset), (s + l).min(end));
-            if s >= e {
-                continue;
-            }
-            if pos < s {
-                out.push(Extent {
-                    offset: pos,
-                    len: s - pos,
-                    kind: ExtentKind::Unallocated,
-                });
-            }
-            out.push(Extent {
-                offset: s,
-                len: e - s,
-                kind: ExtentKind::Data,
-            });
-            pos = e;
-        }
-        if pos < end {
-            out.push(Extent {
-                offset: pos,
-                len: end - pos,
-                kind: ExtentKind::Unallocated,
-            });
-        }
-        Ok(out)
+        Ok(extents_from_data(
+            offset,
+            offset + len,
+            self.data.iter().copied(),
+        ))
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
@@ -716,33 +691,7 @@ fn a_huge_sparse_disk_costs_what_its_data_costs() {
         }
         fn extents(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
             let end = (offset + len).min(self.0);
-            let data = (self.0 / 2, self.0 / 2 + 4096);
-            let mut out = Vec::new();
-            let mut pos = offset;
-            if data.0 < end && data.1 > pos {
-                if pos < data.0 {
-                    out.push(Extent {
-                        offset: pos,
-                        len: data.0 - pos,
-                        kind: ExtentKind::Unallocated,
-                    });
-                }
-                let s = data.0.max(pos);
-                out.push(Extent {
-                    offset: s,
-                    len: data.1.min(end) - s,
-                    kind: ExtentKind::Data,
-                });
-                pos = data.1.min(end);
-            }
-            if pos < end {
-                out.push(Extent {
-                    offset: pos,
-                    len: end - pos,
-                    kind: ExtentKind::Unallocated,
-                });
-            }
-            Ok(out)
+            Ok(extents_from_data(offset, end, [(self.0 / 2, 4096)]))
         }
         fn read_at(&self, _: u64, buf: &mut [u8]) -> Result<()> {
             buf.fill(9);

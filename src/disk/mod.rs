@@ -12,7 +12,7 @@ pub mod rbd;
 pub mod source;
 
 pub use policy::FilePolicy;
-pub use source::{DiskSource, Extent, ExtentKind};
+pub use source::{extents_from_data, DiskSource, Extent, ExtentKind};
 
 use crate::error::{Error, Result};
 use std::io::Read;

@@ -1,6 +1,6 @@
 //! An RBD image (or snapshot) as a [`DiskSource`], so the copy engine reads one like any disk:
 //! `export`, `copy`, `--verify` after an import, and `rbdkit checksum POOL/IMAGE`.
-use super::{DiskSource, Extent, ExtentKind};
+use super::{extents_from_data, DiskSource, Extent};
 use crate::ceph::Image;
 use crate::error::Result;
 
@@ -39,37 +39,13 @@ impl DiskSource for RbdDisk<'_> {
     /// never written and reads as zeros, so it is not read.
     fn extents(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
         let end = offset.saturating_add(len).min(self.size);
-        let mut out = Vec::new();
-        let mut pos = offset;
-        if pos < end {
-            for (s, n) in self.image.allocated(pos, end - pos, self.whole_objects)? {
-                let (s, e) = (s.max(pos), (s + n).min(end));
-                if s >= e {
-                    continue;
-                }
-                if s > pos {
-                    out.push(Extent {
-                        offset: pos,
-                        len: s - pos,
-                        kind: ExtentKind::Unallocated,
-                    });
-                }
-                out.push(Extent {
-                    offset: s,
-                    len: e - s,
-                    kind: ExtentKind::Data,
-                });
-                pos = e;
-            }
+        if offset >= end {
+            return Ok(Vec::new());
         }
-        if pos < end {
-            out.push(Extent {
-                offset: pos,
-                len: end - pos,
-                kind: ExtentKind::Unallocated,
-            });
-        }
-        Ok(out)
+        let data = self
+            .image
+            .allocated(offset, end - offset, self.whole_objects)?;
+        Ok(extents_from_data(offset, end, data))
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {

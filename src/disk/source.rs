@@ -32,6 +32,37 @@ impl Extent {
     }
 }
 
+/// The extents of `[offset, end)` for a disk whose data lies in `data` (`(start, len)`, in
+/// offset order, not overlapping): `Data` there (clipped to the range), `Unallocated` between.
+pub fn extents_from_data(
+    offset: u64,
+    end: u64,
+    data: impl IntoIterator<Item = (u64, u64)>,
+) -> Vec<Extent> {
+    let mut out = Vec::new();
+    let mut pos = offset;
+    let mut push = |offset: u64, end: u64, kind: ExtentKind| {
+        if end > offset {
+            out.push(Extent {
+                offset,
+                len: end - offset,
+                kind,
+            });
+        }
+    };
+    for (s, n) in data {
+        let (s, e) = (s.max(pos), (s + n).min(end));
+        if s >= e {
+            continue;
+        }
+        push(pos, s, ExtentKind::Unallocated);
+        push(s, e, ExtentKind::Data);
+        pos = e;
+    }
+    push(pos, end, ExtentKind::Unallocated);
+    out
+}
+
 /// A virtual disk readable at guest offsets, safely from many threads at once
 /// (the copy engine decodes clusters in parallel).
 pub trait DiskSource: Send + Sync {

@@ -30,18 +30,8 @@ pub struct CopyArgs {
     /// The keyring for --dest-id (default: what the destination's conf names).
     #[arg(long = "dest-keyring", value_name = "PATH")]
     pub dest_keyring: Option<PathBuf>,
-    /// librbd writes in flight.
-    #[arg(long, default_value_t = 32)]
-    pub concurrency: usize,
-    /// Snapshot the new image (Glance's layout: `--snap snap --protect`).
-    #[arg(long)]
-    pub snap: Option<String>,
-    /// Protect the snapshot (clone v1 parents need it).
-    #[arg(long, requires = "snap")]
-    pub protect: bool,
-    /// Read the new image back and compare checksums before publishing it.
-    #[arg(long)]
-    pub verify: bool,
+    #[command(flatten)]
+    pub publish: super::publish::PublishFlags,
     /// Checksum of the virtual disk: `sha256-blocks`, `sha256` or `none`.
     #[arg(long, value_enum, default_value = "sha256-blocks")]
     pub checksum: super::source::ChecksumArg,
@@ -56,7 +46,7 @@ pub struct CopyArgs {
 pub fn run(a: CopyArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     a.dest.forbid_snap()?;
     let kind = a.checksum.kind();
-    if a.verify && kind.is_none() {
+    if a.publish.verify && kind.is_none() {
         return Err(Error::InvalidInput(
             "--verify compares checksums: drop --checksum none or --verify".into(),
         ));
@@ -85,10 +75,10 @@ pub fn run(a: CopyArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         size: None,
         create,
         copy: a.engine.copy_options(info.object_size, kind)?,
-        concurrency: a.concurrency,
-        snap: a.snap.clone(),
-        protect: a.protect,
-        verify: a.verify,
+        concurrency: a.publish.concurrency,
+        snap: a.publish.snap.clone(),
+        protect: a.publish.protect,
+        verify: a.publish.verify,
         source_format: "rbd".into(),
     };
     let cancel = crate::cancel::flag();
@@ -121,18 +111,7 @@ pub fn run(a: CopyArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             r.elapsed_s,
             r.mib_per_s
         );
-        if let (Some(k), Some(s)) = (r.checksum_algorithm, &r.checksum) {
-            let how = if r.verified == Some(true) {
-                " (verified by reading the copy back)"
-            } else {
-                ""
-            };
-            outln!("  {} {s}{how}", k.name());
-        }
-        if let Some(s) = &r.snap {
-            let p = if r.protected { " (protected)" } else { "" };
-            outln!("  snapshot {}@{s}{p}", r.image);
-        }
+        super::publish::print_checksum_and_snap(&r);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -24,18 +24,8 @@ pub struct ImportArgs {
     /// A bare number is MiB, as in `rbd create --size`.
     #[arg(long, value_parser = super::parse_image_size, allow_hyphen_values = true)]
     pub size: Option<u64>,
-    /// librbd writes in flight.
-    #[arg(long, default_value_t = 32)]
-    pub concurrency: usize,
-    /// Snapshot the finished image (Glance's layout: `--snap snap --protect`).
-    #[arg(long)]
-    pub snap: Option<String>,
-    /// Protect the snapshot (clone v1 parents need it).
-    #[arg(long, requires = "snap")]
-    pub protect: bool,
-    /// Read the image back (in parallel) and compare checksums before publishing it.
-    #[arg(long)]
-    pub verify: bool,
+    #[command(flatten)]
+    pub publish: super::publish::PublishFlags,
     /// Checksum of the virtual disk: `sha256-blocks` (SHA-256 of the SHA-256 of every 64 KiB
     /// block; hashed in parallel, zero blocks free), `sha256` (what `sha256sum` of the raw image
     /// prints; one core, every byte, holes included) or `none`.
@@ -70,7 +60,7 @@ pub fn run(a: ImportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     } else {
         a.checksum.kind()
     };
-    if a.verify && checksum.is_none() {
+    if a.publish.verify && checksum.is_none() {
         return Err(Error::InvalidInput(
             "--verify compares checksums: drop --checksum none or --verify".into(),
         ));
@@ -89,10 +79,10 @@ pub fn run(a: ImportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         size: a.size,
         create,
         copy,
-        concurrency: a.concurrency,
-        snap: a.snap.clone(),
-        protect: a.protect,
-        verify: a.verify,
+        concurrency: a.publish.concurrency,
+        snap: a.publish.snap.clone(),
+        protect: a.publish.protect,
+        verify: a.publish.verify,
         source_format,
     };
     // A full cluster pauses writes forever; a bounded op timeout lets the import fail, name
@@ -152,26 +142,7 @@ pub fn run(a: ImportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
                 format_size(n)
             );
         }
-        if let (Some(k), Some(s)) = (r.checksum_algorithm, &r.checksum) {
-            outln!(
-                "  {} {s}{}",
-                k.name(),
-                if r.verified == Some(true) {
-                    " (verified by reading the image back)"
-                } else if r.checksum_read_back {
-                    " (read back from the image: the stream's data came too far out of guest order to hash on the way)"
-                } else {
-                    ""
-                }
-            );
-        }
-        if let Some(s) = &r.snap {
-            outln!(
-                "  snapshot {}@{s}{}",
-                r.image,
-                if r.protected { " (protected)" } else { "" }
-            );
-        }
+        super::publish::print_checksum_and_snap(r);
     }
     Ok(ExitCode::SUCCESS)
 }

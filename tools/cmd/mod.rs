@@ -27,6 +27,8 @@ pub mod inspect;
 mod layout;
 pub mod pg;
 #[cfg(feature = "rbd")]
+mod publish;
+#[cfg(feature = "rbd")]
 pub mod rm;
 mod source;
 
