@@ -79,9 +79,14 @@ fn raw_stream_copies_exactly_and_hashes_on_the_decode_threads() {
     let n = bytes.len();
     bytes[n - 3] = 9;
     let dir = tempfile::tempdir().unwrap();
-    for (i, checksum) in [None, Some(Checksum::Sha256), Some(Checksum::Sha256Blocks)]
-        .into_iter()
-        .enumerate()
+    for (i, checksum) in [
+        None,
+        Some(Checksum::Sha256),
+        Some(Checksum::Sha256Blocks),
+        Some(Checksum::Sha256Tree),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let reader = Box::new(std::io::Cursor::new(bytes.clone()));
         let dest = dir.path().join(format!("s-{i}.raw"));
@@ -127,6 +132,8 @@ fn partial_extents_copy_exactly_and_hash_the_whole_disk() {
         (65536, Some(Checksum::Sha256)),
         (65536, Some(Checksum::Sha256Blocks)),
         (16384, Some(Checksum::Sha256Blocks)),
+        (65536, Some(Checksum::Sha256Tree)),
+        (16384, Some(Checksum::Sha256Tree)),
         (16384, Some(Checksum::Sha256)),
     ];
     for (i, (chunk_size, checksum)) in cases.into_iter().enumerate() {
@@ -453,9 +460,14 @@ fn a_panicking_decode_job_fails_the_copy() {
     };
     let cancel = AtomicBool::new(false);
     let dir = tempfile::tempdir().unwrap();
-    for (i, checksum) in [None, Some(Checksum::Sha256), Some(Checksum::Sha256Blocks)]
-        .into_iter()
-        .enumerate()
+    for (i, checksum) in [
+        None,
+        Some(Checksum::Sha256),
+        Some(Checksum::Sha256Blocks),
+        Some(Checksum::Sha256Tree),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let dest = dir.path().join(format!("p{i}.raw"));
         let mut sink = FileSink::create(&dest, false).unwrap();
