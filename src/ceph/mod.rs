@@ -14,6 +14,7 @@ mod features;
 mod health;
 mod image;
 mod ioctx;
+mod objects;
 mod progress;
 mod spec;
 

@@ -1,0 +1,51 @@
+//! The RADOS objects of a pool (its namespace), for finding which objects of an image exist
+//! without asking about each one: a thin image of terabytes spans millions of objects, of
+//! which a pool listing returns only those that exist.
+use super::{check, IoCtx};
+use crate::error::Result;
+use librados_sys as sys;
+use std::ffi::CStr;
+use std::ptr;
+
+impl IoCtx {
+    /// How many objects the pool holds (all namespaces), from its statistics: cheap.
+    pub fn object_count(&self) -> Result<u64> {
+        // SAFETY: an all-zero rados_pool_stat_t (plain integers) is valid for librados to fill.
+        let mut st: sys::rados_pool_stat_t = unsafe { std::mem::zeroed() };
+        // SAFETY: valid ioctx handle and a stats struct of the size librados expects.
+        let ret = unsafe { sys::rados_ioctx_pool_stat(self.handle.raw, &mut st) };
+        check(ret, "read the statistics of pool", &self.describe(""))?;
+        Ok(st.num_objects)
+    }
+
+    /// Names of the objects in this pool's namespace that start with `prefix`.
+    pub fn objects_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut ctx: sys::rados_list_ctx_t = ptr::null_mut();
+        // SAFETY: valid ioctx handle; ctx receives a listing handle closed below.
+        let ret = unsafe { sys::rados_nobjects_list_open(self.handle.raw, &mut ctx) };
+        check(ret, "list the objects of pool", &self.describe(""))?;
+        let mut out = Vec::new();
+        let result = loop {
+            let mut entry: *const std::os::raw::c_char = ptr::null();
+            // SAFETY: ctx is open; librados points `entry` at a NUL-terminated name that stays
+            // valid until the next call on ctx; key and namespace are not wanted.
+            let ret = unsafe {
+                sys::rados_nobjects_list_next(ctx, &mut entry, ptr::null_mut(), ptr::null_mut())
+            };
+            if ret == -libc::ENOENT {
+                break Ok(());
+            }
+            if let Err(e) = check(ret, "list the objects of pool", &self.describe("")) {
+                break Err(e);
+            }
+            // SAFETY: librados returned 0, so `entry` is a valid C string until the next call.
+            let name = unsafe { CStr::from_ptr(entry) }.to_string_lossy();
+            if name.starts_with(prefix) {
+                out.push(name.into_owned());
+            }
+        };
+        // SAFETY: ctx came from rados_nobjects_list_open and is closed once.
+        unsafe { sys::rados_nobjects_list_close(ctx) };
+        result.map(|()| out)
+    }
+}
