@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # A real single-host Ceph cluster for development and tests: one monitor, one bluestore OSD on a
-# sparse file, cephx on, no mgr; pools images, volumes, vms, backups (rbd-initialised); clients
-# client.glance and client.cinder with the caps OpenStack gives them. Everything (conf, keyrings,
-# data, logs, pid files, sockets) lives in one state directory; nothing goes to /etc or /var.
+# sparse file, cephx on, no mgr unless asked; pools images, volumes, vms, backups (rbd-initialised);
+# clients client.glance and client.cinder with the caps OpenStack gives them. Everything (conf,
+# keyrings, data, logs, pid files, sockets) lives in one state directory; nothing goes to /etc or /var.
 #
-# Usage: scripts/dev-cluster.sh up|down|status|env [--dir DIR] [--mon-port PORT]
-#                               [--osd-size SIZE] [--min-compat-client luminous|mimic] [--keep]
+# Usage: scripts/dev-cluster.sh up|down|status|env|mgr [--dir DIR] [--mon-port PORT]
+#                               [--osd-size SIZE] [--min-compat-client luminous|mimic] [--mgr] [--keep]
+#   mgr                   start a ceph-mgr (mgr.x, with its always-on pg_autoscaler) on a running
+#                         cluster and wait until `ceph osd pool autoscale-status` answers; does
+#                         nothing when one already runs. Only the pg tests need it, so `up` starts
+#                         none by default (rbdkit itself never needs a mgr).
+#   --mgr                 `up` also starts the mgr
 #   --dir                 state directory (env RBDKIT_CLUSTER_DIR; default <repo>/.state/cluster)
 #   --mon-port            monitor msgr2 port (env RBDKIT_MON_PORT; default 3300, msgr1 on 6789;
 #                         any other PORT puts msgr1 on PORT+1000). Keep outside 6800-7300 (OSDs).
@@ -23,6 +28,7 @@ MON_PORT=${RBDKIT_MON_PORT:-3300}
 OSD_SIZE=20G
 COMPAT=luminous
 KEEP=0
+MGR=0
 while [ $# -gt 0 ]; do
   case $1 in
     --dir) DIR=$2; shift 2;;
@@ -30,6 +36,7 @@ while [ $# -gt 0 ]; do
     --osd-size) OSD_SIZE=$2; shift 2;;
     --min-compat-client) COMPAT=$2; shift 2;;
     --keep) KEEP=1; shift;;
+    --mgr) MGR=1; shift;;
     *) echo "dev-cluster: unknown option $1" >&2; exit 2;;
   esac
 done
@@ -87,6 +94,10 @@ log file = /dev/null
 admin socket = $DIR/run/\$name.asok
 mon data = $DIR/data/mon.\$id
 keyring = $DIR/data/mon.\$id/keyring
+[mgr]
+admin socket = $DIR/run/\$name.asok
+mgr data = $DIR/data/mgr.\$id
+mgr module path = $DIR/data/mgr-modules
 [osd]
 admin socket = $DIR/run/\$name.asok
 osd data = $DIR/data/osd.\$id
@@ -160,6 +171,38 @@ up() {
     timeout 60 rados -c "$CONF" -p "$p" ls >/dev/null || die "pool $p did not become active"
   done
   echo "dev-cluster: up in $((SECONDS - t0)) s (min compat client $COMPAT) — export CEPH_CONF=$CONF"
+  if [ "$MGR" = 1 ]; then mgr; fi
+}
+
+# The autoscaler answers only once the mgr is active and has its first maps and stats: that
+# command, not the process, is the readiness check.
+autoscale_ready() { c osd pool autoscale-status -f json | grep -q pg_num_final; }
+
+mgr() {
+  running || die "no cluster runs in $DIR: run '$0 up --dir $DIR' first"
+  if pid_alive "$DIR/run/mgr.x.pid"; then
+    wait_for 120 "the mgr's pg_autoscaler" autoscale_ready
+    echo "dev-cluster: mgr already running"; return 0
+  fi
+  command -v ceph-mgr >/dev/null || die "ceph-mgr not found: run scripts/install-deps.sh"
+  local t0=$SECONDS
+  mkdir -p "$DIR/data/mgr.x"
+  # ceph-mgr imports every module it finds (~14 s of Python on two cores for Debian's 27): give it a
+  # directory with only the pg_autoscaler and the helpers it imports. The other always-on modules
+  # are missing on purpose (devicehealth would create a pool of its own, and no test wants it):
+  # the mgr reports them as failed, a health error that is muted below.
+  local mods=$DIR/data/mgr-modules src=/usr/share/ceph/mgr
+  mkdir -p "$mods"
+  for m in mgr_module.py mgr_util.py ceph_module.py object_format.py pg_autoscaler progress; do
+    [ -e "$src/$m" ] && ln -sfn "$src/$m" "$mods/$m"
+  done
+  c auth get-or-create mgr.x mon 'allow profile mgr' osd 'allow *' mds 'allow *' \
+    -o "$DIR/data/mgr.x/keyring" >/dev/null || die "mgr keyring failed"
+  chmod 600 "$DIR/data/mgr.x/keyring"
+  ceph-mgr -c "$CONF" -i x --keyring "$DIR/data/mgr.x/keyring" >/dev/null 2>&1 || die "ceph-mgr did not start"
+  wait_for 120 "the mgr's pg_autoscaler" autoscale_ready
+  c health mute MGR_MODULE_ERROR --sticky >/dev/null 2>&1 || true
+  echo "dev-cluster: mgr up in $((SECONDS - t0)) s"
 }
 
 stop_pidfile() { # stop_pidfile FILE GRACE_SECONDS
@@ -177,6 +220,7 @@ stop_pidfile() { # stop_pidfile FILE GRACE_SECONDS
 
 down() {
   # OSDs before the monitor: an OSD waits for a dead monitor.
+  stop_pidfile "$DIR/run/mgr.x.pid" 10
   for f in "$DIR"/run/osd.*.pid; do [ -e "$f" ] && stop_pidfile "$f" 10; done
   stop_pidfile "$DIR/run/mon.a.pid" 10
   if [ "$KEEP" = 0 ]; then rm -rf "$DIR"; fi
@@ -198,5 +242,6 @@ case $cmd in
   down) down;;
   status) status;;
   env) echo "export CEPH_CONF=$CONF";;
-  *) echo "usage: $0 up|down|status|env [--dir DIR] [--mon-port PORT] [--osd-size SIZE] [--min-compat-client luminous|mimic] [--keep]" >&2; exit 2;;
+  mgr) mgr;;
+  *) echo "usage: $0 up|down|status|env|mgr [--dir DIR] [--mon-port PORT] [--osd-size SIZE] [--min-compat-client luminous|mimic] [--mgr] [--keep]" >&2; exit 2;;
 esac

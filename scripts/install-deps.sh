@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system packages rbdkit needs to build and to run its tests: Ceph (mon, osd, CLI,
-# librados/librbd headers), libclang for bindgen, fio, qemu-utils, NFS-Ganesha and rpcbind.
+# librados/librbd headers; ceph-mgr for the pg tests' pg_autoscaler), libclang for bindgen, fio,
+# qemu-utils, NFS-Ganesha and rpcbind.
 # Idempotent and non-interactive; does nothing (and no apt-get update) when all are present.
 set -euo pipefail
-PKGS=(ceph-mon ceph-osd ceph-common librbd-dev librados-dev libclang-dev clang pkg-config fio
+PKGS=(ceph-mon ceph-osd ceph-mgr ceph-common librbd-dev librados-dev libclang-dev clang pkg-config fio
       qemu-utils nfs-ganesha nfs-ganesha-vfs rpcbind e2fsprogs uuid-runtime procps iproute2)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -3,12 +3,15 @@
 mod common;
 use common::*;
 use proptest::prelude::*;
-use rbdkit::pg::{autoscale_pg_num, pgcalc_pg_num, plan, Method, PlanInput, PoolSize};
+use rbdkit::pg::{autoscale_pg_num, pgcalc_pg_num, plan, CephRelease, Method, PlanInput, PoolSize};
 use std::process::Command;
 
 fn openstack(osds: u32, method: Method) -> Vec<(String, u32)> {
     let p = plan(&PlanInput {
         osds,
+        roots: Vec::new(),
+        release: CephRelease::Pacific,
+        raw_capacity: None,
         pools: rbdkit::pg::openstack_preset(PoolSize::Replicated(3)),
         target_pgs_per_osd: 100,
         method,
@@ -32,8 +35,15 @@ fn worked_examples() {
         names(openstack(100, Method::Pgcalc)),
         [2048, 1024, 512, 256]
     );
-    // Autoscaler, 10 OSDs: 176.7→128, 83.3→64, 50→64, 23.3→32(min).
-    assert_eq!(names(openstack(10, Method::Autoscale)), [128, 64, 64, 32]);
+    // Pacific 16.2.15's autoscaler, 10 OSDs: each pool takes its ratio of the PGs still left:
+    // volumes 530/3 = 176.7 → 128 (470 left); backups 117.5/3 → 32; vms, images → 32 (floor).
+    assert_eq!(names(openstack(10, Method::Autoscale)), [128, 32, 32, 32]);
+    // 100 OSDs: what the real 16.2.15 module proposes (volumes 1766.7, backups 391.7, vms
+    // 176.25, images 69.9 before rounding), where a one-pass autoscaler says 2048/1024/512/256.
+    assert_eq!(
+        names(openstack(100, Method::Autoscale)),
+        [2048, 512, 128, 64]
+    );
     // EC 4+2 holding everything on 12 OSDs: floor(1200/6)=200→256.
     assert_eq!(pgcalc_pg_num(12, 6, 100.0, 100), 256);
 }
@@ -104,11 +114,40 @@ fn plan_cli_json_warnings_and_bad_input() {
     ]);
     let text = stdout(&out);
     assert!(
-        text.contains("ceph osd pool create volumes 256 256 replicated"),
+        text.contains(
+            "ceph osd pool create volumes 256 256 replicated --size 3 --autoscale-mode off"
+        ),
         "{text}"
     );
     assert!(text.contains("usable"), "{text}");
+    // The CLI, offline, modelling pacific: the OpenStack preset on 100 OSDs.
+    let out = rbdkit_offline(&[
+        "pg",
+        "plan",
+        "--preset",
+        "openstack",
+        "--osds",
+        "100",
+        "--method",
+        "autoscale",
+        "--ceph-release",
+        "pacific",
+        "--format",
+        "json",
+    ]);
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got: Vec<u64> = j["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pg_num"].as_u64().unwrap())
+        .collect();
+    assert_eq!(got, [2048, 512, 128, 64], "{j}");
+    assert_eq!(j["release"], "pacific");
     for bad in [
+        vec!["--osds", "3", "--pool", "a:5", "--ceph-release", "octopus"],
+        vec!["--osds", "3", "--pool", "a:5:3:bias=x"],
+        vec!["--osds", "3", "--pool", "a:5", "--root", "ssd"],
         vec!["--osds", "0", "--pool", "a:5"],
         vec!["--osds", "3", "--pool", "a:150"],
         vec!["--osds", "3", "--pool", "a:5:4+"],

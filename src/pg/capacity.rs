@@ -55,11 +55,13 @@ mod tests {
                 name: "r".into(),
                 percent: 50.0,
                 size: PoolSize::Replicated(3),
+                options: Default::default(),
             },
             PoolSpec {
                 name: "e".into(),
                 percent: 50.0,
                 size: PoolSize::Erasure { k: 4, m: 2 },
+                options: Default::default(),
             },
         ];
         let c = capacity(600 << 30, &pools);

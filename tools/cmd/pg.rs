@@ -1,7 +1,7 @@
 //! `rbdkit pg plan` (offline) and `rbdkit pg check` (live cluster): pg_num and capacity planning.
 use crate::global::Global;
 use clap::{Args, Subcommand, ValueEnum};
-use rbdkit::pg::{self, capacity, Method, PlanInput, PoolSize, PoolSpec};
+use rbdkit::pg::{self, capacity, CephRelease, Method, PlanInput, PlanRoot, PoolSize, PoolSpec};
 use rbdkit::units::format_size;
 use rbdkit::Error;
 use std::process::ExitCode;
@@ -32,12 +32,21 @@ pub struct PlanArgs {
     /// Number of OSDs.
     #[arg(long)]
     pub osds: u32,
-    /// A pool: NAME:PERCENT[:SIZE] (SIZE replicas, or k+m for erasure coding). Repeatable.
+    /// A pool: NAME:PERCENT[:SIZE][:KEY=VALUE,...] (SIZE replicas, or k+m for erasure coding;
+    /// keys bulk, bias, target_size_ratio, target_size_bytes, pg_num_min, pg_num_max, root,
+    /// mode, stored, pg_num). Repeatable; pools are created, and autoscaled, in this order.
     #[arg(long = "pool")]
     pub pools: Vec<String>,
     /// Pool set: `openstack` (volumes 53 %, backups 25 %, vms 15 %, images 7 %).
     #[arg(long)]
     pub preset: Option<String>,
+    /// A further CRUSH root NAME:OSDS (pools opt in with root=NAME). Repeatable.
+    #[arg(long = "root")]
+    pub roots: Vec<String>,
+    /// Release whose autoscaler and monitor check are modelled: pacific, quincy, reef, squid
+    /// (default: the installed ceph client's, else pacific).
+    #[arg(long = "ceph-release")]
+    pub ceph_release: Option<String>,
     /// Default pool size (replicas or k+m).
     #[arg(long, default_value = "3")]
     pub size: String,
@@ -75,6 +84,13 @@ pub struct CheckArgs {
     /// Target PG replicas per OSD for the recommendation.
     #[arg(long = "target-pgs-per-osd", default_value_t = 100)]
     pub target: u32,
+    /// A size change POOL:N to judge by the monitor's rule (`osd pool set POOL size N`);
+    /// exit status 1 when refused. Repeatable.
+    #[arg(long = "set-size")]
+    pub set_size: Vec<String>,
+    /// Release whose autoscaler and monitor are modelled (default: the running monitor's).
+    #[arg(long = "ceph-release")]
+    pub ceph_release: Option<String>,
 }
 
 fn pools_from(
@@ -108,6 +124,35 @@ pub fn run(c: PgCommand, g: &Global) -> rbdkit::Result<ExitCode> {
     }
 }
 
+/// The installed client's release, from `ceph --version`: what an offline plan models unless
+/// told, since that is the cluster the operator is most likely about to create pools on.
+fn installed_release() -> Option<CephRelease> {
+    let out = std::process::Command::new("ceph")
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    CephRelease::from_version_text(&String::from_utf8_lossy(&out.stdout))
+}
+
+fn parse_root(text: &str) -> rbdkit::Result<PlanRoot> {
+    let bad = || {
+        Error::InvalidInput(format!(
+            "invalid --root '{text}': use NAME:OSDS, e.g. ssd:12"
+        ))
+    };
+    let (name, osds) = text.split_once(':').ok_or_else(bad)?;
+    let osds: u32 = osds.parse().ok().filter(|&n| n > 0).ok_or_else(bad)?;
+    if name.is_empty() || name == "default" {
+        return Err(bad());
+    }
+    Ok(PlanRoot {
+        name: name.into(),
+        osds,
+    })
+}
+
 fn plan(a: PlanArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     if a.osds == 0 {
         return Err(Error::InvalidInput("--osds must be at least 1".into()));
@@ -130,8 +175,23 @@ fn plan(a: PlanArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             "no pools: give --pool NAME:PERCENT[:SIZE] or --preset openstack".into(),
         ));
     }
+    let roots = a
+        .roots
+        .iter()
+        .map(|r| parse_root(r))
+        .collect::<rbdkit::Result<Vec<_>>>()?;
+    let (release, release_source) = match &a.ceph_release {
+        Some(r) => (CephRelease::parse(r)?, "--ceph-release"),
+        None => match installed_release() {
+            Some(r) => (r, "the installed ceph client"),
+            None => (CephRelease::Pacific, "default"),
+        },
+    };
     let input = PlanInput {
         osds: a.osds,
+        roots,
+        release,
+        raw_capacity: a.raw_capacity,
         pools: pools.clone(),
         target_pgs_per_osd: a.target,
         method: match a.method {
@@ -152,14 +212,15 @@ fn plan(a: PlanArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     outln!(
-        "{} OSDs, {} PG replicas per OSD target, method {}",
+        "{} OSDs, {} PG replicas per OSD target, method {}, modelling ceph {} (from {release_source})",
         plan.osds,
         a.target,
         if plan.method == Method::Pgcalc {
             "pgcalc"
         } else {
             "autoscale"
-        }
+        },
+        plan.release
     );
     outln!(
         "{:<16} {:>8} {:<14} {:>8} {:>12}",
@@ -255,42 +316,80 @@ fn check(a: CheckArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             Some((n, pg, d))
         }
     };
-    let report = live::check(&state, &shares, a.target, new_pool);
+    let set_size = a
+        .set_size
+        .iter()
+        .map(|t| {
+            let bad = || {
+                Error::InvalidInput(format!(
+                    "invalid --set-size '{t}': use POOL:SIZE, e.g. volumes:2"
+                ))
+            };
+            let (p, n) = t.rsplit_once(':').ok_or_else(bad)?;
+            let n: u32 = n.parse().ok().filter(|&n| n > 0).ok_or_else(bad)?;
+            Ok((p.to_string(), n))
+        })
+        .collect::<rbdkit::Result<Vec<_>>>()?;
+    let (release, release_source) = match (&a.ceph_release, state.release) {
+        (Some(r), _) => (CephRelease::parse(r)?, "--ceph-release"),
+        (None, Some(r)) => (r, "the running monitor"),
+        (None, None) => (
+            installed_release().unwrap_or(CephRelease::Pacific),
+            "the installed client (the monitor's version is not modelled)",
+        ),
+    };
+    let report = live::check(&state, release, &shares, a.target, new_pool, &set_size)?;
     // A check that predicts the monitor's refusal has failed: scripts gate `ceph osd pool
     // create` on this exit status, whichever output format they read.
-    let code = match &report.new_pool {
-        Some(v) if !v.allowed => ExitCode::FAILURE,
-        _ => ExitCode::SUCCESS,
+    let refused = report
+        .new_pool
+        .iter()
+        .chain(&report.set_size)
+        .any(|v| !v.allowed);
+    let code = if refused {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     };
     if g.json() {
         super::print_json(g, &report)?;
         return Ok(code);
     }
     outln!(
-        "{} OSDs in, {} up; mon_max_pg_per_osd {} (from {})",
+        "{} OSDs in, {} up; mon_max_pg_per_osd {} (from {}); modelling ceph {} (from {release_source})",
         report.in_osds,
         report.up_osds,
         report.mon_max_pg_per_osd,
-        state.mon_max_pg_per_osd_source
+        state.mon_max_pg_per_osd_source,
+        report.release
     );
     outln!(
-        "{:<16} {:>8} {:>6} {:>8} {:>12} {:>10}",
+        "{:<16} {:>8} {:>6} {:>8} {:>12} {:>10} {:>10} {:<6}",
         "pool",
         "pg_num",
         "size",
         "share",
         "recommended",
-        "PGs/OSD"
+        "PGs/OSD",
+        "autoscale",
+        "mode"
     );
     for p in &report.pools {
+        let auto = match p.autoscale_pg_num {
+            Some(n) if p.autoscale_will_change => format!("{n} (next)"),
+            Some(n) => n.to_string(),
+            None => "-".into(),
+        };
         outln!(
-            "{:<16} {:>8} {:>6} {:>7.1}% {:>12} {:>10.1}{}",
+            "{:<16} {:>8} {:>6} {:>7.1}% {:>12} {:>10.1} {:>10} {:<6}{}",
             p.name,
             p.pg_num,
             p.size,
             p.percent,
             p.recommended_pg_num,
             p.pg_replicas_per_osd,
+            auto,
+            p.autoscale_mode,
             if p.off_by_more_than_3x {
                 "  (off by >3x)"
             } else {
@@ -312,6 +411,15 @@ fn check(a: CheckArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             "new pool {} (pg_num {}, size {}): {}",
             v.name,
             v.pg_num,
+            v.size,
+            if v.allowed { "allowed" } else { "refused" }
+        );
+        outln!("  {}", v.message);
+    }
+    for v in &report.set_size {
+        outln!(
+            "set size {} {}: {}",
+            v.name,
             v.size,
             if v.allowed { "allowed" } else { "refused" }
         );

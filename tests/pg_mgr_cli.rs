@@ -1,0 +1,347 @@
+//! `rbdkit pg` against the real mgr `pg_autoscaler` of the dev cluster: the cluster's own
+//! autoscaler (`ceph osd pool autoscale-status -f json`, `pg_num_final`) is the oracle for
+//! `pg check`'s `pools[].autoscale_pg_num`, on pools with bulk, target ratios, target bytes,
+//! bias, pg_num_min and written data, and with overlapping CRUSH roots. The printed
+//! `ceph osd pool create` commands are run and must succeed. The mgr is started here (once per
+//! run, ~3 s) through `scripts/dev-cluster.sh mgr`: only these tests need one.
+mod common;
+use common::*;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+fn ceph(conf: &str, args: &[&str]) -> std::process::Output {
+    Command::new("timeout")
+        .arg("60")
+        .arg("ceph")
+        .args(args)
+        .env("CEPH_CONF", conf)
+        .output()
+        .unwrap()
+}
+
+fn ceph_ok(conf: &str, args: &[&str]) {
+    let o = ceph(conf, args);
+    assert!(o.status.success(), "ceph {args:?}: {}", stderr(&o));
+}
+
+/// Starts the dev cluster's mgr once (idempotent across test binaries too).
+fn mgr(conf: &str) {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    STARTED.get_or_init(|| {
+        let dir = std::path::Path::new(conf).parent().unwrap().to_path_buf();
+        let t = Instant::now();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/dev-cluster.sh");
+        let o = Command::new("bash")
+            .args([script, "mgr", "--dir"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "dev-cluster.sh mgr: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        eprintln!("mgr ready in {:.1} s", t.elapsed().as_secs_f64());
+    });
+}
+
+fn mgr_finals(conf: &str) -> BTreeMap<String, u64> {
+    let o = ceph(conf, &["osd", "pool", "autoscale-status", "-f", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["pool_name"].as_str().unwrap().to_string(),
+                p["pg_num_final"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn rbdkit_finals(conf: &str) -> BTreeMap<String, u64> {
+    let o = rbdkit_with(conf, &["pg", "check", "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| {
+            Some((
+                p["name"].as_str()?.to_string(),
+                p["autoscale_pg_num"].as_u64()?,
+            ))
+        })
+        .collect()
+}
+
+/// Waits until the mgr's answer is stable across a read of rbdkit's and equal to it: the mgr's
+/// usage lags the OSD map by a stats period, so one sample may see a pool before its bytes.
+fn assert_agrees(conf: &str, what: &str, expect_pools: &[&str]) -> BTreeMap<String, u64> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let before = mgr_finals(conf);
+        let ours = rbdkit_finals(conf);
+        let after = mgr_finals(conf);
+        let listed = expect_pools.iter().all(|p| after.contains_key(*p));
+        if before == after && ours == after && listed {
+            return after;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: rbdkit {ours:?} vs the mgr's pg_num_final {after:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+struct Pools(String, Vec<String>);
+impl Drop for Pools {
+    fn drop(&mut self) {
+        for p in &self.1 {
+            let _ = ceph(
+                &self.0,
+                &["osd", "pool", "rm", p, p, "--yes-i-really-really-mean-it"],
+            );
+        }
+    }
+}
+
+#[test]
+fn check_predicts_the_real_autoscaler() {
+    let conf = conf();
+    mgr(&conf);
+    let names: Vec<String> = ["bulkbig", "ratio", "bytes", "minpg", "written"]
+        .iter()
+        .map(|n| unique(&format!("as{n}")))
+        .collect();
+    let pools = Pools(conf.clone(), names.clone());
+    let n = |i: usize| pools.1[i].as_str();
+    // Created in this order on purpose: pacific's first pass serves pools in id order.
+    ceph_ok(
+        &conf,
+        &[
+            "osd",
+            "pool",
+            "create",
+            n(0),
+            "8",
+            "8",
+            "replicated",
+            "--size",
+            "1",
+            "--bulk",
+            "--target-size-ratio",
+            "0.5",
+        ],
+    );
+    ceph_ok(
+        &conf,
+        &["osd", "pool", "set", n(0), "pg_autoscale_bias", "2"],
+    );
+    ceph_ok(
+        &conf,
+        &[
+            "osd",
+            "pool",
+            "create",
+            n(1),
+            "8",
+            "8",
+            "replicated",
+            "--size",
+            "1",
+            "--target-size-ratio",
+            "0.2",
+        ],
+    );
+    ceph_ok(
+        &conf,
+        &[
+            "osd",
+            "pool",
+            "create",
+            n(2),
+            "8",
+            "8",
+            "replicated",
+            "--size",
+            "1",
+            "--target-size-bytes",
+            "4294967296",
+        ],
+    );
+    ceph_ok(
+        &conf,
+        &[
+            "osd",
+            "pool",
+            "create",
+            n(3),
+            "8",
+            "8",
+            "replicated",
+            "--size",
+            "1",
+            "--pg-num-min",
+            "16",
+        ],
+    );
+    ceph_ok(
+        &conf,
+        &[
+            "osd",
+            "pool",
+            "create",
+            n(4),
+            "8",
+            "8",
+            "replicated",
+            "--size",
+            "1",
+        ],
+    );
+    // 64 MiB of data in the last pool: its ratio comes from usage, not from a target.
+    let file = std::env::temp_dir().join(unique("asdata"));
+    std::fs::write(&file, vec![7u8; 64 << 20]).unwrap();
+    let o = Command::new("timeout")
+        .args(["60", "rados", "-p", n(4), "put", "obj"])
+        .arg(&file)
+        .env("CEPH_CONF", &conf)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&file);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let refs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+    let finals = assert_agrees(&conf, "bulk, ratios, bytes, bias, pg_num_min, data", &refs);
+    eprintln!("agreed with the mgr: {finals:?}");
+    // The options moved the numbers: the bulk pool gets most of the budget, and pg_num_min
+    // replaces the default floor of 32 (16 is below it).
+    assert!(finals[n(0)] > 32 && finals[n(3)] == 16, "{finals:?}");
+
+    // A rule on the hdd device class takes the shadow root default~hdd, whose OSD overlaps
+    // the default root's: the autoscaler then scales none of the pools on either root.
+    let rule = unique("hddrule");
+    ceph_ok(
+        &conf,
+        &[
+            "osd",
+            "crush",
+            "rule",
+            "create-replicated",
+            &rule,
+            "default",
+            "osd",
+            "hdd",
+        ],
+    );
+    let overlap = unique("asoverlap");
+    let _rule_gone = RuleGone(conf.clone(), rule.clone());
+    let _p2 = Pools(conf.clone(), vec![overlap.clone()]);
+    ceph_ok(
+        &conf,
+        &[
+            "osd",
+            "pool",
+            "create",
+            &overlap,
+            "8",
+            "8",
+            "replicated",
+            &rule,
+            "--size",
+            "1",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let m = mgr_finals(&conf);
+        let ours = rbdkit_finals(&conf);
+        if m.is_empty() && ours.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "overlapping roots: rbdkit {ours:?}, mgr {m:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let o = rbdkit_with(&conf, &["pg", "check"]);
+    assert!(
+        stdout(&o).contains("overlaps another pool's root"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+struct RuleGone(String, String);
+impl Drop for RuleGone {
+    fn drop(&mut self) {
+        // After the pools using it (fields drop in declaration order within the test; this
+        // guard is declared first so it drops last).
+        let _ = ceph(&self.0, &["osd", "crush", "rule", "rm", &self.1]);
+    }
+}
+
+#[test]
+fn printed_create_commands_succeed() {
+    let conf = conf();
+    let a = unique("plana");
+    let b = unique("planb");
+    let _pools = Pools(conf.clone(), vec![a.clone(), b.clone()]);
+    // The case: 3 OSDs, size 2, 200 PGs per OSD: the creates carry --size 2 and the
+    // autoscaler's options, so the monitor checks them at the size planned.
+    for method in ["pgcalc", "autoscale"] {
+        let o = rbdkit_with(
+            &conf,
+            &[
+                "pg",
+                "plan",
+                "--osds",
+                "3",
+                "--pool",
+                &format!("{a}:60:2:bulk,pg_num_min=8"),
+                "--pool",
+                &format!("{b}:40:2"),
+                "--target-pgs-per-osd",
+                "100",
+                "--method",
+                method,
+                "--ceph-release",
+                "pacific",
+                "--format",
+                "json",
+            ],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+        for c in j["commands"].as_array().unwrap() {
+            let c = c.as_str().unwrap();
+            let out = Command::new("timeout")
+                .args(["60", "sh", "-c", c])
+                .env("CEPH_CONF", &conf)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{c}: {}", stderr(&out));
+        }
+        for (i, p) in [&a, &b].iter().enumerate() {
+            let o = ceph(&conf, &["osd", "pool", "get", p, "size", "-f", "json"]);
+            let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+            assert_eq!(v["size"], 2, "{p}");
+            let o = ceph(&conf, &["osd", "pool", "get", p, "pg_num", "-f", "json"]);
+            let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+            assert_eq!(v["pg_num"], j["pools"][i]["pg_num"], "{p} ({method})");
+            ceph_ok(
+                &conf,
+                &["osd", "pool", "rm", p, p, "--yes-i-really-really-mean-it"],
+            );
+        }
+    }
+}
