@@ -197,7 +197,7 @@ pub fn svg(report: &BenchReport, title: &str) -> String {
         let v = 10f64.powf(d);
         let _ = write!(
             s,
-            r##"<line x1="{0}" y1="{1}" x2="{0}" y2="{2}" stroke="#ddd"/><text class="xtick" x="{0}" y="{3}" text-anchor="middle">{4}</text>"##,
+            r##"<line x1="{0}" y1="{1}" x2="{0}" y2="{2}" stroke="#ddd"/><text class="lat-tick" x="{0}" y="{3}" text-anchor="middle">{4}</text>"##,
             x(v),
             top,
             top + plot_h,
