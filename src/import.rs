@@ -60,7 +60,7 @@ pub struct ImportReport {
     pub elapsed_s: f64,
     /// Virtual size / elapsed, MiB/s.
     pub mib_per_s: f64,
-    /// The checksum algorithm of `checksum` (`sha256-blocks` or `sha256`); `None` without one.
+    /// The checksum algorithm of `checksum` (`sha256-tree`, `sha256-blocks` or `sha256`); `None` without one.
     pub checksum_algorithm: Option<Checksum>,
     /// The checksum of the virtual disk content, hex.
     pub checksum: Option<String>,

@@ -65,7 +65,7 @@ fn export_to_a_file_and_to_stdout_matches_rbd_export() {
     use std::os::unix::fs::MetadataExt;
     let allocated = std::fs::metadata(&out).unwrap().blocks() * 512;
     assert!(allocated < 8 << 20, "{allocated} bytes allocated");
-    assert_eq!(r["checksum"], sha256_blocks_hex(&want).as_str());
+    assert_eq!(r["checksum"], sha256_tree_hex(&want).as_str());
     assert_eq!(r["bytes_read"], (3 << 20) + 100 * 1024 + (1 << 20));
 
     let o = Command::new(env!("CARGO_BIN_EXE_rbdkit"))
@@ -176,7 +176,7 @@ fn copy_to_another_pool_and_another_cluster_is_identical() {
     ]));
     assert!(rbd_bytes(&conf(), &dest) == want, "copy differs");
     assert_eq!(r["verified"], true);
-    assert_eq!(r["checksum"], sha256_blocks_hex(&want).as_str());
+    assert_eq!(r["checksum"], sha256_tree_hex(&want).as_str());
     assert_eq!(r["bytes_written"], (3 << 20) + 100 * 1024 + (1 << 20));
     // Never over an existing image.
     let o = rbdkit(&["copy", &spec, &dest]);

@@ -118,7 +118,7 @@ fn osd_restart_mid_import_completes_with_the_right_checksum() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(j["checksum"].as_str().unwrap(), sha256_blocks_hex(&sent));
+    assert_eq!(j["checksum"].as_str().unwrap(), sha256_tree_hex(&sent));
     assert_eq!(j["virtual_size"].as_u64(), Some(48 << 20));
     assert_eq!(
         images_named(&name),

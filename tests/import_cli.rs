@@ -99,11 +99,11 @@ fn imports_qcow2_identically_to_qemu_img_with_layering_only_and_checksum() {
     cleanup.add(&dest);
     let j = import_json(&src, &dest, &["--verify"]);
     assert_eq!(j["virtual_size"].as_u64(), Some(64 << 20));
-    // The default checksum: per-block SHA-256s, hashed in parallel.
-    assert_eq!(j["checksum_algorithm"], "sha256-blocks");
+    // The default checksum: a tree of per-block SHA-256s, hashed in parallel.
+    assert_eq!(j["checksum_algorithm"], "sha256-tree");
     assert_eq!(
         j["checksum"].as_str(),
-        Some(sha256_blocks_hex(&expected).as_str())
+        Some(sha256_tree_hex(&expected).as_str())
     );
     assert!(j["sha256"].is_null(), "{j}");
     assert_eq!(j["verified"], true);
@@ -274,7 +274,7 @@ fn qcow2_streams_from_stdin_spill_only_what_arrives_before_its_tables() {
     );
 
     let mut cleanup = Cleanup::new(&conf);
-    // With sha256-blocks the reversed image's 64 KiB clusters are hashed as they are decoded
+    // With sha256-tree the reversed image's 64 KiB clusters are hashed as they are decoded
     // and only their digests wait for guest order; the plain sha256 must wait with the data.
     for (src, spills, plain, read_back) in [
         (&zstd, true, false, false),
@@ -285,7 +285,7 @@ fn qcow2_streams_from_stdin_spill_only_what_arrives_before_its_tables() {
         let expected = qemu_raw(src, d);
         let dest = format!("images/{}", unique("q2s"));
         cleanup.add(&dest);
-        let mut extra = vec!["--checksum", if plain { "sha256" } else { "sha256-blocks" }];
+        let mut extra = vec!["--checksum", if plain { "sha256" } else { "sha256-tree" }];
         if !read_back {
             extra.push("--verify");
         }
@@ -298,7 +298,7 @@ fn qcow2_streams_from_stdin_spill_only_what_arrives_before_its_tables() {
         let want = if plain {
             sha256_hex(&expected)
         } else {
-            sha256_blocks_hex(&expected)
+            sha256_tree_hex(&expected)
         };
         assert_eq!(j["checksum"].as_str(), Some(want.as_str()), "{name}");
         let spilled = j["bytes_spilled"].as_u64().expect("bytes_spilled");
@@ -402,7 +402,7 @@ fn checksum_reads_back_what_the_import_printed() {
     cleanup.add(&image);
     let j = import_json(&src, &image, &["--snap", "snap"]);
     let printed = j["checksum"].as_str().unwrap().to_string();
-    assert_eq!(printed, sha256_blocks_hex(&expected));
+    assert_eq!(printed, sha256_tree_hex(&expected));
     let snap = format!("{image}@snap");
     for target in [image.as_str(), snap.as_str(), src.to_str().unwrap()] {
         let out = rbdkit(&["checksum", target, "--format", "json"]);
@@ -411,6 +411,14 @@ fn checksum_reads_back_what_the_import_printed() {
         assert_eq!(c["checksum"].as_str(), Some(printed.as_str()), "{target}");
         assert_eq!(c["virtual_size"].as_u64(), Some(expected.len() as u64));
     }
+    // An image imported before sha256-tree was the default is checked with the algorithm its
+    // record names.
+    let out = rbdkit(&["checksum", &image, "--checksum", "sha256-blocks"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("sha256-blocks {}  {image}", sha256_blocks_hex(&expected))
+    );
     let out = rbdkit(&["checksum", &image, "--checksum", "sha256"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(

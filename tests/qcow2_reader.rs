@@ -294,7 +294,8 @@ fn raw_source_and_format_detection() {
 }
 
 /// `convert --checksum sha256` prints what `sha256sum` prints for the output; `--checksum
-/// sha256-blocks` what the README's Python recipe recomputes from the file.
+/// sha256-tree` and `--checksum sha256-blocks` what the README's Python recipes recompute from
+/// the file.
 #[test]
 fn convert_checksums_match_sha256sum_and_the_readme_recipe() {
     let dir = tempfile::tempdir().unwrap();
@@ -309,6 +310,13 @@ fn convert_checksums_match_sha256sum_and_the_readme_recipe() {
         (
             "sha256-blocks",
             format!("python3 -c \"{}\" < '{dest}'", rbdkit::copy::digest::RECIPE),
+        ),
+        (
+            "sha256-tree",
+            format!(
+                "python3 -c \"{}\" < '{dest}'",
+                rbdkit::copy::digest::TREE_RECIPE
+            ),
         ),
     ] {
         let args = [

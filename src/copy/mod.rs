@@ -26,6 +26,7 @@ pub mod sink_file;
 #[cfg(feature = "rbd")]
 pub mod sink_rbd;
 pub mod sink_stream;
+mod tree;
 mod workers;
 
 pub use crate::zero::{is_zero, nonzero_runs};
@@ -45,7 +46,7 @@ use std::io::Read;
 use std::sync::atomic::AtomicBool;
 
 /// Bytes of decoded data the hasher may hold while it waits for a gap in guest order to fill
-/// (only a qcow2 stream's out-of-order data waits; `sha256-blocks` digests cost 32 bytes a block).
+/// (only a qcow2 stream's out-of-order data waits; block digests cost 32 bytes a block).
 pub const HASH_BUFFER_BYTES: u64 = 64 << 20;
 
 /// Where copied data goes. Only non-zero runs are written; the target must read zeros elsewhere
@@ -115,7 +116,7 @@ impl Default for CopyOptions {
             sparse_size: 4096,
             threads,
             window: Self::window_for(threads),
-            checksum: Some(Checksum::Sha256Blocks),
+            checksum: Some(Checksum::Sha256Tree),
             hash_buffer: HASH_BUFFER_BYTES,
         }
     }

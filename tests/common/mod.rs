@@ -217,8 +217,36 @@ impl Drop for Cleanup {
     }
 }
 
-/// The `sha256-blocks` checksum of `data`, written from its definition: the SHA-256 of the
-/// SHA-256 digests of every 64 KiB block (the last may be shorter).
+/// The `sha256-tree` checksum of `data` (the default), from its definition: RFC 6962's hash
+/// tree over the SHA-256 of every 64 KiB block (the last may be shorter), nodes
+/// `SHA-256(0x01 || left || right)`, written recursively (the engine builds it with a stack).
+pub fn sha256_tree_hex(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    fn mth(leaves: &[[u8; 32]]) -> [u8; 32] {
+        match leaves.len() {
+            0 => Sha256::digest([]).into(),
+            1 => leaves[0],
+            n => {
+                // RFC 6962: the left subtree holds the largest power of two below n.
+                let k = 1usize << (usize::BITS - 1 - (n - 1).leading_zeros());
+                let (l, r) = (mth(&leaves[..k]), mth(&leaves[k..]));
+                let mut h = Sha256::new();
+                h.update([1u8]);
+                h.update(l);
+                h.update(r);
+                h.finalize().into()
+            }
+        }
+    }
+    let leaves: Vec<[u8; 32]> = data
+        .chunks(64 << 10)
+        .map(|b| Sha256::digest(b).into())
+        .collect();
+    hex::encode(mth(&leaves))
+}
+
+/// The `sha256-blocks` checksum of `data` (the default before `sha256-tree`), from its
+/// definition: the SHA-256 of the SHA-256 digests of every 64 KiB block.
 pub fn sha256_blocks_hex(data: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     let mut outer = Sha256::new();

@@ -16,9 +16,9 @@ pub struct ChecksumArgs {
     /// POOL[/NAMESPACE]/IMAGE[@SNAP], or a raw or qcow2 file (a path that exists; `rbd:SPEC`
     /// and `file:PATH` say which when a name could be both).
     pub target: String,
-    /// `sha256-blocks` (what `import-raw` prints by default) or `sha256` (what `sha256sum` of
-    /// the raw image prints).
-    #[arg(long, value_enum, default_value = "sha256-blocks")]
+    /// `sha256-tree` (what `import-raw` prints by default), `sha256-blocks` (what it printed
+    /// before) or `sha256` (what `sha256sum` of the raw image prints).
+    #[arg(long, value_enum, default_value = "sha256-tree")]
     pub checksum: super::source::ChecksumArg,
     #[command(flatten)]
     pub copy: super::source::CopyFlags,
@@ -56,7 +56,7 @@ fn target(s: &str) -> rbdkit::Result<Target> {
 /// Prints the checksum.
 pub fn run(a: ChecksumArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     let kind: Checksum = a.checksum.kind().ok_or_else(|| {
-        Error::InvalidInput("--checksum none: choose sha256-blocks or sha256".into())
+        Error::InvalidInput("--checksum none: choose sha256-tree, sha256-blocks or sha256".into())
     })?;
     let opts = a.copy.copy_options(4 << 20, Some(kind))?;
     let cancel = crate::cancel::flag();

@@ -20,8 +20,8 @@ pub struct ConvertArgs {
     /// Replace DEST if it exists.
     #[arg(long)]
     pub overwrite: bool,
-    /// Also compute a checksum of the virtual disk: `sha256-blocks` (what `import-raw` prints
-    /// by default), `sha256` (what `sha256sum DEST` prints) or `none`.
+    /// Also compute a checksum of the virtual disk: `sha256-tree` (what `import-raw` prints by
+    /// default), `sha256-blocks`, `sha256` (what `sha256sum DEST` prints) or `none`.
     #[arg(long, value_enum, default_value = "none")]
     pub checksum: super::source::ChecksumArg,
     #[command(flatten)]

@@ -32,8 +32,8 @@ pub struct CopyArgs {
     pub dest_keyring: Option<PathBuf>,
     #[command(flatten)]
     pub publish: super::publish::PublishFlags,
-    /// Checksum of the virtual disk: `sha256-blocks`, `sha256` or `none`.
-    #[arg(long, value_enum, default_value = "sha256-blocks")]
+    /// Checksum of the virtual disk: `sha256-tree`, `sha256-blocks`, `sha256` or `none`.
+    #[arg(long, value_enum, default_value = "sha256-tree")]
     pub checksum: super::source::ChecksumArg,
     #[command(flatten)]
     pub engine: super::source::EngineFlags,

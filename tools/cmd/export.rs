@@ -26,9 +26,9 @@ pub struct ExportArgs {
     /// Replace DEST if it exists.
     #[arg(long)]
     pub overwrite: bool,
-    /// Checksum of the virtual disk, as `import-raw` and `checksum` print it: `sha256-blocks`,
-    /// `sha256` (what `sha256sum` of the raw image prints) or `none`.
-    #[arg(long, value_enum, default_value = "sha256-blocks")]
+    /// Checksum of the virtual disk, as `import-raw` and `checksum` print it: `sha256-tree`,
+    /// `sha256-blocks`, `sha256` (what `sha256sum` of the raw image prints) or `none`.
+    #[arg(long, value_enum, default_value = "sha256-tree")]
     pub checksum: super::source::ChecksumArg,
     #[command(flatten)]
     pub engine: super::source::EngineFlags,

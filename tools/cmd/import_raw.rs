@@ -26,10 +26,11 @@ pub struct ImportArgs {
     pub size: Option<u64>,
     #[command(flatten)]
     pub publish: super::publish::PublishFlags,
-    /// Checksum of the virtual disk: `sha256-blocks` (SHA-256 of the SHA-256 of every 64 KiB
-    /// block; hashed in parallel, zero blocks free), `sha256` (what `sha256sum` of the raw image
-    /// prints; one core, every byte, holes included) or `none`.
-    #[arg(long, value_enum, default_value = "sha256-blocks")]
+    /// Checksum of the virtual disk: `sha256-tree` (a hash tree over the SHA-256 of every
+    /// 64 KiB block; hashed in parallel, holes nearly free), `sha256-blocks` (the default of
+    /// earlier versions), `sha256` (what `sha256sum` of the raw image prints; one core, every
+    /// byte, holes included) or `none`.
+    #[arg(long, value_enum, default_value = "sha256-tree")]
     pub checksum: super::source::ChecksumArg,
     /// Same as `--checksum none`.
     #[arg(long = "no-checksum", conflicts_with_all = ["verify", "checksum"])]

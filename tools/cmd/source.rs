@@ -29,7 +29,12 @@ impl From<SourceFormat> for Format {
 /// `--checksum` as given on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ChecksumArg {
-    /// SHA-256 over the SHA-256 of every 64 KiB block: hashed in parallel, zero blocks free.
+    /// A hash tree over the SHA-256 of every 64 KiB block: hashed in parallel, holes of any
+    /// size nearly free.
+    #[value(name = "sha256-tree")]
+    Sha256Tree,
+    /// SHA-256 over the SHA-256 of every 64 KiB block (the default before sha256-tree): hashed
+    /// in parallel, but every block of a hole still costs a digest.
     #[value(name = "sha256-blocks")]
     Sha256Blocks,
     /// SHA-256 of the whole raw image, as `sha256sum` prints it: one core, every byte.
@@ -42,6 +47,7 @@ impl ChecksumArg {
     /// The engine's setting.
     pub fn kind(self) -> Option<Checksum> {
         match self {
+            ChecksumArg::Sha256Tree => Some(Checksum::Sha256Tree),
             ChecksumArg::Sha256Blocks => Some(Checksum::Sha256Blocks),
             ChecksumArg::Sha256 => Some(Checksum::Sha256),
             ChecksumArg::None => None,
