@@ -102,7 +102,12 @@ fn histogram_recording(c: &mut Criterion) {
             |r| {
                 let t = Instant::now();
                 for i in 0..1000u32 {
-                    r.record(t, t + Duration::from_nanos(50_000 + i as u64 * 37), 4096);
+                    r.record(
+                        t,
+                        t + Duration::from_nanos(50_000 + i as u64 * 37),
+                        4096,
+                        true,
+                    );
                 }
             },
             BatchSize::SmallInput,

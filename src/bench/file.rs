@@ -146,9 +146,10 @@ impl Target for FileTarget {
         let mut ring = new_ring((depth as u32).next_power_of_two().max(2))
             .map_err(|e| Error::io("set up io_uring (is it allowed here?)", e))?;
         let mut submitted = vec![Instant::now(); depth];
+        let mut reads = vec![false; depth];
         let mut free: Vec<usize> = (0..depth).rev().collect();
         let mut gen = spec.op_gen();
-        let mut rec = Recorder::new(spec.start, spec.ramp);
+        let mut rec = spec.recorder();
         let mut in_flight = 0usize;
         let mut exhausted = false;
         let fd = types::Fd(file.as_raw_fd());
@@ -185,6 +186,7 @@ impl Target for FileTarget {
                     break 'submit;
                 }
                 submitted[slot] = Instant::now();
+                reads[slot] = op.read;
                 rec.issued += 1;
                 in_flight += 1;
             }
@@ -234,7 +236,7 @@ impl Target for FileTarget {
                         format!("short I/O on {}: {res} of {bs} bytes", self.path.display())
                     });
                 } else {
-                    rec.record(submitted[slot], Instant::now(), spec.bs);
+                    rec.record(submitted[slot], Instant::now(), spec.bs, reads[slot]);
                 }
             }
         }

@@ -4,16 +4,21 @@
 //! touch never-written ranges (those are prefilled first).
 //! The library measures and returns data; the CLI prints tables, JSON and plots.
 pub mod file;
+pub mod fio;
+pub mod meta;
 pub mod nfs;
 pub mod plot;
 #[cfg(feature = "rbd")]
 pub mod rbd;
 pub mod recorder;
 pub mod report;
+pub mod stats;
 pub mod workload;
 
-pub use recorder::Recorder;
-pub use report::{compare, BenchReport, Lat, PhaseResult, Regression};
+pub use meta::{RunMeta, Settings};
+pub use recorder::{Live, Recorder};
+pub use report::{BenchReport, DirStats, Lat, Measured, PhaseResult};
+pub use stats::{gate, GateReport, Summary, Verdict};
 pub use workload::{Op, OpGen, Pattern, Rw};
 
 use crate::error::{Error, Result};
@@ -72,6 +77,8 @@ pub struct JobSpec {
     pub ramp: Duration,
     /// Stop conditions.
     pub ctl: JobCtl,
+    /// Completions so far, for the live status line.
+    pub live: Arc<Live>,
 }
 
 impl JobSpec {
@@ -82,6 +89,11 @@ impl JobSpec {
             return None;
         }
         gen.next_op()
+    }
+
+    /// The recorder a target's job records into (it also feeds the live status line).
+    pub fn recorder(&self) -> Recorder {
+        Recorder::with_live(self.start, self.ramp, self.live.clone())
     }
 
     /// The job's op generator.
@@ -202,9 +214,36 @@ pub struct BenchConfig {
     pub seed: u64,
     /// Run first-write, overwrite and read phases.
     pub phases: bool,
+    /// Write the whole of a new (sparse) target before a write workload too, as fio lays out
+    /// its file first: the numbers are then overwrites, not first allocations.
+    pub prefill: bool,
+    /// Runs of the workload per target (`--repeat`), for mean ± σ.
+    pub repeat: usize,
 }
 
-fn cpu_time() -> Duration {
+/// What [`run`] tells its caller while it runs.
+pub enum Event<'a> {
+    /// A phase (or a prefill) begins; the text says which.
+    Phase(&'a str),
+    /// About once a second during a phase.
+    Tick {
+        /// The target.
+        target: &'a str,
+        /// The phase.
+        phase: &'a str,
+        /// Since the phase started (ramp included).
+        elapsed: Duration,
+        /// I/Os completed so far.
+        ios: u64,
+        /// Bytes completed so far.
+        bytes: u64,
+    },
+    /// The phase ended.
+    PhaseEnd,
+}
+
+/// User and system CPU time of the whole process (all threads) so far.
+fn cpu_time() -> (Duration, Duration) {
     // SAFETY: getrusage writes one rusage struct into the zeroed local we pass.
     let ru = unsafe {
         let mut ru: libc::rusage = std::mem::zeroed();
@@ -212,8 +251,11 @@ fn cpu_time() -> Duration {
         ru
     };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
+    (tv(ru.ru_utime), tv(ru.ru_stime))
 }
+
+/// How often the live status line is refreshed.
+const TICK: Duration = Duration::from_secs(1);
 
 /// Runs one phase on one target with `jobs` threads.
 fn run_phase(
@@ -223,21 +265,42 @@ fn run_phase(
     pattern: Pattern,
     rw: Rw,
     stop: &Arc<AtomicBool>,
+    progress: &(dyn Fn(Event) + Sync),
 ) -> Result<(PhaseResult, Recorder)> {
     let start = Instant::now();
     let runtime = match (cfg.runtime, cfg.io_total) {
         (None, None) => Some(Duration::from_secs(10)),
         (r, _) => r,
     };
+    let deadline = runtime.map(|r| start + cfg.ramp + r);
     let ctl = JobCtl {
-        deadline: runtime.map(|r| start + cfg.ramp + r),
+        deadline,
         budget: cfg
             .io_total
             .map(|b| Arc::new(AtomicI64::new(b.min(i64::MAX as u64) as i64))),
         stop: stop.clone(),
     };
-    let cpu0 = cpu_time();
+    let live = Arc::new(Live::default());
+    let jobs_done = AtomicBool::new(false);
+    let (usr0, sys0) = cpu_time();
     let results: Vec<Result<Recorder>> = std::thread::scope(|s| {
+        // The status ticker only reads the shared counters; it never touches the I/O path.
+        s.spawn(|| {
+            let mut next = start + TICK;
+            while !jobs_done.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                if Instant::now() >= next {
+                    next += TICK;
+                    progress(Event::Tick {
+                        target: target.name(),
+                        phase,
+                        elapsed: start.elapsed(),
+                        ios: live.ios.load(Ordering::Relaxed),
+                        bytes: live.bytes.load(Ordering::Relaxed),
+                    });
+                }
+            }
+        });
         let handles: Vec<_> = (0..cfg.jobs.max(1))
             .map(|job| {
                 let spec = JobSpec {
@@ -252,45 +315,94 @@ fn run_phase(
                     start,
                     ramp: cfg.ramp,
                     ctl: ctl.clone(),
+                    live: live.clone(),
                 };
                 s.spawn(move || target.run_job(&spec))
             })
             .collect();
-        handles
+        let r = handles
             .into_iter()
             .map(|h| {
                 h.join()
                     .unwrap_or_else(|_| Err(Error::Other("a benchmark job panicked".into())))
             })
-            .collect()
+            .collect();
+        jobs_done.store(true, Ordering::Relaxed);
+        r
     });
+    progress(Event::PhaseEnd);
     let elapsed = start
         .elapsed()
         .saturating_sub(cfg.ramp)
         .max(Duration::from_millis(1));
-    let cpu = cpu_time().saturating_sub(cpu0);
+    let (usr1, sys1) = cpu_time();
     let mut merged = Recorder::new(start, cfg.ramp);
     for r in results {
         merged.merge(&r?);
     }
-    let result = PhaseResult::new(target.name(), phase, rw, cfg, &merged, elapsed, cpu);
+    let drain = match (deadline, merged.last_done) {
+        (Some(d), Some(last)) => last.saturating_duration_since(d),
+        _ => Duration::ZERO,
+    };
+    let m = Measured {
+        elapsed,
+        usr: usr1.saturating_sub(usr0),
+        sys: sys1.saturating_sub(sys0),
+        drain,
+    };
+    let result = PhaseResult::new(target.name(), phase, rw, cfg, &merged, m);
     Ok((result, merged))
 }
 
-/// Runs the whole benchmark on each target in turn. `progress` hears about each phase.
-pub fn run(
-    targets: &[Box<dyn Target>],
-    cfg: &BenchConfig,
-    stop: &Arc<AtomicBool>,
-    progress: &dyn Fn(&str),
-) -> Result<BenchReport> {
+/// Checks the configuration before anything is opened or written.
+pub fn check_config(cfg: &BenchConfig) -> Result<()> {
     if cfg.bs == 0 || !cfg.bs.is_multiple_of(512) {
         return Err(Error::InvalidInput(format!(
             "--bs {}: must be a positive multiple of 512",
             cfg.bs
         )));
     }
+    if cfg.repeat == 0 {
+        return Err(Error::InvalidInput("--repeat must be at least 1".into()));
+    }
+    if cfg.phases && cfg.repeat > 1 {
+        return Err(Error::InvalidInput(
+            "--phases with --repeat: a target's holes are written only once, so a repeated first-write phase would measure overwrites; repeat a plain --rw run instead".into(),
+        ));
+    }
+    if cfg.phases && cfg.prefill {
+        return Err(Error::InvalidInput(
+            "--phases with --prefill: the first-write phase measures writes into holes, which a prefill would fill".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Runs the whole benchmark on each target in turn (`repeat` times each). `progress` hears
+/// about each phase and, once a second, about the I/Os done so far. The results measured
+/// before a failure are returned with it: a run that fails on its third target still reports
+/// the first two.
+pub fn run(
+    targets: &[Box<dyn Target>],
+    cfg: &BenchConfig,
+    stop: &Arc<AtomicBool>,
+    progress: &(dyn Fn(Event) + Sync),
+) -> (BenchReport, Result<()>) {
     let mut report = BenchReport::default();
+    let r = run_all(targets, cfg, stop, progress, &mut report);
+    report.summary = stats::summarize(&report.results);
+    report.relative = stats::relative(&report.summary);
+    (report, r)
+}
+
+fn run_all(
+    targets: &[Box<dyn Target>],
+    cfg: &BenchConfig,
+    stop: &Arc<AtomicBool>,
+    progress: &(dyn Fn(Event) + Sync),
+    report: &mut BenchReport,
+) -> Result<()> {
+    check_config(cfg)?;
     for t in targets {
         if t.size() < cfg.bs {
             return Err(Error::InvalidInput(format!(
@@ -308,132 +420,162 @@ pub fn run(
                 t.name()
             )));
         }
-        let before = t.allocated_bytes()?;
-        let mut phases = Vec::new();
-        if cfg.phases {
-            progress(&format!("{}: first write into holes", t.name()));
-            let perm = Arc::new(workload::permutation(t.size(), cfg.bs, cfg.seed));
-            let (mut first, rec) = run_phase(
-                t.as_ref(),
-                cfg,
-                "first-write",
-                Pattern::Blocks {
-                    blocks: perm.clone(),
-                    read: false,
-                    cycle: false,
-                },
-                Rw::Randwrite,
-                stop,
-            )?;
-            // The blocks the first phase wrote: job j took perm[j], perm[j + jobs], ...
-            let jobs = cfg.jobs.max(1);
-            let per_job = rec.issued.div_ceil(jobs as u64) as usize;
-            let written: Vec<u32> = perm.iter().take(per_job * jobs).copied().collect();
-            first.allocated_before = before;
-            first.allocated_after = t.allocated_bytes()?;
-            phases.push(first);
-            if written.is_empty() || stop.load(Ordering::Relaxed) {
-                report.results.extend(phases);
-                continue;
+        for run in 0..cfg.repeat.max(1) {
+            let mut phases = Vec::new();
+            let r = run_target(t.as_ref(), cfg, run, stop, progress, &mut phases);
+            let target_notes = t.notes();
+            for p in &mut phases {
+                p.run = run;
+                p.notes.splice(0..0, target_notes.iter().cloned());
             }
-            progress(&format!("{}: overwrite", t.name()));
-            let again = Arc::new(workload::reshuffle(&written, cfg.seed));
-            let (over, _) = run_phase(
-                t.as_ref(),
-                cfg,
-                "overwrite",
-                Pattern::Blocks {
-                    blocks: again.clone(),
-                    read: false,
-                    cycle: true,
-                },
-                Rw::Randwrite,
-                stop,
-            )?;
-            phases.push(over);
-            progress(&format!("{}: read of written data", t.name()));
-            let (read, _) = run_phase(
-                t.as_ref(),
-                cfg,
-                "read",
-                Pattern::Blocks {
-                    blocks: again,
-                    read: true,
-                    cycle: true,
-                },
-                Rw::Randread,
-                stop,
-            )?;
-            phases.push(read);
-        } else {
-            let mut notes = Vec::new();
-            let sparse = t.created() || before.is_some_and(|a| a < t.size());
-            if cfg.rw.reads() && !t.meta().writable {
-                // Someone's data: read as it is. Prefilling would overwrite it.
-                notes.push(
-                    "existing target read as it is, not prefilled (holes may read faster)".into(),
-                );
+            report.results.extend(phases);
+            r?;
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
             }
-            if cfg.rw.reads() && sparse && t.meta().writable {
-                progress(&format!(
-                    "{}: prefilling {} bytes so reads hit written data",
-                    t.name(),
-                    t.size()
-                ));
-                let fill = BenchConfig {
-                    bs: (1 << 20).min(t.size()) / 512 * 512,
-                    iodepth: cfg.iodepth.min(8),
-                    jobs: 1,
-                    runtime: None,
-                    io_total: Some(t.size()),
-                    ramp: Duration::ZERO,
-                    ..cfg.clone()
-                };
-                let (r, _) = run_phase(
-                    t.as_ref(),
-                    &fill,
-                    "prefill",
-                    Pattern::Plain(Rw::Write),
-                    Rw::Write,
-                    stop,
-                )?;
-                if r.errors > 0 {
-                    return Err(Error::Other(format!(
-                        "{}: prefill failed: {}",
-                        t.name(),
-                        r.first_error.unwrap_or_default()
-                    )));
-                }
-                notes.push(format!("prefilled {} bytes before reading", t.size()));
-            }
-            progress(&format!("{}: {}", t.name(), cfg.rw.name()));
-            // After a prefill, "before" is what the measured phase started from.
-            let before = if !notes.iter().any(|n| n.starts_with("prefilled")) {
-                before
-            } else {
-                t.allocated_bytes()?
-            };
-            let (mut r, _) = run_phase(
-                t.as_ref(),
-                cfg,
-                cfg.rw.name(),
-                Pattern::Plain(cfg.rw),
-                cfg.rw,
-                stop,
-            )?;
-            r.allocated_before = before;
-            r.allocated_after = t.allocated_bytes()?;
-            r.notes.extend(notes);
-            phases.push(r);
-        }
-        let target_notes = t.notes();
-        for p in &mut phases {
-            p.notes.splice(0..0, target_notes.iter().cloned());
-        }
-        report.results.extend(phases);
-        if stop.load(Ordering::Relaxed) {
-            break;
         }
     }
-    Ok(report)
+    Ok(())
+}
+
+/// One run of the workload on one target; results go into `phases` as they are measured.
+fn run_target(
+    t: &dyn Target,
+    cfg: &BenchConfig,
+    run: usize,
+    stop: &Arc<AtomicBool>,
+    progress: &(dyn Fn(Event) + Sync),
+    phases: &mut Vec<PhaseResult>,
+) -> Result<()> {
+    let before = t.allocated_bytes()?;
+    let say = |what: &str| progress(Event::Phase(&format!("{}: {what}", t.name())));
+    if cfg.phases {
+        say("first write into holes");
+        let perm = Arc::new(workload::permutation(t.size(), cfg.bs, cfg.seed));
+        let (mut first, rec) = run_phase(
+            t,
+            cfg,
+            "first-write",
+            Pattern::Blocks {
+                blocks: perm.clone(),
+                read: false,
+                cycle: false,
+            },
+            Rw::Randwrite,
+            stop,
+            progress,
+        )?;
+        // The blocks the first phase wrote: job j took perm[j], perm[j + jobs], ...
+        let jobs = cfg.jobs.max(1);
+        let per_job = rec.issued.div_ceil(jobs as u64) as usize;
+        let written: Vec<u32> = perm.iter().take(per_job * jobs).copied().collect();
+        first.allocated_before = before;
+        first.allocated_after = t.allocated_bytes()?;
+        phases.push(first);
+        if written.is_empty() || stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        say("overwrite");
+        let again = Arc::new(workload::reshuffle(&written, cfg.seed));
+        let (over, _) = run_phase(
+            t,
+            cfg,
+            "overwrite",
+            Pattern::Blocks {
+                blocks: again.clone(),
+                read: false,
+                cycle: true,
+            },
+            Rw::Randwrite,
+            stop,
+            progress,
+        )?;
+        phases.push(over);
+        say("read of written data");
+        let (read, _) = run_phase(
+            t,
+            cfg,
+            "read",
+            Pattern::Blocks {
+                blocks: again,
+                read: true,
+                cycle: true,
+            },
+            Rw::Randread,
+            stop,
+            progress,
+        )?;
+        phases.push(read);
+        return Ok(());
+    }
+    let mut notes = Vec::new();
+    let sparse = t.created() || before.is_some_and(|a| a < t.size());
+    if cfg.rw.reads() && !t.meta().writable {
+        // Someone's data: read as it is. Prefilling would overwrite it.
+        notes.push("existing target read as it is, not prefilled (holes may read faster)".into());
+    }
+    // Later runs of --repeat find the target filled by the first.
+    let fill_now = run == 0 && sparse && t.meta().writable && (cfg.rw.reads() || cfg.prefill);
+    if fill_now {
+        say(&format!(
+            "prefilling {} bytes so I/O hits written data",
+            t.size()
+        ));
+        let fill = BenchConfig {
+            bs: (1 << 20).min(t.size()) / 512 * 512,
+            iodepth: cfg.iodepth.min(8),
+            jobs: 1,
+            runtime: None,
+            io_total: Some(t.size()),
+            ramp: Duration::ZERO,
+            ..cfg.clone()
+        };
+        let (r, _) = run_phase(
+            t,
+            &fill,
+            "prefill",
+            Pattern::Plain(Rw::Write),
+            Rw::Write,
+            stop,
+            progress,
+        )?;
+        if r.errors > 0 {
+            return Err(Error::Other(format!(
+                "{}: prefill failed: {}",
+                t.name(),
+                r.first_error.unwrap_or_default()
+            )));
+        }
+    }
+    let prefilled = sparse && t.meta().writable && (cfg.rw.reads() || cfg.prefill);
+    if prefilled {
+        notes.push(format!("prefilled {} bytes before measuring", t.size()));
+    }
+    if cfg.rw.writes() && sparse && !prefilled && run == 0 {
+        notes.push(
+            "a fresh target: writes went into holes (first allocation), where fio lays its file out first; --prefill measures as fio does"
+                .into(),
+        );
+    }
+    say(cfg.rw.name());
+    // After a prefill, "before" is what the measured phase started from.
+    let before = if fill_now {
+        t.allocated_bytes()?
+    } else {
+        before
+    };
+    let (mut r, _) = run_phase(
+        t,
+        cfg,
+        cfg.rw.name(),
+        Pattern::Plain(cfg.rw),
+        cfg.rw,
+        stop,
+        progress,
+    )?;
+    r.allocated_before = before;
+    r.allocated_after = t.allocated_bytes()?;
+    r.notes.extend(notes);
+    phases.push(r);
+    Ok(())
 }

@@ -244,7 +244,7 @@ impl Target for NfsTarget {
         let local = tokio::task::LocalSet::new();
         let shared = Rc::new(RefCell::new(Shared {
             gen: spec.op_gen(),
-            rec: Recorder::new(spec.start, spec.ramp),
+            rec: spec.recorder(),
         }));
         local.block_on(&rt, async {
             let mut clients = Vec::new();
@@ -305,7 +305,7 @@ impl Target for NfsTarget {
                         let t1 = Instant::now();
                         let mut s = shared.borrow_mut();
                         match outcome {
-                            Ok(n) if n == bs => s.rec.record(t0, t1, bs),
+                            Ok(n) if n == bs => s.rec.record(t0, t1, bs, op.read),
                             Ok(n) => s.rec.error(|| format!("short NFS I/O: {n} of {bs} bytes")),
                             Err(e) => {
                                 s.rec

@@ -90,9 +90,10 @@ impl Target for RbdTarget {
             })
             .collect();
         let mut submitted = vec![Instant::now(); depth];
+        let mut reads = vec![false; depth];
         let mut free: Vec<usize> = (0..depth).rev().collect();
         let mut gen = spec.op_gen();
-        let mut rec = Recorder::new(spec.start, spec.ramp);
+        let mut rec = spec.recorder();
         let mut in_flight = 0usize;
         let mut exhausted = false;
         loop {
@@ -107,6 +108,7 @@ impl Target for RbdTarget {
                     .take()
                     .unwrap_or_else(|| vec![0u8; spec.bs as usize]);
                 submitted[slot] = Instant::now();
+                reads[slot] = op.read;
                 let r = if op.read {
                     self.image.aio_read(op.offset, buf, slot as u64, &q)
                 } else {
@@ -149,7 +151,7 @@ impl Target for RbdTarget {
                 free.push(slot);
                 bufs[slot] = Some(done.buf);
                 match done.result {
-                    Ok(_) => rec.record(submitted[slot], done.completed_at, spec.bs),
+                    Ok(_) => rec.record(submitted[slot], done.completed_at, spec.bs, reads[slot]),
                     Err(e) => rec.error(|| e.to_string()),
                 }
                 next = q.try_recv();

@@ -2,9 +2,12 @@
 //! a table, JSON, an SVG plot, and a regression gate against a saved baseline.
 use crate::global::Global;
 use clap::Args;
-use rbdkit::bench::{self, BenchConfig, BenchReport, OpenPolicy, Rw, Target};
+use rbdkit::bench::{
+    self, BenchConfig, BenchReport, Event, OpenPolicy, RunMeta, Rw, Settings, Target,
+};
 use rbdkit::units::format_size;
 use rbdkit::Error;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -48,6 +51,16 @@ pub struct BenchArgs {
     /// Sparse-storage truth: first write into holes, overwrite, then read of written data.
     #[arg(long)]
     pub phases: bool,
+    /// Write all of a new target before a write workload as well, as fio lays out its file
+    /// first (without it, writes into a fresh target measure first allocations into holes).
+    #[arg(long)]
+    pub prefill: bool,
+    /// Run the workload N times per target: mean ± σ, and a gate that judges the spread.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
+    /// plain (the table) or fio-json (fio's --output-format=json field names) on stdout.
+    #[arg(long = "output-format", default_value = "plain", value_parser = ["plain", "fio-json"])]
+    pub output_format: String,
     /// Use the page cache for file: targets (default O_DIRECT).
     #[arg(long)]
     pub buffered: bool,
@@ -137,6 +150,95 @@ fn open_target(
     )))
 }
 
+/// Fails unless `path` can be written, without leaving anything behind: checked before the
+/// run, so a typo in `--plot` does not cost the measurement.
+fn check_writable(flag: &str, path: &std::path::Path) -> rbdkit::Result<()> {
+    let bad = |e: std::io::Error| {
+        Error::InvalidInput(format!(
+            "{flag} {}: cannot be written ({e}); checked before the run so no result is lost",
+            path.display()
+        ))
+    };
+    if path.is_dir() {
+        return Err(bad(std::io::Error::from(std::io::ErrorKind::IsADirectory)));
+    }
+    if path.exists() {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(bad)?;
+        return Ok(());
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(bad)?;
+    let _ = std::fs::remove_file(path);
+    Ok(())
+}
+
+/// Reads the baseline and checks, before any I/O, that it was measured with this run's
+/// settings (naming each that differs) and has results for at least one of its targets.
+fn load_baseline(
+    p: &std::path::Path,
+    settings: &Settings,
+    targets: &[String],
+) -> rbdkit::Result<BenchReport> {
+    let text = std::fs::read_to_string(p)
+        .map_err(|e| Error::io(format!("read baseline {}", p.display()), e))?;
+    let base: BenchReport = serde_json::from_str(&text).map_err(|e| {
+        Error::InvalidInput(format!(
+            "baseline {} is not an rbdkit bench JSON file: {e}",
+            p.display()
+        ))
+    })?;
+    let diffs = match &base.meta {
+        Some(m) => settings.differences(&m.settings),
+        // Files of older versions carry the settings in each result only.
+        None => {
+            let mut d = Vec::new();
+            for r in base.results.iter().filter(|r| targets.contains(&r.target)) {
+                let old = Settings {
+                    rw: if settings.phases {
+                        settings.rw.clone()
+                    } else {
+                        r.rw.clone()
+                    },
+                    bs: r.bs,
+                    iodepth: r.iodepth,
+                    jobs: r.jobs,
+                    ..settings.clone()
+                };
+                for x in settings.differences(&old) {
+                    if !d.contains(&x) {
+                        d.push(x);
+                    }
+                }
+            }
+            d
+        }
+    };
+    if !diffs.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "baseline {} was measured with other settings: {}; rerun the baseline or use the same options",
+            p.display(),
+            diffs.join(", ")
+        )));
+    }
+    if !base.results.iter().any(|r| targets.contains(&r.target)) {
+        let mut have: Vec<&str> = base.results.iter().map(|r| r.target.as_str()).collect();
+        have.dedup();
+        return Err(Error::InvalidInput(format!(
+            "baseline {} has no result for {} (it has: {})",
+            p.display(),
+            targets.join(", "),
+            have.join(", ")
+        )));
+    }
+    Ok(base)
+}
+
 /// Runs the benchmark.
 pub fn run(a: BenchArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     let rw = Rw::parse(&a.rw).ok_or_else(|| {
@@ -156,19 +258,6 @@ pub fn run(a: BenchArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             "--iodepth must be 1..=4096 and --jobs 1..=256".into(),
         ));
     }
-    let baseline: Option<BenchReport> = match &a.baseline {
-        None => None,
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| Error::io(format!("read baseline {}", p.display()), e))?;
-            Some(serde_json::from_str(&text).map_err(|e| {
-                Error::InvalidInput(format!(
-                    "baseline {} is not an rbdkit bench JSON file: {e}",
-                    p.display()
-                ))
-            })?)
-        }
-    };
     let cfg = BenchConfig {
         rw,
         mix_read_pct: a.mix,
@@ -180,7 +269,23 @@ pub fn run(a: BenchArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         ramp: a.ramp,
         seed: a.seed,
         phases: a.phases,
+        prefill: a.prefill,
+        repeat: a.repeat,
     };
+    // Everything that can be checked is checked before the first I/O.
+    bench::check_config(&cfg)?;
+    let settings = Settings::new(&cfg, a.size, a.buffered);
+    if let Some(p) = &a.plot {
+        check_writable("--plot", p)?;
+    }
+    if let Some(p) = &a.json {
+        check_writable("--json", p)?;
+    }
+    let baseline = match &a.baseline {
+        None => None,
+        Some(p) => Some(load_baseline(p, &settings, &a.targets)?),
+    };
+    let meta = RunMeta::now(settings);
     let policy = OpenPolicy {
         size: a.size,
         allow_existing: a.allow_existing,
@@ -222,14 +327,33 @@ pub fn run(a: BenchArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             }
         }
     }
-    let report = match result {
-        Ok(()) => bench::run(&targets, &cfg, &stop, &|msg| {
-            if !g.no_progress {
-                eprintln!("rbdkit bench: {msg}");
-            }
-        }),
-        Err(e) => Err(e),
+    // The live status line only on a terminal: piped into a file it would be noise.
+    let status = !g.no_progress && std::io::stderr().is_terminal();
+    let progress = |e: Event| match e {
+        Event::Phase(msg) if !g.no_progress => eprintln!("rbdkit bench: {msg}"),
+        Event::Tick {
+            target,
+            phase,
+            elapsed,
+            ios,
+            bytes,
+        } if status => {
+            let t = elapsed.as_secs_f64().max(1e-3);
+            eprint!(
+                "\r\x1b[K{target} {phase}: {:.0} s, {:.0} IOPS, {:.1} MiB/s",
+                t,
+                ios as f64 / t,
+                bytes as f64 / t / (1 << 20) as f64
+            );
+        }
+        Event::PhaseEnd if status => eprint!("\r\x1b[K"),
+        _ => {}
     };
+    let (mut report, run_result) = match result {
+        Ok(()) => bench::run(&targets, &cfg, &stop, &progress),
+        Err(e) => (BenchReport::default(), Err(e)),
+    };
+    report.meta = Some(meta);
     // Targets this run created go away whatever happened.
     let mut cleanup_err = None;
     for t in targets {
@@ -237,14 +361,30 @@ pub fn run(a: BenchArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             cleanup_err.get_or_insert(e);
         }
     }
-    let report = report?;
-    if let Some(e) = cleanup_err {
-        return Err(e);
+    if let Some(base) = &baseline {
+        if run_result.is_ok() {
+            let name = a
+                .baseline
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            report.gate = Some(bench::gate(base, &report, &name, a.max_regression));
+        }
     }
+    // The results first, whatever fails later: a run is too expensive to lose to a bad path.
+    if !report.results.is_empty() {
+        print_report(&report, &a, g)?;
+    }
+    let mut failure: Option<Error> = run_result.err().or(cleanup_err);
     if let Some(p) = &a.json {
-        let text =
-            serde_json::to_string_pretty(&report).map_err(|e| Error::Other(e.to_string()))?;
-        std::fs::write(p, text).map_err(|e| Error::io(format!("write {}", p.display()), e))?;
+        let r = serde_json::to_string_pretty(&report)
+            .map_err(|e| Error::Other(e.to_string()))
+            .and_then(|text| {
+                std::fs::write(p, text).map_err(|e| Error::io(format!("write {}", p.display()), e))
+            });
+        if let Err(e) = r {
+            failure.get_or_insert(e);
+        }
     }
     if let Some(p) = &a.plot {
         let title = format!(
@@ -254,52 +394,36 @@ pub fn run(a: BenchArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             a.iodepth,
             a.jobs
         );
-        std::fs::write(p, bench::plot::svg(&report, &title))
-            .map_err(|e| Error::io(format!("write {}", p.display()), e))?;
-    }
-    if g.json() {
-        super::print_json(g, &report)?;
-    } else {
-        out!("{}", report.table());
-        let mut notes: Vec<String> = report
-            .results
-            .iter()
-            .flat_map(|r| r.notes.iter().map(move |n| format!("{}: {n}", r.target)))
-            .collect();
-        notes.dedup();
-        for n in notes {
-            outln!("note: {n}");
+        if let Err(e) = std::fs::write(p, bench::plot::svg(&report, &title))
+            .map_err(|e| Error::io(format!("write {}", p.display()), e))
+        {
+            failure.get_or_insert(e);
         }
-        for r in &report.results {
-            if let (Some(b), Some(af)) = (r.allocated_before, r.allocated_after) {
-                outln!(
-                    "allocated {} {}: {} -> {}",
-                    r.target,
-                    r.phase,
-                    format_size(b),
-                    format_size(af)
-                );
-            }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let mut code = ExitCode::SUCCESS;
+    if let Some(gate) = &report.gate {
+        for r in gate.regressions() {
+            eprintln!(
+                "rbdkit: regression: {} {} {}: {:.1} -> {:.1} ({:.1}% worse, limit {}%, noise {:.1}%)",
+                r.target,
+                r.phase,
+                r.metric,
+                r.baseline.mean,
+                r.current.mean,
+                r.worse_by_pct,
+                a.max_regression,
+                r.noise_pct
+            );
+        }
+        eprintln!("rbdkit bench: {}", gate.verdict_line());
+        if !gate.passed {
+            code = ExitCode::FAILURE;
         }
     }
     let errors: u64 = report.results.iter().map(|r| r.errors).sum();
-    if let Some(base) = baseline {
-        let (regressions, matched) = bench::compare(&base, &report, a.max_regression);
-        if matched == 0 {
-            return Err(Error::InvalidInput(
-                "the baseline has no result for these targets and settings".into(),
-            ));
-        }
-        if !regressions.is_empty() {
-            for r in &regressions {
-                eprintln!(
-                    "rbdkit: regression: {} {} {}: {:.1} -> {:.1} ({:.1}% worse, limit {}%)",
-                    r.target, r.phase, r.metric, r.old, r.new, r.worse_by_pct, a.max_regression
-                );
-            }
-            return Ok(ExitCode::FAILURE);
-        }
-    }
     if errors > 0 {
         let first = report
             .results
@@ -307,7 +431,46 @@ pub fn run(a: BenchArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             .find_map(|r| r.first_error.clone())
             .unwrap_or_default();
         eprintln!("rbdkit: {errors} I/O errors during the benchmark; first: {first}");
-        return Ok(ExitCode::FAILURE);
+        code = ExitCode::FAILURE;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
+}
+
+/// The table and notes (or JSON, or fio's JSON) on stdout.
+fn print_report(report: &BenchReport, a: &BenchArgs, g: &Global) -> rbdkit::Result<()> {
+    let mut notes: Vec<String> = Vec::new();
+    for r in &report.results {
+        for n in &r.notes {
+            let n = format!("{}: {n}", r.target);
+            if !notes.contains(&n) {
+                notes.push(n);
+            }
+        }
+    }
+    if a.output_format == "fio-json" {
+        // stdout is fio's JSON alone; what qualifies the numbers goes to stderr.
+        for n in &notes {
+            eprintln!("rbdkit bench: note: {n}");
+        }
+        return super::print_json(g, &bench::fio::fio_json(report));
+    }
+    if g.json() {
+        return super::print_json(g, report);
+    }
+    out!("{}", report.table());
+    for n in notes {
+        outln!("note: {n}");
+    }
+    for r in &report.results {
+        if let (Some(b), Some(af)) = (r.allocated_before, r.allocated_after) {
+            outln!(
+                "allocated {} {}: {} -> {}",
+                r.target,
+                r.phase,
+                format_size(b),
+                format_size(af)
+            );
+        }
+    }
+    Ok(())
 }
