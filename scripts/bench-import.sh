@@ -3,6 +3,7 @@
 #   rbdkit import-raw SRC images/X                       (default checksum: sha256-blocks)
 #   rbdkit import-raw --checksum sha256 SRC images/X     (sha256sum's checksum: every byte, one core)
 #   qemu-img convert -W -O raw SRC rbd:images/X          (needs qemu-block-extra; scripts/install-bench-deps.sh)
+#   qemu-img convert -W -m 16 -O raw SRC rbd:images/X    (qemu-img's best flags: 16 coroutines)
 #   two-step: qemu-img convert -O raw SRC tmp.raw && rbd import tmp.raw images/X   (Cinder's path)
 #   rbd import RAW images/X                              (the raw file already exists)
 #   cat SRC | rbdkit import-raw - images/X               (the qcow2 streamed from a pipe)
@@ -11,7 +12,9 @@
 #                                                         cluster writes 1 GiB, and no other work;
 #                                                         both share this machine's one disk)
 #   rbdkit import-raw --no-checksum, qcow2 in page cache  (dense rows: like rbd bench, no input reads)
-# and local conversion: rbdkit convert vs qemu-img convert -O raw.
+# and local conversion: rbdkit convert vs qemu-img convert -O raw (defaults and -W -m 16) and
+# nbdcopy -- [ qemu-nbd -r -f qcow2 SRC ] DEST (libnbd-bin), every output synced.
+# Each row: wall seconds (min, median, max), median user+sys CPU seconds and median peak RSS.
 # Inputs: (a) 1 GiB random data as qcow2, (b) sparse qcow2 ~25 % allocated (4 GiB virtual),
 #         (c) zlib-compressed qcow2 of an ext4 filesystem made from /usr/share (~680 MB of files, 2 GiB virtual).
 # Prints min/median/max of ROUNDS runs for each and the ratio of medians to rbdkit's.
@@ -68,8 +71,16 @@ PY
 now() { date +%s.%N; }
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
 rmimg() { rbd rm --no-progress "$POOL/$1" >/dev/null 2>&1 || true; }
-# time_cmd CMD... : runs after dropping caches (unless WARM=1), prints seconds.
-time_cmd() { if [ "${WARM:-0}" = 1 ]; then sync; else drop_caches; fi; local t0 t1; t0=$(now); "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; return 1; }; t1=$(now); awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}'; }
+# time_cmd CMD... : runs after dropping caches (unless WARM=1), prints "wall cpu rss_mib":
+# wall seconds, user+sys CPU seconds of the command and everything it waited for, and the
+# peak RSS of the largest of those processes.
+time_cmd() {
+  if [ "${WARM:-0}" = 1 ]; then sync; else drop_caches; fi
+  local t0 t1 r; r=$(mktemp); t0=$(now)
+  /usr/bin/time -o "$r" -f "%U %S %M" "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; rm -f "$r"; return 1; }
+  t1=$(now)
+  awk -v a="$t0" -v b="$t1" '{printf "%.3f/%.2f/%.0f", b-a, $1+$2, $3/1024}' "$r"; rm -f "$r"
+}
 # shuffle SEED: stdin's lines in an order fixed by SEED.
 shuffle() { awk -v seed="$(( $(printf '%s' "$1" | cksum | cut -d' ' -f1) % 2147483647 ))" 'BEGIN{srand(seed)} {print rand() "\t" $0}' | sort -k1,1g | cut -f2-; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -101,6 +112,7 @@ run_job() {
       rbd create "$POOL/b-fl-$tag" --size 1G --image-feature layering
       t=$(time_cmd bash -c "cat '$src' >/dev/null & rbd bench --io-type write --io-size 4M --io-threads 16 --io-total 1G --io-pattern seq '$POOL/b-fl-$tag' && wait"); rmimg "b-fl-$tag" ;;
     qemu-img-W) t=$(time_cmd qemu-img convert -W -O raw "$src" "rbd:$POOL/b-qi-$tag:conf=$CEPH_CONF"); rmimg "b-qi-$tag" ;;
+    qemu-img-W-m16) t=$(time_cmd qemu-img convert -W -m 16 -O raw "$src" "rbd:$POOL/b-qm-$tag:conf=$CEPH_CONF"); rmimg "b-qm-$tag" ;;
     two-step) t=$(time_cmd bash -c "qemu-img convert -O raw '$src' '$WORK/tmp-$tag.raw' && rbd import --no-progress '$WORK/tmp-$tag.raw' '$POOL/b-ts-$tag'")
       rmimg "b-ts-$tag"; rm -f "$WORK/tmp-$tag.raw" ;;
     rbd-import-raw) t=$(time_cmd rbd import --no-progress "$WORK/$n.flat.raw" "$POOL/b-ri-$tag"); rmimg "b-ri-$tag" ;;
@@ -108,16 +120,20 @@ run_job() {
     # behind, and only data on disk compares like for like.
     convert-rbdkit) t=$(time_cmd bash -c "'$RBDKIT' --no-progress convert --overwrite '$src' '$WORK/out-rk-$tag.raw' && sync"); rm -f "$WORK/out-rk-$tag.raw" ;;
     convert-qemu-img) t=$(time_cmd bash -c "qemu-img convert -O raw '$src' '$WORK/out-qi-$tag.raw' && sync"); rm -f "$WORK/out-qi-$tag.raw" ;;
+    convert-qemu-img-W-m16) t=$(time_cmd bash -c "qemu-img convert -W -m 16 -O raw '$src' '$WORK/out-qm-$tag.raw' && sync"); rm -f "$WORK/out-qm-$tag.raw" ;;
+    convert-nbdcopy) t=$(time_cmd bash -c "truncate -s \$(qemu-img info --output=json '$src' | python3 -c 'import json,sys;print(json.load(sys.stdin)[\"virtual-size\"])') '$WORK/out-nb-$tag.raw' && nbdcopy -- [ qemu-nbd -r -f qcow2 '$src' ] '$WORK/out-nb-$tag.raw' && sync"); rm -f "$WORK/out-nb-$tag.raw" ;;
   esac
   T[$1]+="$t "
 }
 
-printf '\n%-7s %-24s %8s %8s %8s %8s\n' input tool min median max vs_rbdkit
+has_nbdcopy=0; command -v nbdcopy >/dev/null && command -v qemu-nbd >/dev/null && has_nbdcopy=1
+printf '\n%-7s %-24s %8s %8s %8s %8s %8s %8s\n' input tool min median max vs_rbdkit cpu_s rss_mib
 for n in dense sparse fs; do
   tools=(rbdkit rbdkit-sha256 rbdkit-no-checksum rbdkit-stdin)
   [ "$n" = dense ] && tools+=(rbdkit-no-checksum-warm ceiling-rbd-bench read-and-write-only)
-  [ "$has_qemu_rbd" = 1 ] && tools+=(qemu-img-W)
-  tools+=(two-step rbd-import-raw convert-rbdkit convert-qemu-img)
+  [ "$has_qemu_rbd" = 1 ] && tools+=(qemu-img-W qemu-img-W-m16)
+  tools+=(two-step rbd-import-raw convert-rbdkit convert-qemu-img convert-qemu-img-W-m16)
+  [ "$has_nbdcopy" = 1 ] && tools+=(convert-nbdcopy)
   declare -A T=()
   for r in $(seq 1 "$ROUNDS"); do
     # A new order each round (seeded, so reruns repeat it): what ran just before a tool (an
@@ -127,15 +143,17 @@ for n in dense sparse fs; do
       run_job "$tool"
     done
   done
-  base=$(median ${T[rbdkit]}); cbase=$(median ${T[convert-rbdkit]})
+  field() { local k=$1; shift; for v in "$@"; do cut -d/ -f"$k" <<<"$v"; done; }
+  base=$(median $(field 1 ${T[rbdkit]})); cbase=$(median $(field 1 ${T[convert-rbdkit]}))
   for tool in "${tools[@]}"; do
     [ -n "${T[$tool]:-}" ] || continue
-    vals=(${T[$tool]}); m=$(median "${vals[@]}")
+    runs=(${T[$tool]}); vals=($(field 1 "${runs[@]}")); m=$(median "${vals[@]}")
     ref=$base; case $tool in convert-*) ref=$cbase;; esac
-    printf '%-7s %-24s %8.2f %8.2f %8.2f %7.2fx\n' "$n" "$tool" \
+    printf '%-7s %-24s %8.2f %8.2f %8.2f %7.2fx %8.2f %8.0f\n' "$n" "$tool" \
       "$(printf '%s\n' "${vals[@]}" | sort -g | head -1)" "$m" "$(printf '%s\n' "${vals[@]}" | sort -g | tail -1)" \
-      "$(awk -v a="$m" -v b="$ref" 'BEGIN{print a/b}')"
+      "$(awk -v a="$m" -v b="$ref" 'BEGIN{print a/b}')" \
+      "$(median $(field 2 "${runs[@]}"))" "$(median $(field 3 "${runs[@]}"))"
   done
   unset T
 done
-echo "(seconds; vs_rbdkit = tool time / rbdkit time, so 2.00x means rbdkit is twice as fast)"
+echo "(seconds; vs_rbdkit = tool time / rbdkit time, so 2.00x means rbdkit is twice as fast; cpu_s = median user+sys seconds; rss_mib = median peak RSS of the largest process)"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Extra packages only the side-by-side benchmarks need (not CI): qemu-img's rbd driver
 # (qemu-block-extra of exactly qemu-img's version, from bookworm-backports on these machines)
-# and hyperfine. Idempotent.
+# hyperfine and nbdcopy (libnbd-bin, a reference for convert). Idempotent.
 set -euo pipefail
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
@@ -20,5 +20,7 @@ if [ "$have" != "$want" ]; then
   fi
   $SUDO apt-get install -y -q --no-install-recommends "qemu-block-extra=$want" >/dev/null
 fi
-dpkg-query -W -f='${Status}' hyperfine 2>/dev/null | grep -q "install ok installed" || $SUDO apt-get install -y -q hyperfine >/dev/null 2>&1 || true
+for p in hyperfine libnbd-bin; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || $SUDO apt-get install -y -q "$p" >/dev/null 2>&1 || true
+done
 echo "install-bench-deps: qemu-block-extra $(dpkg-query -W -f='${Version}' qemu-block-extra) matches qemu-utils $want"

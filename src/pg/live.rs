@@ -165,8 +165,13 @@ pub fn read_state(cluster: &Cluster) -> Result<ClusterState> {
         })
         .collect();
     // Usage and OSD sizes live in the mgr; a cluster without one has neither (and no autoscaler).
-    let usage: BTreeMap<i64, (u64, u64)> = json(cluster, r#"{"prefix": "df", "format": "json"}"#)
+    // The monitor says whether one is active: asking a missing mgr waits out the op timeout.
+    let mgr = json(cluster, r#"{"prefix": "mgr stat", "format": "json"}"#)
         .ok()
+        .and_then(|v| v["available"].as_bool())
+        .unwrap_or(false);
+    let from_mgr = |cmd: &str| if mgr { json(cluster, cmd).ok() } else { None };
+    let usage: BTreeMap<i64, (u64, u64)> = from_mgr(r#"{"prefix": "df", "format": "json"}"#)
         .and_then(|v| v["pools"].as_array().cloned())
         .unwrap_or_default()
         .iter()
@@ -181,8 +186,7 @@ pub fn read_state(cluster: &Cluster) -> Result<ClusterState> {
             )
         })
         .collect();
-    let osd_bytes: BTreeMap<i64, u64> = json(cluster, r#"{"prefix": "osd df", "format": "json"}"#)
-        .ok()
+    let osd_bytes: BTreeMap<i64, u64> = from_mgr(r#"{"prefix": "osd df", "format": "json"}"#)
         .and_then(|v| v["nodes"].as_array().cloned())
         .unwrap_or_default()
         .iter()

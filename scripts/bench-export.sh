@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of getting an RBD image out, same image, same cluster, same run:
+#   rbdkit export IMG FILE   vs  rbd export IMG FILE            (to a local file, then sync)
+#   rbdkit export IMG - | cat >/dev/null  vs  rbd export IMG - | cat >/dev/null   (a stream)
+#   rbdkit copy IMG NEW      vs  rbd export IMG - | rbd import - NEW,  and rbd cp IMG NEW
+# The image: 10 GiB virtual holding 2 GiB of random data (32 runs of 64 MiB, every 320 MiB),
+# imported once with `rbd import` (layering only, as Cinder and Glance create them).
+# Page cache dropped before every run; tools in a new (seeded) order each round.
+# Each row: wall seconds (min, median, max), vs_rbdkit (tool time / rbdkit time), median
+# user+sys CPU seconds and median peak RSS (MiB) of the largest process.
+# Usage: CEPH_CONF=... scripts/bench-export.sh [ROUNDS=3] [WORKDIR=/var/tmp/rbdkit-bench]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${1:-3}
+WORK=${2:-/var/tmp/rbdkit-bench}
+: "${CEPH_CONF:?set CEPH_CONF (eval \"\$(scripts/dev-cluster.sh env)\")}"
+RBDKIT=${RBDKIT:-${CARGO_TARGET_DIR:-target}/release/rbdkit}
+[ -x "$RBDKIT" ] || cargo build --release --quiet
+mkdir -p "$WORK"
+POOL=images
+tag=$$
+SRC="$POOL/bx-src-$tag"
+
+if [ ! -f "$WORK/thin10g.raw" ]; then
+  python3 - "$WORK/thin10g.raw" <<'PY'
+import os, sys
+with open(sys.argv[1], "wb") as f:
+    f.truncate(10 << 30)
+    for i in range(32):
+        f.seek(i * (320 << 20)); f.write(os.urandom(64 << 20))
+PY
+fi
+rbd import --no-progress --image-feature layering "$WORK/thin10g.raw" "$SRC"
+trap 'rbd rm --no-progress "$SRC" >/dev/null 2>&1 || true' EXIT
+
+now() { date +%s.%N; }
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
+rmimg() { rbd rm --no-progress "$POOL/$1" >/dev/null 2>&1 || true; }
+time_cmd() {
+  drop_caches
+  local t0 t1 r; r=$(mktemp); t0=$(now)
+  /usr/bin/time -o "$r" -f "%U %S %M" "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; rm -f "$r"; return 1; }
+  t1=$(now)
+  awk -v a="$t0" -v b="$t1" '{printf "%.3f/%.2f/%.0f", b-a, $1+$2, $3/1024}' "$r"; rm -f "$r"
+}
+shuffle() { awk -v seed="$(( $(printf '%s' "$1" | cksum | cut -d' ' -f1) % 2147483647 ))" 'BEGIN{srand(seed)} {print rand() "\t" $0}' | sort -k1,1g | cut -f2-; }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+field() { local k=$1; shift; for v in "$@"; do cut -d/ -f"$k" <<<"$v"; done; }
+
+run_job() {
+  local t out="$WORK/bx-out-$tag.raw"
+  case $1 in
+    export-rbdkit) t=$(time_cmd bash -c "'$RBDKIT' --no-progress export '$SRC' '$out' && sync"); rm -f "$out" ;;
+    export-rbd) t=$(time_cmd bash -c "rbd export --no-progress '$SRC' '$out' && sync"); rm -f "$out" ;;
+    stream-rbdkit) t=$(time_cmd bash -c "'$RBDKIT' --no-progress export '$SRC' - | cat >/dev/null") ;;
+    stream-rbd) t=$(time_cmd bash -c "rbd export --no-progress '$SRC' - | cat >/dev/null") ;;
+    copy-rbdkit) t=$(time_cmd "$RBDKIT" --no-progress copy "$SRC" "$POOL/bx-ck-$tag"); rmimg "bx-ck-$tag" ;;
+    copy-rbd-pipe) t=$(time_cmd bash -c "rbd export --no-progress '$SRC' - | rbd import --no-progress - '$POOL/bx-cp-$tag'"); rmimg "bx-cp-$tag" ;;
+    copy-rbd-cp) t=$(time_cmd rbd cp --no-progress "$SRC" "$POOL/bx-cc-$tag"); rmimg "bx-cc-$tag" ;;
+  esac
+  T[$1]+="$t "
+}
+
+tools=(export-rbdkit export-rbd stream-rbdkit stream-rbd copy-rbdkit copy-rbd-pipe copy-rbd-cp)
+declare -A T=()
+for r in $(seq 1 "$ROUNDS"); do
+  for tool in $(printf '%s\n' "${tools[@]}" | shuffle "x$r"); do run_job "$tool"; done
+done
+printf '\n%-16s %8s %8s %8s %9s %8s %8s\n' tool min median max vs_rbdkit cpu_s rss_mib
+for tool in "${tools[@]}"; do
+  runs=(${T[$tool]}); vals=($(field 1 "${runs[@]}")); m=$(median "${vals[@]}")
+  case $tool in export-*) ref=export-rbdkit ;; stream-*) ref=stream-rbdkit ;; copy-*) ref=copy-rbdkit ;; esac
+  base=$(median $(field 1 ${T[$ref]}))
+  printf '%-16s %8.2f %8.2f %8.2f %8.2fx %8.2f %8.0f\n' "$tool" \
+    "$(printf '%s\n' "${vals[@]}" | sort -g | head -1)" "$m" "$(printf '%s\n' "${vals[@]}" | sort -g | tail -1)" \
+    "$(awk -v a="$m" -v b="$base" 'BEGIN{print a/b}')" "$(median $(field 2 "${runs[@]}"))" "$(median $(field 3 "${runs[@]}"))"
+done
+echo "(seconds; vs_rbdkit = tool time / rbdkit time, so 2.00x means rbdkit is twice as fast)"
