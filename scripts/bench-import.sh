@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of getting a qcow2 into RBD, same inputs, same cluster, same run:
-#   rbdkit import-raw SRC images/X                       (default checksum: sha256-blocks)
+#   rbdkit import-raw SRC images/X                       (default checksum: sha256-tree)
 #   rbdkit import-raw --checksum sha256 SRC images/X     (sha256sum's checksum: every byte, one core)
 #   qemu-img convert -W -O raw SRC rbd:images/X          (needs qemu-block-extra; scripts/install-bench-deps.sh)
 #   qemu-img convert -W -m 16 -O raw SRC rbd:images/X    (qemu-img's best flags: 16 coroutines)

@@ -5,6 +5,11 @@ use crate::ceph::{full_advice, full_condition, Completions, Image};
 use crate::error::{Error, Result};
 use std::time::Duration;
 
+/// Bytes of writes in flight at most (with `--concurrency` as the count): 12 objects of 4 MiB
+/// keep one OSD as busy as 32 did (dense 1 GiB import, same hour: 4.65-5.16 s at 12 writes,
+/// 5.21-5.62 s at 32) and the import's peak RSS falls from 249 to 167 MiB.
+pub const MAX_BYTES_IN_FLIGHT: usize = 48 << 20;
+
 /// After this long without a finished write, ask the monitor whether the cluster is full.
 const STALL_CHECK: Duration = Duration::from_secs(5);
 
@@ -14,6 +19,8 @@ pub struct RbdSink<'a> {
     q: Completions,
     max_in_flight: usize,
     in_flight: usize,
+    /// Bytes of the writes in flight: bounded by [`MAX_BYTES_IN_FLIGHT`] as well as by count.
+    bytes_in_flight: usize,
     size: u64,
     min_size: u64,
     next_tag: u64,
@@ -27,6 +34,7 @@ impl<'a> RbdSink<'a> {
             q: Completions::new(),
             max_in_flight: concurrency.max(1),
             in_flight: 0,
+            bytes_in_flight: 0,
             size,
             min_size,
             next_tag: 0,
@@ -50,6 +58,7 @@ impl<'a> RbdSink<'a> {
             }
         };
         self.in_flight -= 1;
+        self.bytes_in_flight -= done.buf.capacity().min(self.bytes_in_flight);
         pool.put(done.buf);
         done.result.map(|_| ())
     }
@@ -66,6 +75,7 @@ impl<'a> RbdSink<'a> {
             }
             pool.put(done.buf);
         }
+        self.bytes_in_flight = 0;
         first_err.map_or(Ok(()), Err)
     }
 }
@@ -82,12 +92,17 @@ impl Sink for RbdSink<'_> {
     }
 
     fn write(&mut self, offset: u64, data: Vec<u8>, pool: &BufferPool) -> Result<()> {
-        while self.in_flight >= self.max_in_flight {
+        // What a write holds is its buffer's capacity.
+        let len = data.capacity();
+        while self.in_flight >= self.max_in_flight
+            || (self.in_flight > 0 && self.bytes_in_flight + len > MAX_BYTES_IN_FLIGHT)
+        {
             self.reap(pool)?;
         }
         self.next_tag += 1;
         self.image.aio_write(offset, data, self.next_tag, &self.q)?;
         self.in_flight += 1;
+        self.bytes_in_flight += len;
         Ok(())
     }
 
