@@ -33,19 +33,7 @@ fi
 rbd import --no-progress --image-feature layering "$WORK/thin10g.raw" "$SRC"
 trap 'rbd rm --no-progress "$SRC" >/dev/null 2>&1 || true' EXIT
 
-now() { date +%s.%N; }
-drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
-rmimg() { rbd rm --no-progress "$POOL/$1" >/dev/null 2>&1 || true; }
-time_cmd() {
-  drop_caches
-  local t0 t1 r; r=$(mktemp); t0=$(now)
-  /usr/bin/time -o "$r" -f "%U %S %M" "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; rm -f "$r"; return 1; }
-  t1=$(now)
-  awk -v a="$t0" -v b="$t1" '{printf "%.3f/%.2f/%.0f", b-a, $1+$2, $3/1024}' "$r"; rm -f "$r"
-}
-shuffle() { awk -v seed="$(( $(printf '%s' "$1" | cksum | cut -d' ' -f1) % 2147483647 ))" 'BEGIN{srand(seed)} {print rand() "\t" $0}' | sort -k1,1g | cut -f2-; }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-field() { local k=$1; shift; for v in "$@"; do cut -d/ -f"$k" <<<"$v"; done; }
+. scripts/bench-lib.sh
 
 run_job() {
   local t out="$WORK/bx-out-$tag.raw"
