@@ -51,7 +51,8 @@ pub struct CloneRequest {
 /// The outcome for one destination.
 #[derive(Clone, Debug, Serialize)]
 pub struct CloneResult {
-    /// The destination spec.
+    /// The destination spec (`image` in JSON, the key every report uses for an image).
+    #[serde(rename = "image")]
     pub dest: String,
     /// Whether the clone now exists as requested.
     pub ok: bool,

@@ -50,7 +50,7 @@ fn clone_v1_protects_the_snapshot_and_resizes_each_volume() {
     let out = rbdkit(&args);
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
-    assert_eq!(report["clone_format"], "V1");
+    assert_eq!(report["clone_format"], "v1");
     assert_eq!(report["snap_created"], true);
     assert_eq!(report["results"].as_array().map(Vec::len), Some(3));
 
@@ -105,7 +105,7 @@ fn clone_v2_leaves_the_snapshot_unprotected() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["clone_format"], "V2");
+    assert_eq!(report["clone_format"], "v2");
     assert_eq!(report["snap_protected"], false);
     assert_eq!(rbd_json(&conf, &["info", &snap])["protected"], "false");
     let info = rbd_json(&conf, &["info", &dest]);

@@ -28,8 +28,9 @@ pub struct CreateOptions {
     pub data_pool: Option<String>,
 }
 
-/// RBD clone format.
+/// RBD clone format (`v1`, `v2` in JSON: enum values are lower-case in every report).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum CloneFormat {
     /// v1: parent snapshot must be protected.
     V1,
