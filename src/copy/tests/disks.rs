@@ -48,15 +48,7 @@ fn raw_stream_copies_exactly_and_hashes_on_the_decode_threads() {
     let n = bytes.len();
     bytes[n - 3] = 9;
     let dir = tempfile::tempdir().unwrap();
-    for (i, checksum) in [
-        None,
-        Some(Checksum::Sha256),
-        Some(Checksum::Sha256Blocks),
-        Some(Checksum::Sha256Tree),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (i, checksum) in ALL_CHECKSUMS.into_iter().enumerate() {
         let reader = Box::new(std::io::Cursor::new(bytes.clone()));
         let dest = dir.path().join(format!("s-{i}.raw"));
         let (got, stats) = copy_to_file(&dest, 1 << 20, checksum, |sink, opts, ctl| {

@@ -46,15 +46,7 @@ fn a_panicking_decode_job_fails_the_copy() {
     };
     let cancel = AtomicBool::new(false);
     let dir = tempfile::tempdir().unwrap();
-    for (i, checksum) in [
-        None,
-        Some(Checksum::Sha256),
-        Some(Checksum::Sha256Blocks),
-        Some(Checksum::Sha256Tree),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (i, checksum) in ALL_CHECKSUMS.into_iter().enumerate() {
         let dest = dir.path().join(format!("p{i}.raw"));
         let mut sink = FileSink::create(&dest, false).unwrap();
         let e = copy_disk(

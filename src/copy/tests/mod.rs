@@ -9,6 +9,14 @@ use super::*;
 use crate::disk::{extents_from_data, Extent};
 use std::sync::atomic::AtomicBool;
 
+/// No checksum and every algorithm: what the engine tests run each copy with.
+pub(super) const ALL_CHECKSUMS: [Option<Checksum>; 4] = [
+    None,
+    Some(Checksum::Sha256),
+    Some(Checksum::Sha256Blocks),
+    Some(Checksum::Sha256Tree),
+];
+
 /// A disk in memory whose extents are given: data where listed, unallocated elsewhere.
 pub(super) struct MemDisk {
     pub bytes: Vec<u8>,
