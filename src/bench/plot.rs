@@ -120,15 +120,7 @@ fn context(report: &BenchReport) -> Vec<String> {
             m.time, m.host, m.rbdkit_version, s.ramp_s, s.rw, crate::units::format_size(s.bs), s.iodepth, s.jobs, s.repeat
         ));
     }
-    let mut notes: Vec<String> = Vec::new();
-    for r in &report.results {
-        for n in &r.notes {
-            let n = format!("{}: {n}", r.target);
-            if !notes.contains(&n) {
-                notes.push(n);
-            }
-        }
-    }
+    let notes = report.notes();
     for n in notes {
         lines.extend(wrap(&format!("note: {n}"), FOOTER_CHARS));
     }

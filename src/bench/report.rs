@@ -291,6 +291,21 @@ pub struct BenchReport {
 }
 
 impl BenchReport {
+    /// Every target's notes, each once, as `TARGET: note`, in the order they first appear
+    /// (the table's footer and the plot's).
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes: Vec<String> = Vec::new();
+        for r in &self.results {
+            for n in &r.notes {
+                let n = format!("{}: {n}", r.target);
+                if !notes.contains(&n) {
+                    notes.push(n);
+                }
+            }
+        }
+        notes
+    }
+
     /// The side-by-side table, one row per target and phase (a mixed workload adds its reads
     /// and writes apart), then the summary of repeated runs and the relative speeds.
     pub fn table(&self) -> String {

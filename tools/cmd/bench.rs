@@ -438,15 +438,7 @@ pub fn run(a: BenchArgs, g: &Global) -> rbdkit::Result<ExitCode> {
 
 /// The table and notes (or JSON, or fio's JSON) on stdout.
 fn print_report(report: &BenchReport, a: &BenchArgs, g: &Global) -> rbdkit::Result<()> {
-    let mut notes: Vec<String> = Vec::new();
-    for r in &report.results {
-        for n in &r.notes {
-            let n = format!("{}: {n}", r.target);
-            if !notes.contains(&n) {
-                notes.push(n);
-            }
-        }
-    }
+    let notes = report.notes();
     if a.output_format == "fio-json" {
         // stdout is fio's JSON alone; what qualifies the numbers goes to stderr.
         for n in &notes {
