@@ -7,3 +7,4 @@
 pub mod chain;
 pub mod diff_format;
 pub mod names;
+pub mod rbd;

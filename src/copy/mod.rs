@@ -70,6 +70,20 @@ pub trait Sink {
     fn ordered(&self) -> bool {
         false
     }
+    /// True when the target already holds data (the previous backup, an existing image being
+    /// restored over): then every range the source says reads as zeros — `Zero` extents, and
+    /// the zero runs inside the ranges read — is zeroed with [`Sink::zero`], and only
+    /// `Unchanged` ranges are left alone. False (the default): the target reads zeros wherever
+    /// nothing is written (a fresh image or file), so zeros are never written.
+    fn overwrites(&self) -> bool {
+        false
+    }
+    /// Makes `[offset, offset + len)` read as zeros; called only when [`Sink::overwrites`].
+    fn zero(&mut self, offset: u64, len: u64) -> Result<()> {
+        Err(crate::error::Error::Other(format!(
+            "zeroing {len} bytes at {offset}: this target cannot zero ranges: this is a bug in rbdkit, please report it"
+        )))
+    }
 }
 
 /// Positional writes from many threads at once.

@@ -1,5 +1,8 @@
 //! An RBD image as a copy target: librbd aio writes, `concurrency` in flight, object-aligned
-//! (the engine's chunks are objects). Zeros are never written: the image must be fresh.
+//! (the engine's chunks are objects). Zeros are never written into a fresh image; an image
+//! that holds earlier data (an incremental backup's base, a restore over a volume) is opened
+//! [`RbdSink::overwriting`], and the ranges that must read as zeros are zeroed with
+//! `write_zeroes` (not `discard`, which librbd may skip for partial objects).
 use super::{BufferPool, Sink};
 use crate::ceph::{full_advice, full_condition, Completions, Image};
 use crate::error::{Error, Result};
@@ -24,6 +27,9 @@ pub struct RbdSink<'a> {
     size: u64,
     min_size: u64,
     next_tag: u64,
+    overwrite: bool,
+    /// Bytes zeroed (ranges that changed to zeros).
+    pub bytes_zeroed: u64,
 }
 
 impl<'a> RbdSink<'a> {
@@ -38,7 +44,27 @@ impl<'a> RbdSink<'a> {
             size,
             min_size,
             next_tag: 0,
+            overwrite: false,
+            bytes_zeroed: 0,
         }
+    }
+
+    /// A sink over `image` (current size `size`) that already holds data: ranges that must
+    /// read as zeros are zeroed. The image is resized to exactly the copy's size at the end.
+    pub fn overwriting(image: &'a Image, size: u64, concurrency: usize) -> Self {
+        let mut sink = Self::new(image, size, 0, concurrency);
+        sink.overwrite = true;
+        sink
+    }
+
+    /// Waits until one more request fits in the window.
+    fn make_room(&mut self, len: usize, pool: &BufferPool) -> Result<()> {
+        while self.in_flight >= self.max_in_flight
+            || (self.in_flight > 0 && self.bytes_in_flight + len > MAX_BYTES_IN_FLIGHT)
+        {
+            self.reap(pool)?;
+        }
+        Ok(())
     }
 
     /// Waits for one write to finish, recycling its buffer. While writes stall, asks the
@@ -94,11 +120,7 @@ impl Sink for RbdSink<'_> {
     fn write(&mut self, offset: u64, data: Vec<u8>, pool: &BufferPool) -> Result<()> {
         // What a write holds is its buffer's capacity.
         let len = data.capacity();
-        while self.in_flight >= self.max_in_flight
-            || (self.in_flight > 0 && self.bytes_in_flight + len > MAX_BYTES_IN_FLIGHT)
-        {
-            self.reap(pool)?;
-        }
+        self.make_room(len, pool)?;
         self.next_tag += 1;
         self.image.aio_write(offset, data, self.next_tag, &self.q)?;
         self.in_flight += 1;
@@ -106,10 +128,39 @@ impl Sink for RbdSink<'_> {
         Ok(())
     }
 
+    fn overwrites(&self) -> bool {
+        self.overwrite
+    }
+
+    fn zero(&mut self, offset: u64, len: u64) -> Result<()> {
+        if !self.overwrite {
+            return Ok(());
+        }
+        // Never past the end (the engine may hand a hole beyond a shrunk size), and in pieces
+        // librbd takes (its length is a size_t, its ops are per object anyway).
+        let end = offset.saturating_add(len).min(self.size);
+        let mut at = offset;
+        let pool = BufferPool::new(0);
+        while at < end {
+            let n = (end - at).min(1 << 30);
+            self.make_room(0, &pool)?;
+            self.next_tag += 1;
+            self.image.aio_write_zeroes(at, n, self.next_tag, &self.q)?;
+            self.in_flight += 1;
+            self.bytes_zeroed += n;
+            at += n;
+        }
+        Ok(())
+    }
+
     fn finish(&mut self, size: u64) -> Result<()> {
         self.drain(&BufferPool::new(0))?;
         self.image.flush()?;
-        let final_size = size.max(self.min_size);
+        let final_size = if self.overwrite {
+            size
+        } else {
+            size.max(self.min_size)
+        };
         if final_size != self.size {
             self.image.resize(final_size, &mut |_, _| {})?;
             self.size = final_size;

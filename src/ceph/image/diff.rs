@@ -19,6 +19,16 @@ pub struct Changed {
 }
 
 impl Image {
+    /// True when the image has fast-diff and its object map is valid at the open snapshot (or
+    /// head): then diffs can be asked for whole objects, answered from the map.
+    pub fn fast_diff_valid(&self) -> bool {
+        let features = self.features().unwrap_or(0);
+        features & u64::from(sys::RBD_FEATURE_FAST_DIFF) != 0
+            && self
+                .flags()
+                .is_ok_and(|f| f & u64::from(sys::RBD_FLAG_FAST_DIFF_INVALID) == 0)
+    }
+
     /// The byte ranges `(offset, len)` of `[offset, offset + len)` that hold data at the open
     /// snapshot (or head), the parent's included, in offset order. `whole_objects`: report
     /// whole objects (cheap with fast-diff's object map; coarser).

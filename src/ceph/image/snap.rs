@@ -1,5 +1,5 @@
 //! An image's snapshots: list (with protection state), look up, create, protect, unprotect,
-//! remove, roll back, and when each was taken.
+//! remove, rename, roll back, and when each was taken.
 use super::{check, cstr, cstring_field, Image};
 use crate::error::Result;
 use librbd_sys as sys;
@@ -118,6 +118,14 @@ impl Image {
             &format!("{}@{id}", self.object),
         )?;
         Ok(ts.tv_sec)
+    }
+
+    /// Renames a snapshot.
+    pub fn snap_rename(&self, from: &str, to: &str) -> Result<()> {
+        let (f, t) = (cstr("snapshot name", from)?, cstr("snapshot name", to)?);
+        // SAFETY: valid image and C strings, alive across the call.
+        let ret = unsafe { sys::rbd_snap_rename(self.raw, f.as_ptr(), t.as_ptr()) };
+        check(ret, "rename snapshot", &format!("{}@{from}", self.object)).map(|_| ())
     }
 
     /// Rolls the image head back to a snapshot (every object of the image is rewritten).

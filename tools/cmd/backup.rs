@@ -1,0 +1,197 @@
+//! `rbdkit backup VOLUME BACKUP_POOL`: a Cinder-style backup of an RBD volume (full the first
+//! time, incremental after), read as one client and written as another (`--dest-*`);
+//! `rbdkit backup ls BACKUP_POOL [VOLUME]`: the chains in a backup pool.
+use crate::global::Global;
+use clap::{Args, Subcommand};
+use rbdkit::backup::chain::list_chains;
+use rbdkit::backup::rbd::{backup, BackupRequest};
+use rbdkit::ceph::ImageSpec;
+use rbdkit::copy::{Checksum, Control};
+use rbdkit::text::escape;
+use rbdkit::units::format_size;
+use rbdkit::Error;
+use std::process::ExitCode;
+
+/// Arguments of `rbdkit backup`.
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct BackupArgs {
+    #[command(subcommand)]
+    pub command: Option<BackupCommand>,
+    /// The volume to back up, POOL[/NAMESPACE]/IMAGE (`volumes/volume-<id>`).
+    #[arg(required = true)]
+    pub src: Option<ImageSpec>,
+    /// The backup pool, POOL[/NAMESPACE] (Cinder's `backup_ceph_pool`, e.g. `backups`).
+    #[arg(required = true)]
+    pub backup_pool: Option<String>,
+    /// The backup id (default: a new UUID, as Cinder makes).
+    #[arg(long = "backup-id", value_name = "ID")]
+    pub backup_id: Option<String>,
+    /// Start a new chain with a full backup even when an incremental is possible.
+    #[arg(long)]
+    pub full: bool,
+    /// Keep the previous backup's snapshot on the volume after an incremental (by default only
+    /// the latest backup snapshot stays: all the next incremental needs).
+    #[arg(long = "keep-source-snaps")]
+    pub keep_source_snaps: bool,
+    /// librbd writes in flight.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    #[command(flatten)]
+    pub dest: super::dest::DestFlags,
+    #[command(flatten)]
+    pub engine: super::source::EngineFlags,
+}
+
+/// `backup` subcommands.
+#[derive(Subcommand)]
+pub enum BackupCommand {
+    /// The backup chains in a backup pool: full backup, incrementals, sizes, dates.
+    Ls(LsArgs),
+}
+
+/// Arguments of `rbdkit backup ls`.
+#[derive(Args)]
+pub struct LsArgs {
+    /// The backup pool, POOL[/NAMESPACE].
+    pub backup_pool: String,
+    /// Only the chains of this volume image (`volume-<id>`).
+    pub volume: Option<String>,
+}
+
+/// `POOL[/NAMESPACE]`.
+pub fn pool_spec(s: &str) -> rbdkit::Result<(String, Option<String>)> {
+    let (p, ns) = match s.split_once('/') {
+        Some((p, n)) => (p, Some(n.to_string())),
+        None => (s, None),
+    };
+    if p.is_empty()
+        || ns
+            .as_deref()
+            .is_some_and(|n| n.is_empty() || n.contains(['/', '@']))
+    {
+        return Err(Error::InvalidInput(format!(
+            "invalid pool '{}': expected POOL[/NAMESPACE]",
+            escape(s)
+        )));
+    }
+    Ok((p.to_string(), ns))
+}
+
+/// Backs up, or lists.
+pub fn run(a: BackupArgs, g: &Global) -> rbdkit::Result<ExitCode> {
+    if let Some(BackupCommand::Ls(l)) = a.command {
+        return ls(l, g);
+    }
+    let (Some(src), Some(pool)) = (a.src, a.backup_pool) else {
+        return Err(Error::InvalidInput(
+            "backup: give VOLUME and BACKUP_POOL".into(),
+        ));
+    };
+    let (backup_pool, backup_namespace) = pool_spec(&pool)?;
+    let req = BackupRequest {
+        volume: src.clone(),
+        backup_pool,
+        backup_namespace,
+        backup_id: a.backup_id,
+        full: a.full,
+        copy: a
+            .engine
+            .copy_options(4 << 20, Some(Checksum::Sha256Blocks))?,
+        concurrency: a.concurrency,
+        keep_source_snaps: a.keep_source_snaps,
+    };
+    let src_cluster = g.connect()?;
+    let dest_cluster = a.dest.global(g).connect_for_bulk_writes()?;
+    let cancel = crate::cancel::flag();
+    let bar = crate::progress::bytes_bar(0, "backing up", !g.no_progress);
+    let ctl = Control {
+        progress: &|done, total| {
+            bar.set_length(total);
+            bar.set_position(done)
+        },
+        cancel: &cancel,
+    };
+    let result = backup(&src_cluster, &dest_cluster, &req, &ctl);
+    bar.finish_and_clear();
+    let r = match result {
+        Err(Error::Interrupted(m)) => return Err(Error::Interrupted(format!(
+            "backup of {src} stopped by a signal: {m}; the volume's temporary snapshot was removed"
+        ))),
+        other => other?,
+    };
+    if g.json() {
+        super::print_json(g, &r)?;
+    } else {
+        let from = r
+            .from_snap
+            .as_deref()
+            .map(|f| format!(" since {f}"))
+            .unwrap_or_default();
+        outln!(
+            "backup {} of {}: {}{from} into {}@{}",
+            r.backup_id,
+            r.volume,
+            r.kind,
+            r.base,
+            r.snap
+        );
+        outln!(
+            "  {} looked at, {} of data written, {} zeroed, {:.2} s",
+            format_size(r.bytes_changed),
+            format_size(r.bytes_written),
+            format_size(r.bytes_zeroed),
+            r.elapsed_s
+        );
+        outln!(
+            "  {} {} (the backup read back equals the volume snapshot)",
+            r.checksum_algorithm.name(),
+            r.checksum
+        );
+        if let Some(s) = &r.removed_source_snap {
+            outln!("  removed the previous backup snapshot {}@{s}", r.volume);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ls(a: LsArgs, g: &Global) -> rbdkit::Result<ExitCode> {
+    let (pool, ns) = pool_spec(&a.backup_pool)?;
+    let cluster = g.connect()?;
+    let io = cluster.ioctx(&pool, ns.as_deref())?;
+    let chains = list_chains(&io, a.volume.as_deref())?;
+    if g.json() {
+        return super::print_json(g, &serde_json::json!({ "chains": chains }))
+            .map(|()| ExitCode::SUCCESS);
+    }
+    if chains.is_empty() {
+        outln!("no backups in {}", a.backup_pool);
+        return Ok(ExitCode::SUCCESS);
+    }
+    outln!(
+        "{:<40} {:<12} {:>10}  {:<24}  SNAPSHOT",
+        "BASE",
+        "KIND",
+        "SIZE",
+        "CREATED"
+    );
+    for c in &chains {
+        for b in &c.backups {
+            outln!(
+                "{:<40} {:<12} {:>10}  {:<24}  {}",
+                escape(&c.base),
+                b.kind,
+                format_size(b.size),
+                rbdkit::ceph::ctime_string(b.created),
+                escape(&b.snap)
+            );
+        }
+        if c.backups.is_empty() {
+            outln!(
+                "{:<40} (no backups: an unfinished or emptied chain)",
+                escape(&c.base)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
