@@ -8,3 +8,5 @@ pub mod chain;
 pub mod diff_format;
 pub mod names;
 pub mod rbd;
+pub mod restore;
+pub mod to_diff;

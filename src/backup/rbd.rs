@@ -303,7 +303,7 @@ fn incremental(
         ..req.copy.clone()
     };
     let (stats, zeroed) = {
-        let mut sink = RbdSink::overwriting(&base, size, req.concurrency);
+        let mut sink = RbdSink::overwriting(&base, size, 0, req.concurrency);
         let stats = copy_disk(&diff, &mut sink, &opts, ctl)?;
         (stats, sink.bytes_zeroed)
     };

@@ -22,6 +22,8 @@ mod hasher;
 mod piece;
 mod pipeline;
 mod produce;
+#[cfg(feature = "rbd")]
+pub mod sink_diff;
 pub mod sink_file;
 #[cfg(feature = "rbd")]
 pub mod sink_rbd;

@@ -50,9 +50,9 @@ impl<'a> RbdSink<'a> {
     }
 
     /// A sink over `image` (current size `size`) that already holds data: ranges that must
-    /// read as zeros are zeroed. The image is resized to exactly the copy's size at the end.
-    pub fn overwriting(image: &'a Image, size: u64, concurrency: usize) -> Self {
-        let mut sink = Self::new(image, size, 0, concurrency);
+    /// read as zeros are zeroed. It ends no smaller than `min_size`.
+    pub fn overwriting(image: &'a Image, size: u64, min_size: u64, concurrency: usize) -> Self {
+        let mut sink = Self::new(image, size, min_size, concurrency);
         sink.overwrite = true;
         sink
     }
@@ -156,11 +156,7 @@ impl Sink for RbdSink<'_> {
     fn finish(&mut self, size: u64) -> Result<()> {
         self.drain(&BufferPool::new(0))?;
         self.image.flush()?;
-        let final_size = if self.overwrite {
-            size
-        } else {
-            size.max(self.min_size)
-        };
+        let final_size = size.max(self.min_size);
         if final_size != self.size {
             self.image.resize(final_size, &mut |_, _| {})?;
             self.size = final_size;

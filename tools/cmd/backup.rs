@@ -18,12 +18,20 @@ use std::process::ExitCode;
 pub struct BackupArgs {
     #[command(subcommand)]
     pub command: Option<BackupCommand>,
-    /// The volume to back up, POOL[/NAMESPACE]/IMAGE (`volumes/volume-<id>`).
+    /// The volume to back up, POOL[/NAMESPACE]/IMAGE (`volumes/volume-<id>`); with --to-diff
+    /// also IMAGE@SNAP (the diff ends at that snapshot instead of a new one).
     #[arg(required = true)]
     pub src: Option<ImageSpec>,
     /// The backup pool, POOL[/NAMESPACE] (Cinder's `backup_ceph_pool`, e.g. `backups`).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "to_diff", conflicts_with = "to_diff")]
     pub backup_pool: Option<String>,
+    /// Write the backup as an `rbd export-diff` stream to FILE or `-` (stdout) instead of into
+    /// a backup pool: `rbd import-diff` and `rbdkit restore --from-diff` apply it.
+    #[arg(long = "to-diff", value_name = "FILE|-")]
+    pub to_diff: Option<std::path::PathBuf>,
+    /// With --to-diff: only what changed since this snapshot of the volume.
+    #[arg(long = "from-snap", value_name = "SNAP", requires = "to_diff")]
+    pub from_snap: Option<String>,
     /// The backup id (default: a new UUID, as Cinder makes).
     #[arg(long = "backup-id", value_name = "ID")]
     pub backup_id: Option<String>,
@@ -83,6 +91,9 @@ pub fn run(a: BackupArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     if let Some(BackupCommand::Ls(l)) = a.command {
         return ls(l, g);
     }
+    if let (Some(src), Some(path)) = (&a.src, &a.to_diff) {
+        return to_diff(src, path, a.from_snap.as_deref(), &a.engine, g);
+    }
     let (Some(src), Some(pool)) = (a.src, a.backup_pool) else {
         return Err(Error::InvalidInput(
             "backup: give VOLUME and BACKUP_POOL".into(),
@@ -115,9 +126,11 @@ pub fn run(a: BackupArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     let result = backup(&src_cluster, &dest_cluster, &req, &ctl);
     bar.finish_and_clear();
     let r = match result {
-        Err(Error::Interrupted(m)) => return Err(Error::Interrupted(format!(
+        Err(Error::Interrupted(m)) => {
+            return Err(Error::Interrupted(format!(
             "backup of {src} stopped by a signal: {m}; the volume's temporary snapshot was removed"
-        ))),
+        )))
+        }
         other => other?,
     };
     if g.json() {
@@ -150,6 +163,88 @@ pub fn run(a: BackupArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         );
         if let Some(s) = &r.removed_source_snap {
             outln!("  removed the previous backup snapshot {}@{s}", r.volume);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn to_diff(
+    src: &ImageSpec,
+    path: &std::path::Path,
+    from_snap: Option<&str>,
+    engine: &super::source::EngineFlags,
+    g: &Global,
+) -> rbdkit::Result<ExitCode> {
+    use std::io::IsTerminal;
+    let to_stdout = path.as_os_str() == "-";
+    if to_stdout && std::io::stdout().is_terminal() {
+        return Err(Error::InvalidInput(format!(
+            "backup {src} --to-diff -: stdout is a terminal; redirect it (> FILE, | rbd import-diff - IMAGE)"
+        )));
+    }
+    let copy = engine.copy_options(4 << 20, None)?;
+    let cluster = g.connect()?;
+    let cancel = crate::cancel::flag();
+    let ctl = Control {
+        progress: &|_, _| {},
+        cancel: &cancel,
+    };
+    let report = if to_stdout {
+        let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+        rbdkit::backup::to_diff::backup_to_diff(&cluster, src, from_snap, &copy, out, &ctl)?
+    } else {
+        // Written under a temporary name, renamed when the stream is complete.
+        let tmp = path.with_file_name(format!(
+            ".{}.rbdkit-partial.{}",
+            path.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default(),
+            std::process::id()
+        ));
+        if path.exists() {
+            return Err(Error::Other(format!(
+                "{} already exists: choose another name",
+                path.display()
+            )));
+        }
+        let file = std::fs::File::create(&tmp)
+            .map_err(|e| Error::io(format!("create {}", tmp.display()), e))?;
+        let out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let r = rbdkit::backup::to_diff::backup_to_diff(&cluster, src, from_snap, &copy, out, &ctl)
+            .and_then(|r| {
+                std::fs::rename(&tmp, path)
+                    .map_err(|e| {
+                        Error::io(format!("rename {} to {}", tmp.display(), path.display()), e)
+                    })
+                    .map(|()| r)
+            });
+        if r.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        r?
+    };
+    if g.json() && !to_stdout {
+        super::print_json(g, &report)?;
+    } else {
+        // With the stream on stdout, the report goes to stderr.
+        let from = report
+            .from_snap
+            .as_deref()
+            .map(|f| format!(" since {f}"))
+            .unwrap_or_default();
+        let line = format!(
+            "export-diff of {}{from} to {}: {} of data, {} zeroed, {} of stream, {:.2} s",
+            report.volume,
+            report.to_snap,
+            format_size(report.bytes_written),
+            format_size(report.bytes_zeroed),
+            format_size(report.stream_bytes),
+            report.elapsed_s
+        );
+        if to_stdout {
+            eprintln!("{line}");
+        } else {
+            outln!("{line}");
         }
     }
     Ok(ExitCode::SUCCESS)

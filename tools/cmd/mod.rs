@@ -33,6 +33,8 @@ pub mod pg;
 #[cfg(feature = "rbd")]
 mod publish;
 #[cfg(feature = "rbd")]
+pub mod restore;
+#[cfg(feature = "rbd")]
 pub mod rm;
 mod source;
 
@@ -73,6 +75,9 @@ pub enum Command {
     /// Back up a volume into a backup pool, Cinder's way (full, then incremental); `backup ls`.
     #[cfg(feature = "rbd")]
     Backup(backup::BackupArgs),
+    /// Restore a backup (Cinder's or rbdkit's) into a new image, over one (--force), or a file.
+    #[cfg(feature = "rbd")]
+    Restore(restore::RestoreArgs),
     /// Find and remove temporary images left by killed imports.
     #[cfg(feature = "rbd")]
     Cleanup(cleanup::CleanupArgs),
@@ -101,6 +106,8 @@ pub fn run(command: Command, global: &Global) -> rbdkit::Result<ExitCode> {
         Command::Inspect(a) => inspect::run(a, global),
         #[cfg(feature = "rbd")]
         Command::Backup(a) => backup::run(a, global),
+        #[cfg(feature = "rbd")]
+        Command::Restore(a) => restore::run(a, global),
         #[cfg(feature = "rbd")]
         Command::Cleanup(a) => cleanup::run(a, global),
         #[cfg(feature = "rbd")]
