@@ -6,6 +6,7 @@
 //! backup becomes visible, and never prints.
 pub mod chain;
 pub mod diff_format;
+pub mod digests;
 pub mod names;
 pub mod rbd;
 pub mod restore;

@@ -12,14 +12,17 @@
 //! backup exists and is removed on every failure; after a SIGKILL [`find_partial_snaps`] finds it.
 use super::chain::{list_chains, BackupPoint, Chain};
 use super::names::{base_name, new_backup_id, snap_name, valid_backup_id};
-use crate::ceph::{Cluster, CreateOptions, Image, ImageSpec, IoCtx};
+use super::digests::{self, BlockDigests};
+use crate::ceph::{full_advice, full_condition, Cluster, CreateOptions, Image, ImageSpec, IoCtx};
+use crate::copy::digest::BLOCK;
+use crate::copy::sink_digest::{DigestSink, Digests};
 use crate::copy::sink_rbd::RbdSink;
-use crate::copy::{checksum_disk, copy_disk, Checksum, Control, CopyOptions};
-use crate::disk::changed::{union, Change, ChangedDisk};
+use crate::copy::{copy_disk, Checksum, Control, CopyOptions};
+use crate::disk::changed::{align_to_blocks, merge, union, Change, ChangedDisk};
 use crate::disk::rbd::RbdDisk;
+use crate::disk::DiskSource;
 use crate::error::{Error, Result};
-use crate::import::{import, ImportRequest};
-use crate::input::Input;
+use crate::import::{remove_leftover, temp_name};
 use serde::Serialize;
 use std::sync::atomic::Ordering;
 
@@ -84,6 +87,8 @@ pub struct BackupReport {
     pub checksum_algorithm: Checksum,
     /// The checksum of the volume snapshot, equal to that of the backup read back.
     pub checksum: String,
+    /// How the backup was checked against the volume's snapshot before it was made visible.
+    pub verified: &'static str,
     /// The previous volume snapshot removed after an incremental, if any.
     pub removed_source_snap: Option<String>,
 }
@@ -138,11 +143,12 @@ pub fn backup(
     }
     let src_io = src.ioctx(&req.volume.pool, req.volume.namespace.as_deref())?;
     let dest_io = dest.ioctx(&req.backup_pool, req.backup_namespace.as_deref())?;
-    let volume = Image::open(&src_io, &req.volume.image, None)?;
+    let volume = Image::open(&src_io, &req.volume.image, None)
+        .map_err(|e| cap_hint(e, src, &req.volume.pool, "open volumes in"))?;
     let parent = match req.full {
         true => None,
         false => latest_backup(&dest_io, &volume, &req.volume.image)
-            .map_err(|e| cap_hint(e, dest, &req.backup_pool, "read"))?,
+            .map_err(|e| cap_hint(e, dest, &req.backup_pool, "list backups in"))?,
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -195,8 +201,33 @@ pub fn backup(
     Ok(report)
 }
 
-/// The first backup of a chain: the snapshot copied into a new base image, published
-/// atomically with its snapshot once it reads back with the snapshot's checksum.
+/// The digests of every block of `disk` (its first `size` bytes), read by the copy engine.
+fn read_digests(disk: &dyn DiskSource, size: u64, copy: &CopyOptions, ctl: &Control) -> Result<Digests> {
+    let mut sink = DigestSink::new(None, size);
+    copy_disk(disk, &mut sink, copy, ctl)?;
+    sink.into_digests()
+}
+
+/// Fails unless `read_back` (the backup) equals `sent` (the volume's snapshot), naming the
+/// first block that differs.
+fn compare(sent: &Digests, read_back: &Digests, what: &str) -> Result<()> {
+    if sent == read_back {
+        return Ok(());
+    }
+    let first = sent
+        .iter()
+        .find(|(k, v)| read_back.get(k) != Some(v))
+        .map(|(k, _)| *k)
+        .or_else(|| read_back.keys().find(|k| !sent.contains_key(k)).copied())
+        .unwrap_or(0);
+    Err(Error::Other(format!(
+        "verify {what}: the 64 KiB block at offset {} reads back different from the volume's snapshot; no backup was made, the earlier ones are intact",
+        first * BLOCK
+    )))
+}
+
+/// The first backup of a chain: the snapshot copied into a new base image under a temporary
+/// name, read back and compared block by block, its digests stored, snapshotted, renamed.
 fn full(
     dest: &Cluster,
     src_io: &IoCtx,
@@ -208,56 +239,88 @@ fn full(
 ) -> Result<BackupReport> {
     let snap = Image::open_read_only(src_io, &req.volume.image, Some(tmp_snap))?;
     let info = snap.stat()?;
-    let base = ImageSpec {
-        pool: req.backup_pool.clone(),
-        namespace: req.backup_namespace.clone(),
-        image: base_name(&req.volume.image, id),
-        snap: None,
+    let size = info.size;
+    let dest_io = dest.ioctx(&req.backup_pool, req.backup_namespace.as_deref())?;
+    let base_name = base_name(&req.volume.image, id);
+    let base = dest_io.describe(&base_name);
+    if dest_io.image_exists(&base_name)? {
+        return Err(Error::Other(format!(
+            "backup into {base}: EEXIST — the base image already exists; choose another --backup-id"
+        )));
+    }
+    if let Some(why) = full_condition(dest) {
+        return Err(Error::Other(format!("backup into {base}: {}; nothing was made", full_advice(&why))));
+    }
+    let create = CreateOptions {
+        features: Some(BASE_FEATURES),
+        order: Some(info.order as u8),
+        ..CreateOptions::default()
     };
-    let ireq = ImportRequest {
-        dest: base.clone(),
-        size: Some(info.size),
-        create: CreateOptions {
-            features: Some(BASE_FEATURES),
-            order: Some(info.order as u8),
-            ..CreateOptions::default()
-        },
-        copy: CopyOptions {
-            checksum: Some(Checksum::Sha256Blocks),
+    let tmp = temp_name(&base_name);
+    dest_io.create_image(&tmp, size, &create)?;
+    let write = || -> Result<(u64, String)> {
+        let img = Image::open(&dest_io, &tmp, None)?;
+        let opts = CopyOptions {
+            chunk_size: info.object_size,
+            checksum: None,
             ..req.copy.clone()
-        },
-        concurrency: req.concurrency,
-        snap: Some(final_snap.to_string()),
-        protect: false,
-        verify: true,
-        source_format: "rbd".into(),
+        };
+        let (stats, sent) = {
+            let mut rbd = RbdSink::new(&img, size, size, req.concurrency);
+            let mut sink = DigestSink::new(Some(&mut rbd), size);
+            let stats = copy_disk(&RbdDisk::new(&snap, size), &mut sink, &opts, ctl)?;
+            (stats, sink.into_digests()?)
+        };
+        let back = read_digests(&RbdDisk::new(&img, size), size, &opts, ctl)?;
+        compare(&sent, &back, &base)?;
+        let d = BlockDigests::from_digests(size, sent);
+        digests::store(&dest_io, &base_name, final_snap, &d)?;
+        img.snap_create(final_snap)?;
+        img.close()?;
+        if ctl.cancel.load(Ordering::Relaxed) {
+            return Err(Error::Interrupted(format!("backup into {base} cancelled; nothing was published")));
+        }
+        dest_io.rename_image(&tmp, &base_name)?;
+        Ok((stats.bytes_written, d.checksum()))
     };
-    let r = import(
-        dest,
-        &ireq,
-        Input::Disk(Box::new(RbdDisk::new(&snap, info.size))),
-        ctl,
-    )?;
+    let (bytes_written, checksum) = match write() {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = digests::remove(&dest_io, &base_name, final_snap);
+            return Err(match remove_leftover(&dest_io, &tmp) {
+                Ok(()) => e,
+                Err(ce) => Error::Other(format!(
+                    "{e}; the temporary image {} could not be removed ({ce}): run `rbdkit cleanup {}`",
+                    dest_io.describe(&tmp),
+                    req.backup_pool
+                )),
+            });
+        }
+    };
     Ok(BackupReport {
         volume: req.volume.to_string(),
-        base: base.to_string(),
+        base,
         backup_id: id.to_string(),
         snap: final_snap.to_string(),
         kind: "full",
         from_snap: None,
-        size: info.size,
-        bytes_changed: info.size,
-        bytes_written: r.bytes_written,
+        size,
+        bytes_changed: size,
+        bytes_written,
         bytes_zeroed: 0,
+        verified: "every block read back",
         elapsed_s: 0.0,
         checksum_algorithm: Checksum::Sha256Blocks,
-        checksum: r.checksum.unwrap_or_default(),
+        checksum,
         removed_source_snap: None,
     })
 }
 
 /// A later backup: what changed on the volume since `point` (and whatever a failed backup
-/// left in the base's head) copied into the base's head, verified, then snapshotted.
+/// left in the base's head) copied into the base's head; the changed blocks read back and
+/// compared; with the previous backup's digests that gives the checksum of the whole volume
+/// and backup (without them, as for a chain Cinder made, both are read whole); the digests
+/// stored, then the snapshot made.
 #[allow(clippy::too_many_arguments)]
 fn incremental(
     dest_io: &IoCtx,
@@ -274,10 +337,11 @@ fn incremental(
     let info = snap.stat()?;
     let size = info.size;
     let base = Image::open(dest_io, &chain.base_name, None)?;
+    let prev = digests::load(dest_io, &chain.base_name, &point.snap)?.filter(|d| d.size == point.size);
     if base.stat()?.size != size {
         base.resize(size, &mut |_, _| {})?;
     }
-    let changes: Vec<Change> = snap
+    let mut changes: Vec<Change> = snap
         .changed_since(Some(&point.snap), 0, size, snap.fast_diff_valid())?
         .into_iter()
         .map(|c| Change {
@@ -286,6 +350,16 @@ fn incremental(
             data: c.data,
         })
         .collect();
+    if point.size != size {
+        // The blocks whose length changed, and the new space (zeros unless the diff says data).
+        let lo = point.size.min(size) / BLOCK * BLOCK;
+        let grown = [Change {
+            offset: lo,
+            len: size - lo,
+            data: false,
+        }];
+        changes = merge(&changes, &grown[..usize::from(size > lo)]);
+    }
     // A failed incremental may have left data in the head: rewrite those ranges from the
     // volume too, so the head equals the previous backup everywhere else.
     let dirty: Vec<(u64, u64)> = base
@@ -293,28 +367,45 @@ fn incremental(
         .into_iter()
         .map(|c| (c.offset, c.len))
         .collect();
-    let changes = union(&changes, &dirty);
+    let changes = align_to_blocks(&union(&changes, &dirty), BLOCK, size);
     let volume_disk = RbdDisk::new(&snap, size);
-    let diff = ChangedDisk::new(&volume_disk, changes);
+    let diff = ChangedDisk::new(&volume_disk, changes.clone());
     let (data, zeros) = diff.changed_bytes();
     let opts = CopyOptions {
         chunk_size: info.object_size,
         checksum: None,
         ..req.copy.clone()
     };
-    let (stats, zeroed) = {
-        let mut sink = RbdSink::overwriting(&base, size, 0, req.concurrency);
+    let (stats, zeroed, sent) = {
+        let mut rbd = RbdSink::overwriting(&base, size, 0, req.concurrency);
+        let mut sink = DigestSink::new(Some(&mut rbd), size);
         let stats = copy_disk(&diff, &mut sink, &opts, ctl)?;
-        (stats, sink.bytes_zeroed)
+        let sent = sink.into_digests()?;
+        (stats, rbd.bytes_zeroed, sent)
     };
-    let checksum = verify_same(&snap, &base, size, &req.copy, ctl)?;
+    let base_disk = RbdDisk::new(&base, size);
+    let back = read_digests(&ChangedDisk::new(&base_disk, changes), size, &opts, ctl)?;
+    compare(&sent, &back, &chain.base)?;
+    let (digests, verified) = match prev {
+        Some(p) => (p.updated(size, &sent), "changed blocks read back, the rest from the previous backup's digests"),
+        None => {
+            // No digests of the previous backup: read both whole.
+            let all = read_digests(&volume_disk, size, &opts, ctl)?;
+            compare(&all, &read_digests(&base_disk, size, &opts, ctl)?, &chain.base)?;
+            (BlockDigests::from_digests(size, all), "every block read back")
+        }
+    };
     if ctl.cancel.load(Ordering::Relaxed) {
         return Err(Error::Interrupted(format!(
             "backup of {} cancelled; the previous backup {} is intact",
             req.volume, point.snap
         )));
     }
-    base.snap_create(final_snap)?;
+    digests::store(dest_io, &chain.base_name, final_snap, &digests)?;
+    if let Err(e) = base.snap_create(final_snap) {
+        let _ = digests::remove(dest_io, &chain.base_name, final_snap);
+        return Err(e);
+    }
     Ok(BackupReport {
         volume: req.volume.to_string(),
         base: chain.base.clone(),
@@ -326,46 +417,12 @@ fn incremental(
         bytes_changed: data + zeros,
         bytes_written: stats.bytes_written,
         bytes_zeroed: zeroed,
+        verified,
         elapsed_s: 0.0,
         checksum_algorithm: Checksum::Sha256Blocks,
-        checksum,
+        checksum: digests.checksum(),
         removed_source_snap: None,
     })
-}
-
-/// The `sha256-blocks` checksums of `a` and `b` (their first `size` bytes), read at once;
-/// the checksum when they are equal.
-pub fn verify_same(
-    a: &Image,
-    b: &Image,
-    size: u64,
-    copy: &CopyOptions,
-    ctl: &Control,
-) -> Result<String> {
-    let opts = CopyOptions {
-        checksum: Some(Checksum::Sha256Blocks),
-        chunk_size: a.stat()?.object_size,
-        ..copy.clone()
-    };
-    let quiet = Control {
-        progress: &|_, _| {},
-        cancel: ctl.cancel,
-    };
-    let (ca, cb) = std::thread::scope(|s| {
-        let h = s.spawn(|| checksum_disk(&RbdDisk::new(a, size), &opts, &quiet));
-        let cb = checksum_disk(&RbdDisk::new(b, size), &opts, &quiet);
-        (h.join(), cb)
-    });
-    let ca = ca.map_err(|_| Error::Other("verify: the checksum thread panicked".into()))??;
-    let cb = cb?;
-    if ca != cb {
-        return Err(Error::Other(format!(
-            "verify {}: it reads back with sha256-blocks {cb}, but {} has {ca}; no backup was made, the earlier ones are intact",
-            b.describe(),
-            a.describe()
-        )));
-    }
-    Ok(ca)
 }
 
 /// An EPERM/EACCES names the client and the cap it lacks.
@@ -373,8 +430,9 @@ fn cap_hint(e: Error, cluster: &Cluster, pool: &str, doing: &str) -> Error {
     match e.errno() {
         Some(libc::EPERM | libc::EACCES) => {
             let client = cluster.client();
+            let errno = crate::error::errno_name(e.errno().unwrap_or(libc::EPERM));
             e.context(format!(
-                "{client} may not {doing} pool {pool}: it needs the osd cap `profile rbd pool={pool}` (and mon `profile rbd`); grant it with `ceph auth caps {client} mon 'profile rbd' osd 'profile rbd pool={pool}'`"
+                "{client} may not {doing} pool {pool} ({errno}): it needs the osd cap `profile rbd pool={pool}` and mon `profile rbd`; add them to its caps (`ceph auth caps {client} ...` replaces the whole list: repeat the caps it has, see `ceph auth get {client}`)"
             ))
         }
         _ => e,

@@ -24,6 +24,7 @@ mod pipeline;
 mod produce;
 #[cfg(feature = "rbd")]
 pub mod sink_diff;
+pub mod sink_digest;
 pub mod sink_file;
 #[cfg(feature = "rbd")]
 pub mod sink_rbd;

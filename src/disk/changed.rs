@@ -28,29 +28,39 @@ impl Change {
 /// written after the state the changes start from), the rest is as `changes` says. Sorted,
 /// not overlapping, adjacent ranges of one kind merged.
 pub fn union(changes: &[Change], must_read: &[(u64, u64)]) -> Vec<Change> {
-    let mut cuts: Vec<u64> = changes
+    let reads: Vec<Change> = must_read
         .iter()
-        .flat_map(|c| [c.offset, c.end()])
-        .chain(must_read.iter().flat_map(|&(o, n)| [o, o + n]))
+        .filter(|r| r.1 > 0)
+        .map(|&(offset, len)| Change {
+            offset,
+            len,
+            data: true,
+        })
         .collect();
+    merge(changes, &reads)
+}
+
+/// The union of two change lists, each sorted and not overlapping (itself or not): where
+/// both list a range, it is data if either says so.
+pub fn merge(a: &[Change], b: &[Change]) -> Vec<Change> {
+    let mut cuts: Vec<u64> = a.iter().chain(b).flat_map(|c| [c.offset, c.end()]).collect();
     cuts.sort_unstable();
     cuts.dedup();
     let (mut i, mut j) = (0, 0);
     let mut out: Vec<Change> = Vec::new();
     for w in cuts.windows(2) {
         let (s, e) = (w[0], w[1]);
-        while i < changes.len() && changes[i].end() <= s {
+        while i < a.len() && a[i].end() <= s {
             i += 1;
         }
-        while j < must_read.len() && must_read[j].0 + must_read[j].1 <= s {
+        while j < b.len() && b[j].end() <= s {
             j += 1;
         }
-        let in_change = changes.get(i).filter(|c| c.offset <= s);
-        let in_read = must_read.get(j).is_some_and(|&(o, _)| o <= s);
-        let data = match (in_change, in_read) {
-            (_, true) => true,
-            (Some(c), false) => c.data,
-            (None, false) => continue,
+        let x = a.get(i).filter(|c| c.offset <= s).map(|c| c.data);
+        let y = b.get(j).filter(|c| c.offset <= s).map(|c| c.data);
+        let data = match (x, y) {
+            (None, None) => continue,
+            (x, y) => x.unwrap_or(false) || y.unwrap_or(false),
         };
         match out.last_mut() {
             Some(l) if l.end() == s && l.data == data => l.len += e - s,
@@ -62,6 +72,35 @@ pub fn union(changes: &[Change], must_read: &[(u64, u64)]) -> Vec<Change> {
         }
     }
     out
+}
+
+/// `changes` grown to whole blocks of `block` bytes within a disk of `size`: the partial
+/// blocks at the ends of each range are read in full (as data), so every block a change
+/// touches is seen whole (to digest it).
+pub fn align_to_blocks(changes: &[Change], block: u64, size: u64) -> Vec<Change> {
+    let mut fringes: Vec<(u64, u64)> = Vec::new();
+    for c in changes {
+        for at in [c.offset, c.end()] {
+            if !at.is_multiple_of(block) {
+                let s = at - at % block;
+                fringes.push((s, block.min(size - s)));
+            }
+        }
+    }
+    fringes.sort_unstable();
+    fringes.dedup();
+    let reads: Vec<Change> = fringes
+        .into_iter()
+        .map(|(offset, len)| Change {
+            offset,
+            len,
+            data: true,
+        })
+        .collect();
+    // Fringes may overlap each other (one block holding two ends): merge them one by one.
+    reads
+        .iter()
+        .fold(changes.to_vec(), |acc, r| merge(&acc, std::slice::from_ref(r)))
 }
 
 /// `inner` through a list of changes.
@@ -158,6 +197,19 @@ mod tests {
             union(&[c(0, 4, false)], &[(8, 2)]),
             vec![c(0, 4, false), c(8, 2, true)]
         );
+        assert_eq!(
+            merge(&[c(0, 10, false)], &[c(5, 10, false), c(20, 1, true)]),
+            vec![c(0, 15, false), c(20, 1, true)]
+        );
+    }
+
+    #[test]
+    fn aligned_changes_cover_whole_blocks() {
+        let a = align_to_blocks(&[c(5, 10, false), c(40, 3, true)], 16, 50);
+        assert_eq!(a, vec![c(0, 16, true), c(32, 16, true)]);
+        // The short last block of the disk.
+        assert_eq!(align_to_blocks(&[c(48, 1, false)], 16, 50), vec![c(48, 2, true)]);
+        assert_eq!(align_to_blocks(&[c(16, 16, false)], 16, 50), vec![c(16, 16, false)]);
     }
 
     struct Flat(u64);

@@ -157,9 +157,10 @@ pub fn run(a: BackupArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             r.elapsed_s
         );
         outln!(
-            "  {} {} (the backup read back equals the volume snapshot)",
+            "  {} {} (verified: {})",
             r.checksum_algorithm.name(),
-            r.checksum
+            r.checksum,
+            r.verified
         );
         if let Some(s) = &r.removed_source_snap {
             outln!("  removed the previous backup snapshot {}@{s}", r.volume);
