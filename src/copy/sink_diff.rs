@@ -2,7 +2,7 @@
 //! non-zero run becomes a `w` record and, in a diff from a snapshot, each range that changed to
 //! zeros a `z` record, in offset order, so `rbd import-diff` applies it to an image holding the
 //! from-snapshot (or, from no snapshot, to a new image).
-use super::{BufferPool, Sink};
+use super::{PoolBuf, Sink};
 use crate::backup::diff_format::{DiffHeader, DiffWriter};
 use crate::error::Result;
 use std::io::Write;
@@ -36,10 +36,8 @@ impl<W: Write> Sink for DiffSink<W> {
         Ok(())
     }
 
-    fn write(&mut self, offset: u64, data: Vec<u8>, pool: &BufferPool) -> Result<()> {
-        let r = self.w.write(offset, &data);
-        pool.put(data);
-        r
+    fn write(&mut self, offset: u64, data: PoolBuf) -> Result<()> {
+        self.w.write(offset, &data)
     }
 
     fn finish(&mut self, _size: u64) -> Result<()> {

@@ -4,7 +4,7 @@
 //! keep the checksum of the whole volume while reading only what changed: the previous
 //! backup's digests, with the changed blocks' replaced.
 use super::digest::{zero_block_digest, BlockDigest, BLOCK};
-use super::{BufferPool, Sink};
+use super::{PoolBuf, Sink};
 use crate::error::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -132,14 +132,11 @@ impl Sink for DigestSink<'_> {
         }
     }
 
-    fn write(&mut self, offset: u64, data: Vec<u8>, pool: &BufferPool) -> Result<()> {
+    fn write(&mut self, offset: u64, data: PoolBuf) -> Result<()> {
         self.feed(offset, Some(&data), data.len() as u64);
         match &mut self.inner {
-            Some(s) => s.write(offset, data, pool),
-            None => {
-                pool.put(data);
-                Ok(())
-            }
+            Some(s) => s.write(offset, data),
+            None => Ok(()),
         }
     }
 
@@ -179,15 +176,20 @@ mod tests {
         let mut disk = vec![0u8; size as usize];
         disk[BLOCK as usize + 5..BLOCK as usize + 900].fill(7);
         disk[size as usize - 1] = 1;
-        let pool = BufferPool::new(4);
+        let pool = super::super::BufferPool::new(4);
+        let buf = |b: &[u8]| {
+            let mut v = pool.get(b.len());
+            v.copy_from_slice(b);
+            v
+        };
         let mut s = DigestSink::new(None, size);
         s.zero(0, BLOCK + 5).unwrap();
-        s.write(BLOCK + 5, disk[BLOCK as usize + 5..BLOCK as usize + 900].to_vec(), &pool)
+        s.write(BLOCK + 5, buf(&disk[BLOCK as usize + 5..BLOCK as usize + 900]))
             .unwrap();
         s.zero(BLOCK + 900, BLOCK - 900).unwrap();
         // Block 2 unchanged: skipped. The short last block.
         s.zero(3 * BLOCK, 99).unwrap();
-        s.write(size - 1, vec![1], &pool).unwrap();
+        s.write(size - 1, buf(&[1])).unwrap();
         let d = s.into_digests().unwrap();
         let want = |i: u64| -> BlockDigest {
             let end = ((i + 1) * BLOCK).min(size) as usize;

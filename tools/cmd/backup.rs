@@ -112,8 +112,9 @@ pub fn run(a: BackupArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         concurrency: a.concurrency,
         keep_source_snaps: a.keep_source_snaps,
     };
-    let src_cluster = g.connect()?;
-    let dest_cluster = a.dest.global(g).connect_for_bulk_writes()?;
+    let src_cluster = g.connect_for_bulk_io()?;
+    let other = a.dest.connect(g)?;
+    let dest_cluster = other.as_ref().unwrap_or(&src_cluster);
     let cancel = crate::cancel::flag();
     let bar = crate::progress::bytes_bar(0, "backing up", !g.no_progress);
     let ctl = Control {
@@ -123,7 +124,7 @@ pub fn run(a: BackupArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         },
         cancel: &cancel,
     };
-    let result = backup(&src_cluster, &dest_cluster, &req, &ctl);
+    let result = backup(&src_cluster, dest_cluster, &req, &ctl);
     bar.finish_and_clear();
     let r = match result {
         Err(Error::Interrupted(m)) => {

@@ -20,6 +20,20 @@ pub struct DestFlags {
 }
 
 impl DestFlags {
+    /// True when any destination flag is given: then the destination gets its own connection
+    /// (each holds ~30 MiB of librados buffers and threads, so only then).
+    pub fn given(&self) -> bool {
+        self.dest_conf.is_some() || self.dest_id.is_some() || self.dest_keyring.is_some()
+    }
+
+    /// A connection for the destination, when it differs from the source's.
+    pub fn connect(&self, g: &Global) -> rbdkit::Result<Option<rbdkit::ceph::Cluster>> {
+        if !self.given() {
+            return Ok(None);
+        }
+        self.global(g).connect_for_bulk_io().map(Some)
+    }
+
     /// The global settings with the destination's identity in place of the source's.
     pub fn global(&self, g: &Global) -> Global {
         let mut dg = g.clone();

@@ -56,8 +56,9 @@ pub fn run(a: RestoreArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             .copy_options(4 << 20, Some(Checksum::Sha256Blocks))?,
         concurrency: a.concurrency,
     };
-    let src = g.connect()?;
-    let dest = a.dest_flags.global(g).connect_for_bulk_writes()?;
+    let src = g.connect_for_bulk_io()?;
+    let other = a.dest_flags.connect(g)?;
+    let dest = other.as_ref().unwrap_or(&src);
     let cancel = crate::cancel::flag();
     let bar = crate::progress::bytes_bar(0, "restoring", !g.no_progress);
     let ctl = Control {
@@ -67,7 +68,7 @@ pub fn run(a: RestoreArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         },
         cancel: &cancel,
     };
-    let result = restore(&src, &dest, &req, &ctl);
+    let result = restore(&src, dest, &req, &ctl);
     bar.finish_and_clear();
     let r = result?;
     if g.json() {
