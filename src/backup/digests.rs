@@ -175,9 +175,10 @@ pub fn remove(io: &IoCtx, base: &str, snap: &str) -> Result<()> {
     let mut i = 0;
     loop {
         let part = format!("{name}.{i}");
-        if io.read_object(&part, PART as u64).map_err(|e| {
-            Error::Other(format!("remove the digests of {base}@{snap}: {e}"))
-        })?.is_none()
+        if io
+            .read_object(&part, PART as u64)
+            .map_err(|e| Error::Other(format!("remove the digests of {base}@{snap}: {e}")))?
+            .is_none()
         {
             return Ok(());
         }
@@ -222,11 +223,21 @@ mod tests {
         grown.resize((6 * BLOCK + 10) as usize, 0);
         grown[(6 * BLOCK) as usize] = 4;
         let all = digests_of(&grown);
-        let changed: Digests = all.iter().filter(|(k, _)| [1, 5, 6].contains(*k)).map(|(k, v)| (*k, *v)).collect();
-        assert_eq!(d.updated(grown.len() as u64, &changed).checksum(), checksum_of(&grown));
+        let changed: Digests = all
+            .iter()
+            .filter(|(k, _)| [1, 5, 6].contains(*k))
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        assert_eq!(
+            d.updated(grown.len() as u64, &changed).checksum(),
+            checksum_of(&grown)
+        );
         // Shrunk to 2 blocks.
         let small = &disk[..(2 * BLOCK) as usize];
-        assert_eq!(d.updated(small.len() as u64, &Digests::new()).checksum(), checksum_of(small));
+        assert_eq!(
+            d.updated(small.len() as u64, &Digests::new()).checksum(),
+            checksum_of(small)
+        );
         // Damage anywhere is detected.
         let enc = d.encode();
         for i in [0, 30, 60, enc.len() - 1] {

@@ -11,8 +11,8 @@
 //! failed one left in the head. The volume's new snapshot carries a temporary name until the
 //! backup exists and is removed on every failure; after a SIGKILL [`find_partial_snaps`] finds it.
 use super::chain::{list_chains, BackupPoint, Chain};
-use super::names::{base_name, new_backup_id, snap_name, valid_backup_id};
 use super::digests::{self, BlockDigests};
+use super::names::{base_name, new_backup_id, snap_name, valid_backup_id};
 use crate::ceph::{full_advice, full_condition, Cluster, CreateOptions, Image, ImageSpec, IoCtx};
 use crate::copy::digest::BLOCK;
 use crate::copy::sink_digest::{DigestSink, Digests};
@@ -202,7 +202,12 @@ pub fn backup(
 }
 
 /// The digests of every block of `disk` (its first `size` bytes), read by the copy engine.
-fn read_digests(disk: &dyn DiskSource, size: u64, copy: &CopyOptions, ctl: &Control) -> Result<Digests> {
+fn read_digests(
+    disk: &dyn DiskSource,
+    size: u64,
+    copy: &CopyOptions,
+    ctl: &Control,
+) -> Result<Digests> {
     let mut sink = DigestSink::new(None, size);
     copy_disk(disk, &mut sink, copy, ctl)?;
     sink.into_digests()
@@ -249,7 +254,10 @@ fn full(
         )));
     }
     if let Some(why) = full_condition(dest) {
-        return Err(Error::Other(format!("backup into {base}: {}; nothing was made", full_advice(&why))));
+        return Err(Error::Other(format!(
+            "backup into {base}: {}; nothing was made",
+            full_advice(&why)
+        )));
     }
     let create = CreateOptions {
         features: Some(BASE_FEATURES),
@@ -278,7 +286,9 @@ fn full(
         img.snap_create(final_snap)?;
         img.close()?;
         if ctl.cancel.load(Ordering::Relaxed) {
-            return Err(Error::Interrupted(format!("backup into {base} cancelled; nothing was published")));
+            return Err(Error::Interrupted(format!(
+                "backup into {base} cancelled; nothing was published"
+            )));
         }
         dest_io.rename_image(&tmp, &base_name)?;
         Ok((stats.bytes_written, d.checksum()))
@@ -337,7 +347,8 @@ fn incremental(
     let info = snap.stat()?;
     let size = info.size;
     let base = Image::open(dest_io, &chain.base_name, None)?;
-    let prev = digests::load(dest_io, &chain.base_name, &point.snap)?.filter(|d| d.size == point.size);
+    let prev =
+        digests::load(dest_io, &chain.base_name, &point.snap)?.filter(|d| d.size == point.size);
     if base.stat()?.size != size {
         base.resize(size, &mut |_, _| {})?;
     }
@@ -387,12 +398,22 @@ fn incremental(
     let back = read_digests(&ChangedDisk::new(&base_disk, changes), size, &opts, ctl)?;
     compare(&sent, &back, &chain.base)?;
     let (digests, verified) = match prev {
-        Some(p) => (p.updated(size, &sent), "changed blocks read back, the rest from the previous backup's digests"),
+        Some(p) => (
+            p.updated(size, &sent),
+            "changed blocks read back, the rest from the previous backup's digests",
+        ),
         None => {
             // No digests of the previous backup: read both whole.
             let all = read_digests(&volume_disk, size, &opts, ctl)?;
-            compare(&all, &read_digests(&base_disk, size, &opts, ctl)?, &chain.base)?;
-            (BlockDigests::from_digests(size, all), "every block read back")
+            compare(
+                &all,
+                &read_digests(&base_disk, size, &opts, ctl)?,
+                &chain.base,
+            )?;
+            (
+                BlockDigests::from_digests(size, all),
+                "every block read back",
+            )
         }
     };
     if ctl.cancel.load(Ordering::Relaxed) {

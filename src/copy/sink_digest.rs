@@ -76,9 +76,9 @@ impl<'a> DigestSink<'a> {
                 len -= k;
                 continue;
             }
-            let (_, h, filled, has_data) =
-                self.open
-                    .get_or_insert_with(|| (index, Sha256::new(), 0, false));
+            let (_, h, filled, has_data) = self
+                .open
+                .get_or_insert_with(|| (index, Sha256::new(), 0, false));
             match data {
                 Some(d) => {
                     h.update(&d[..k as usize]);
@@ -184,8 +184,11 @@ mod tests {
         };
         let mut s = DigestSink::new(None, size);
         s.zero(0, BLOCK + 5).unwrap();
-        s.write(BLOCK + 5, buf(&disk[BLOCK as usize + 5..BLOCK as usize + 900]))
-            .unwrap();
+        s.write(
+            BLOCK + 5,
+            buf(&disk[BLOCK as usize + 5..BLOCK as usize + 900]),
+        )
+        .unwrap();
         s.zero(BLOCK + 900, BLOCK - 900).unwrap();
         // Block 2 unchanged: skipped. The short last block.
         s.zero(3 * BLOCK, 99).unwrap();

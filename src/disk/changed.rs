@@ -43,7 +43,11 @@ pub fn union(changes: &[Change], must_read: &[(u64, u64)]) -> Vec<Change> {
 /// The union of two change lists, each sorted and not overlapping (itself or not): where
 /// both list a range, it is data if either says so.
 pub fn merge(a: &[Change], b: &[Change]) -> Vec<Change> {
-    let mut cuts: Vec<u64> = a.iter().chain(b).flat_map(|c| [c.offset, c.end()]).collect();
+    let mut cuts: Vec<u64> = a
+        .iter()
+        .chain(b)
+        .flat_map(|c| [c.offset, c.end()])
+        .collect();
     cuts.sort_unstable();
     cuts.dedup();
     let (mut i, mut j) = (0, 0);
@@ -98,9 +102,9 @@ pub fn align_to_blocks(changes: &[Change], block: u64, size: u64) -> Vec<Change>
         })
         .collect();
     // Fringes may overlap each other (one block holding two ends): merge them one by one.
-    reads
-        .iter()
-        .fold(changes.to_vec(), |acc, r| merge(&acc, std::slice::from_ref(r)))
+    reads.iter().fold(changes.to_vec(), |acc, r| {
+        merge(&acc, std::slice::from_ref(r))
+    })
 }
 
 /// `inner` through a list of changes.
@@ -208,8 +212,14 @@ mod tests {
         let a = align_to_blocks(&[c(5, 10, false), c(40, 3, true)], 16, 50);
         assert_eq!(a, vec![c(0, 16, true), c(32, 16, true)]);
         // The short last block of the disk.
-        assert_eq!(align_to_blocks(&[c(48, 1, false)], 16, 50), vec![c(48, 2, true)]);
-        assert_eq!(align_to_blocks(&[c(16, 16, false)], 16, 50), vec![c(16, 16, false)]);
+        assert_eq!(
+            align_to_blocks(&[c(48, 1, false)], 16, 50),
+            vec![c(48, 2, true)]
+        );
+        assert_eq!(
+            align_to_blocks(&[c(16, 16, false)], 16, 50),
+            vec![c(16, 16, false)]
+        );
     }
 
     struct Flat(u64);
