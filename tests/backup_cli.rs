@@ -541,3 +541,189 @@ fn interrupted_and_killed_backups_leave_nothing_or_what_cleanup_removes() {
         );
     }
 }
+
+fn rbdkit_stdin(args: &[&str], input: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rbdkit"))
+        .args(args)
+        .env("CEPH_CONF", conf())
+        .arg("--no-progress")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run rbdkit");
+    let mut stdin = child.stdin.take().unwrap();
+    // A refusal may come before all of it is read.
+    let _ = stdin.write_all(input);
+    drop(stdin);
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn rbd_export_diff_streams_restore_and_hostile_ones_are_refused() {
+    let mut c = Cleanup::new(&conf());
+    let dir = tempfile::tempdir().unwrap();
+    let vol = unique("volume-bke");
+    let spec = format!("volumes/{vol}");
+    rbd_ok(&[
+        "create",
+        &spec,
+        "--size",
+        "24M",
+        "--image-feature",
+        "layering",
+    ]);
+    c.add(&spec);
+    bench_write(&spec, "64K", "2M");
+    rbd_ok(&["snap", "create", &format!("{spec}@a")]);
+    rbd_import_diff(
+        &diff_stream(24 * MIB, &[(10 * MIB + 7, 300_000, 0x19)], &[(0, 3 * MIB)]),
+        &spec,
+    );
+    rbd_ok(&["snap", "create", &format!("{spec}@b")]);
+    let full = dir.path().join("a.diff");
+    rbd_ok(&[
+        "export-diff",
+        "--no-progress",
+        &format!("{spec}@a"),
+        full.to_str().unwrap(),
+    ]);
+    let inc = rbd_ok(&[
+        "export-diff",
+        "--no-progress",
+        "--from-snap",
+        "a",
+        &format!("{spec}@b"),
+        "-",
+    ])
+    .stdout;
+    // rbd's full diff into a new image, then its incremental from stdin onto it.
+    let dest = format!("volumes/{}", unique("frd"));
+    let r = json(&rbdkit(&[
+        "restore",
+        "--from-diff",
+        full.to_str().unwrap(),
+        &dest,
+        "--format",
+        "json",
+    ]));
+    c.add(&dest);
+    assert_eq!(r["created"], true);
+    assert!(rbd_bytes(&dest) == rbd_bytes(&format!("{spec}@a")));
+    assert_eq!(snaps_of(&dest), vec!["a".to_string()]);
+    let o = rbdkit_stdin(
+        &["restore", "--from-diff", "-", &dest, "--format", "json"],
+        &inc,
+    );
+    let r = json(&o);
+    assert_eq!(r["from_snap"], "a");
+    assert!(r["bytes_zeroed"].as_u64().unwrap() > 0, "{r}");
+    assert!(
+        rbd_bytes(&dest) == rbd_bytes(&format!("{spec}@b")),
+        "the incremental applied differently"
+    );
+    assert_eq!(snaps_of(&dest), vec!["a".to_string(), "b".to_string()]);
+    // Applying it again is refused: its end snapshot exists.
+    let o = rbdkit_stdin(&["restore", "--from-diff", "-", &dest], &inc);
+    assert_one_line_error(&o, 1, &["exists already"]);
+    // A diff from a snapshot onto an image without it, or onto no image.
+    let other = format!("volumes/{}", unique("frx"));
+    let o = rbdkit_stdin(&["restore", "--from-diff", "-", &other], &inc);
+    assert_one_line_error(&o, 2, &["does not exist"]);
+    assert!(!image_exists(&conf(), &other));
+    // Hostile and truncated streams: one line, nothing published under the name.
+    let good = std::fs::read(&full).unwrap();
+    let mut lies = good.clone();
+    // The size record claims 1 MiB while the data records go beyond it.
+    let at = lies.windows(1).position(|w| w == b"s").unwrap();
+    lies[at + 1..at + 9].copy_from_slice(&(MIB).to_le_bytes());
+    for (name, bytes, needle) in [
+        ("truncated", good[..good.len() / 2].to_vec(), "truncated"),
+        ("no end", good[..good.len() - 1].to_vec(), "truncated"),
+        ("past the size", lies, "past the image size"),
+        (
+            "not a diff",
+            b"QFI\xfb\0\0\0\x03".repeat(8),
+            "not an rbd export-diff",
+        ),
+    ] {
+        let target = format!("volumes/{}", unique("frh"));
+        let o = rbdkit_stdin(&["restore", "--from-diff", "-", &target], &bytes);
+        assert_one_line_error(&o, 2, &[needle]);
+        assert!(
+            !image_exists(&conf(), &target),
+            "{name}: an image was published"
+        );
+        assert!(
+            images_with_prefix(&conf(), "volumes", &target["volumes/".len()..]).is_empty(),
+            "{name}: a temporary image is left"
+        );
+    }
+}
+
+#[test]
+fn a_chain_made_the_cinder_way_restores_and_continues() {
+    // What cinder-backup does: a base image named for the backup, filled by
+    // `rbd export-diff | rbd import-diff`, the backup snapshot created on both.
+    let mut c = Cleanup::new(&conf());
+    let vol = unique("volume-bkc");
+    let spec = format!("volumes/{vol}");
+    rbd_ok(&[
+        "create",
+        &spec,
+        "--size",
+        "16M",
+        "--image-feature",
+        "layering",
+    ]);
+    c.add(&spec);
+    bench_write(&spec, "64K", "2M");
+    let id = "0d9e3c1a-5b1e-4c1f-9a55-3c9f0e1b2a77";
+    let snap = format!("backup.{id}.snap.1700000000.5");
+    let base = format!("backups/{vol}.backup.{id}");
+    rbd_ok(&["snap", "create", &format!("{spec}@{snap}")]);
+    rbd_ok(&[
+        "create",
+        &base,
+        "--size",
+        "16M",
+        "--image-feature",
+        "layering",
+    ]);
+    c.add(&base);
+    let d = rbd_ok(&[
+        "export-diff",
+        "--no-progress",
+        &format!("{spec}@{snap}"),
+        "-",
+    ])
+    .stdout;
+    let mut child = Command::new("rbd")
+        .args(["import-diff", "--no-progress", "-", &base])
+        .env("CEPH_CONF", conf())
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&d).unwrap();
+    assert!(child.wait().unwrap().success());
+    let want = rbd_bytes(&format!("{spec}@{snap}"));
+    restore_matches(&mut c, &base, &snap, &want);
+    // rbdkit continues the chain: no digests kept for Cinder's backup, so both sides are read whole.
+    rbd_import_diff(
+        &diff_stream(16 * MIB, &[(MIB, 4096, 0x66)], &[(8 * MIB, MIB)]),
+        &spec,
+    );
+    let inc = backup(&vol, &[]);
+    assert_eq!(inc["kind"], "incremental");
+    assert_eq!(inc["base"].as_str().unwrap(), base);
+    assert_eq!(inc["from_snap"].as_str().unwrap(), snap);
+    assert_eq!(inc["verified"], "every block read back");
+    let s2 = inc["snap"].as_str().unwrap().to_string();
+    restore_matches(&mut c, &base, &s2, &rbd_bytes(&format!("{spec}@{s2}")));
+    restore_matches(&mut c, &base, &snap, &want);
+    let ls = json(&rbdkit(&[
+        "backup", "ls", "backups", &vol, "--format", "json",
+    ]));
+    assert_eq!(ls["chains"][0]["backups"][0]["backup_id"], id);
+    assert_eq!(ls["chains"][0]["backups"][0]["kind"], "full");
+}

@@ -204,6 +204,29 @@ pub fn copy_stream(
     run(producer, sink, opts, ctl, Order::Guest, 0)
 }
 
+/// Applies an `rbd export-diff` stream (its header read already) to `sink`: written where it
+/// writes, zeroed where it zeroes (when the sink [overwrites](Sink::overwrites)), unchanged
+/// elsewhere. No checksum: the ranges it leaves alone are not read.
+#[cfg(feature = "rbd")]
+pub fn copy_diff_stream<R: Read + Send>(
+    reader: crate::backup::diff_format::DiffReader<R>,
+    sink: &mut dyn Sink,
+    opts: &CopyOptions,
+    ctl: &Control,
+) -> Result<CopyStats> {
+    let size = reader.header.size;
+    sink.ensure_size(size)?;
+    let producer = produce::diff_stream::DiffStreamProducer {
+        reader,
+        chunk: opts.chunk_size,
+    };
+    let opts = CopyOptions {
+        checksum: None,
+        ..opts.clone()
+    };
+    run(producer, sink, &opts, ctl, Order::Guest, size)
+}
+
 /// Copies a qcow2 image arriving as a stream into `sink` in one pass; pieces are written in
 /// the image's layout order, so `sink` must take writes anywhere.
 pub fn copy_qcow2_stream(
