@@ -18,7 +18,7 @@ use crate::copy::digest::BLOCK;
 use crate::copy::sink_digest::{DigestSink, Digests};
 use crate::copy::sink_rbd::RbdSink;
 use crate::copy::{copy_disk, Checksum, Control, CopyOptions};
-use crate::disk::changed::{align_to_blocks, merge, union, Change, ChangedDisk};
+use crate::disk::changed::{align_to_blocks, merge, union, zeros_only_where, Change, ChangedDisk};
 use crate::disk::rbd::RbdDisk;
 use crate::disk::DiskSource;
 use crate::error::{Error, Result};
@@ -89,8 +89,21 @@ pub struct BackupReport {
     pub checksum: String,
     /// How the backup was checked against the volume's snapshot before it was made visible.
     pub verified: &'static str,
+    /// Seconds spent finding what changed, copying it, and reading it back (incrementals).
+    pub phases_s: Option<Phases>,
     /// The previous volume snapshot removed after an incremental, if any.
     pub removed_source_snap: Option<String>,
+}
+
+/// Where an incremental's time went, seconds.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Phases {
+    /// Listing the changes of the volume and of the base's head.
+    pub diff: f64,
+    /// Reading the changes and writing them into the base.
+    pub copy: f64,
+    /// Reading the changed blocks of the base back (and everything, without digests).
+    pub verify: f64,
 }
 
 /// The newest backup of `volume_name` in the pool whose snapshot the volume still has: what
@@ -319,6 +332,7 @@ fn full(
         bytes_written,
         bytes_zeroed: 0,
         verified: "every block read back",
+        phases_s: None,
         elapsed_s: 0.0,
         checksum_algorithm: Checksum::Sha256Blocks,
         checksum,
@@ -343,6 +357,8 @@ fn incremental(
     final_snap: &str,
     ctl: &Control,
 ) -> Result<BackupReport> {
+    let t0 = std::time::Instant::now();
+    let mut phases = Phases::default();
     let snap = Image::open_read_only(src_io, &req.volume.image, Some(tmp_snap))?;
     let info = snap.stat()?;
     let size = info.size;
@@ -371,6 +387,10 @@ fn incremental(
         }];
         changes = merge(&changes, &grown[..usize::from(size > lo)]);
     }
+    // Ranges that changed to zeros need zeroing only where the base holds data (most of them
+    // are the unwritten part of objects the volume created since).
+    let held = base.allocated(0, size, base.fast_diff_valid())?;
+    let changes = zeros_only_where(&changes, &held);
     // A failed incremental may have left data in the head: rewrite those ranges from the
     // volume too, so the head equals the previous backup everywhere else.
     let dirty: Vec<(u64, u64)> = base
@@ -379,6 +399,7 @@ fn incremental(
         .map(|c| (c.offset, c.len))
         .collect();
     let changes = align_to_blocks(&union(&changes, &dirty), BLOCK, size);
+    phases.diff = t0.elapsed().as_secs_f64();
     let volume_disk = RbdDisk::new(&snap, size);
     let diff = ChangedDisk::new(&volume_disk, changes.clone());
     let (data, zeros) = diff.changed_bytes();
@@ -394,6 +415,7 @@ fn incremental(
         let sent = sink.into_digests()?;
         (stats, rbd.bytes_zeroed, sent)
     };
+    phases.copy = t0.elapsed().as_secs_f64() - phases.diff;
     let base_disk = RbdDisk::new(&base, size);
     let back = read_digests(&ChangedDisk::new(&base_disk, changes), size, &opts, ctl)?;
     compare(&sent, &back, &chain.base)?;
@@ -422,6 +444,7 @@ fn incremental(
             req.volume, point.snap
         )));
     }
+    phases.verify = t0.elapsed().as_secs_f64() - phases.diff - phases.copy;
     digests::store(dest_io, &chain.base_name, final_snap, &digests)?;
     if let Err(e) = base.snap_create(final_snap) {
         let _ = digests::remove(dest_io, &chain.base_name, final_snap);
@@ -439,6 +462,7 @@ fn incremental(
         bytes_written: stats.bytes_written,
         bytes_zeroed: zeroed,
         verified,
+        phases_s: Some(phases),
         elapsed_s: 0.0,
         checksum_algorithm: Checksum::Sha256Blocks,
         checksum: digests.checksum(),

@@ -78,6 +78,32 @@ pub fn merge(a: &[Change], b: &[Change]) -> Vec<Change> {
     out
 }
 
+/// `changes` with their ranges that changed to zeros kept only where the target holds data
+/// (`allocated`, sorted `(offset, len)`): where it holds none it reads zeros already, so
+/// those ranges are as good as unchanged (a new object's unwritten part, a discard of data the
+/// target never had).
+pub fn zeros_only_where(changes: &[Change], allocated: &[(u64, u64)]) -> Vec<Change> {
+    let mut out = Vec::new();
+    for c in changes {
+        if c.data {
+            out.push(*c);
+            continue;
+        }
+        let from = allocated.partition_point(|&(o, n)| o + n <= c.offset);
+        for &(o, n) in allocated[from..].iter().take_while(|a| a.0 < c.end()) {
+            let (s, e) = (o.max(c.offset), (o + n).min(c.end()));
+            if s < e {
+                out.push(Change {
+                    offset: s,
+                    len: e - s,
+                    data: false,
+                });
+            }
+        }
+    }
+    out
+}
+
 /// `changes` grown to whole blocks of `block` bytes within a disk of `size`: the partial
 /// blocks at the ends of each range are read in full (as data), so every block a change
 /// touches is seen whole (to digest it).
@@ -205,6 +231,16 @@ mod tests {
             merge(&[c(0, 10, false)], &[c(5, 10, false), c(20, 1, true)]),
             vec![c(0, 15, false), c(20, 1, true)]
         );
+    }
+
+    #[test]
+    fn zeros_are_kept_only_over_data() {
+        let ch = [c(0, 10, false), c(10, 5, true), c(20, 10, false)];
+        assert_eq!(
+            zeros_only_where(&ch, &[(5, 10), (25, 100)]),
+            vec![c(5, 5, false), c(10, 5, true), c(25, 5, false)]
+        );
+        assert_eq!(zeros_only_where(&ch, &[]), vec![c(10, 5, true)]);
     }
 
     #[test]
