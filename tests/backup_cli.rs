@@ -727,3 +727,47 @@ fn a_chain_made_the_cinder_way_restores_and_continues() {
     assert_eq!(ls["chains"][0]["backups"][0]["backup_id"], id);
     assert_eq!(ls["chains"][0]["backups"][0]["kind"], "full");
 }
+
+#[test]
+fn a_file_source_sends_only_changed_blocks() {
+    use std::os::unix::fs::FileExt;
+    let mut c = Cleanup::new(&conf());
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("volume-bkfile");
+    let path = dir.path().join(&name);
+    let f = std::fs::File::create(&path).unwrap();
+    f.set_len(24 * MIB).unwrap();
+    f.write_all_at(&vec![0x31; 3 << 20], MIB).unwrap();
+    f.write_all_at(&vec![0x32; 70_000], 13 * MIB + 5).unwrap();
+    let p = path.to_str().unwrap();
+    let full = json(&rbdkit(&["backup", p, "backups", "--format", "json"]));
+    assert_eq!(full["kind"], "full");
+    let base = full["base"].as_str().unwrap().to_string();
+    c.add(&base);
+    assert_eq!(
+        base,
+        format!(
+            "backups/{name}.backup.{}",
+            full["backup_id"].as_str().unwrap()
+        )
+    );
+    let v1 = std::fs::read(&path).unwrap();
+    // Change one block, zero part of another, grow the file.
+    f.write_all_at(&[0x77; 10], 2 * MIB + 3).unwrap();
+    f.write_all_at(&vec![0; 70_000], 13 * MIB + 5).unwrap();
+    f.set_len(24 * MIB + 100).unwrap();
+    f.write_all_at(&[0x78], 24 * MIB + 50).unwrap();
+    let inc = json(&rbdkit(&["backup", p, "backups", "--format", "json"]));
+    assert_eq!(inc["kind"], "incremental");
+    assert_eq!(inc["base"].as_str().unwrap(), base);
+    // One changed block of data, one new partial block: 64 KiB + 100 bytes written.
+    assert_eq!(
+        inc["bytes_written"].as_u64().unwrap(),
+        (64 << 10) + 100,
+        "{inc}"
+    );
+    let v2 = std::fs::read(&path).unwrap();
+    assert_eq!(inc["checksum"].as_str().unwrap(), sha256_blocks_hex(&v2));
+    restore_matches(&mut c, &base, full["snap"].as_str().unwrap(), &v1);
+    restore_matches(&mut c, &base, inc["snap"].as_str().unwrap(), &v2);
+}

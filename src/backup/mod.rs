@@ -7,6 +7,7 @@
 pub mod chain;
 pub mod diff_format;
 pub mod digests;
+pub mod file;
 pub mod from_diff;
 pub mod names;
 pub mod rbd;

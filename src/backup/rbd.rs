@@ -257,9 +257,35 @@ fn full(
 ) -> Result<BackupReport> {
     let snap = Image::open_read_only(src_io, &req.volume.image, Some(tmp_snap))?;
     let info = snap.stat()?;
-    let size = info.size;
+    let disk = RbdDisk::new(&snap, info.size);
+    full_from(
+        dest,
+        &disk,
+        info.order as u8,
+        &req.volume.image,
+        req,
+        id,
+        final_snap,
+        ctl,
+    )
+}
+
+/// A full backup of `disk` (a volume snapshot, a file) named `volume` into a new base image
+/// of objects of 2^`order` bytes.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn full_from(
+    dest: &Cluster,
+    disk: &dyn DiskSource,
+    order: u8,
+    volume: &str,
+    req: &BackupRequest,
+    id: &str,
+    final_snap: &str,
+    ctl: &Control,
+) -> Result<BackupReport> {
+    let size = disk.virtual_size();
     let dest_io = dest.ioctx(&req.backup_pool, req.backup_namespace.as_deref())?;
-    let base_name = base_name(&req.volume.image, id);
+    let base_name = base_name(volume, id);
     let base = dest_io.describe(&base_name);
     if dest_io.image_exists(&base_name)? {
         return Err(Error::Other(format!(
@@ -274,7 +300,7 @@ fn full(
     }
     let create = CreateOptions {
         features: Some(BASE_FEATURES),
-        order: Some(info.order as u8),
+        order: Some(order),
         ..CreateOptions::default()
     };
     let tmp = temp_name(&base_name);
@@ -282,14 +308,14 @@ fn full(
     let write = || -> Result<(u64, String)> {
         let img = Image::open(&dest_io, &tmp, None)?;
         let opts = CopyOptions {
-            chunk_size: info.object_size,
+            chunk_size: 1 << order,
             checksum: None,
             ..req.copy.clone()
         };
         let (stats, sent) = {
             let mut rbd = RbdSink::new(&img, size, size, req.concurrency);
             let mut sink = DigestSink::new(Some(&mut rbd), size);
-            let stats = copy_disk(&RbdDisk::new(&snap, size), &mut sink, &opts, ctl)?;
+            let stats = copy_disk(disk, &mut sink, &opts, ctl)?;
             (stats, sink.into_digests()?)
         };
         let back = read_digests(&RbdDisk::new(&img, size), size, &opts, ctl)?;

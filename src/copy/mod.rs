@@ -22,6 +22,7 @@ mod hasher;
 mod piece;
 mod pipeline;
 mod produce;
+pub mod sink_changed;
 #[cfg(feature = "rbd")]
 pub mod sink_diff;
 pub mod sink_digest;

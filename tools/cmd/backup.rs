@@ -18,10 +18,10 @@ use std::process::ExitCode;
 pub struct BackupArgs {
     #[command(subcommand)]
     pub command: Option<BackupCommand>,
-    /// The volume to back up, POOL[/NAMESPACE]/IMAGE (`volumes/volume-<id>`); with --to-diff
-    /// also IMAGE@SNAP (the diff ends at that snapshot instead of a new one).
+    /// The volume to back up, POOL[/NAMESPACE]/IMAGE (`volumes/volume-<id>`; with --to-diff
+    /// also IMAGE@SNAP), or a raw file (a path starting with `/` or `.`: an NFS volume).
     #[arg(required = true)]
-    pub src: Option<ImageSpec>,
+    pub src: Option<String>,
     /// The backup pool, POOL[/NAMESPACE] (Cinder's `backup_ceph_pool`, e.g. `backups`).
     #[arg(required_unless_present = "to_diff", conflicts_with = "to_diff")]
     pub backup_pool: Option<String>,
@@ -91,13 +91,38 @@ pub fn run(a: BackupArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     if let Some(BackupCommand::Ls(l)) = a.command {
         return ls(l, g);
     }
+    let file_src = a
+        .src
+        .as_deref()
+        .filter(|s| s.starts_with('/') || s.starts_with('.'))
+        .map(std::path::PathBuf::from);
     if let (Some(src), Some(path)) = (&a.src, &a.to_diff) {
-        return to_diff(src, path, a.from_snap.as_deref(), &a.engine, g);
+        if file_src.is_some() {
+            return Err(Error::InvalidInput(
+                "backup --to-diff: the source must be an RBD volume (a file has no snapshots to diff)".into(),
+            ));
+        }
+        return to_diff(
+            &ImageSpec::parse(src)?,
+            path,
+            a.from_snap.as_deref(),
+            &a.engine,
+            g,
+        );
     }
-    let (Some(src), Some(pool)) = (a.src, a.backup_pool) else {
+    let (Some(src_text), Some(pool)) = (a.src, a.backup_pool) else {
         return Err(Error::InvalidInput(
             "backup: give VOLUME and BACKUP_POOL".into(),
         ));
+    };
+    let src = match &file_src {
+        Some(_) => ImageSpec {
+            pool: "-".into(),
+            namespace: None,
+            image: "-".into(),
+            snap: None,
+        },
+        None => ImageSpec::parse(&src_text)?,
     };
     let (backup_pool, backup_namespace) = pool_spec(&pool)?;
     let req = BackupRequest {
@@ -124,7 +149,10 @@ pub fn run(a: BackupArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         },
         cancel: &cancel,
     };
-    let result = backup(&src_cluster, dest_cluster, &req, &ctl);
+    let result = match &file_src {
+        Some(path) => rbdkit::backup::file::backup_file(dest_cluster, path, &req, &ctl),
+        None => backup(&src_cluster, dest_cluster, &req, &ctl),
+    };
     bar.finish_and_clear();
     let r = match result {
         Err(Error::Interrupted(m)) => {
