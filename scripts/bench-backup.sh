@@ -69,12 +69,13 @@ declare -A T=()
 # Full backups, once each (each makes its chain's first backup).
 rbd snap create "$POOL/$VOL@rbd0" >/dev/null
 T[full-rbd]=$(time_cmd bash -c "rbd create --size 10G --image-feature layering '$BPOOL/$RBASE' && rbd export-diff --no-progress '$POOL/$VOL@rbd0' - | rbd import-diff --no-progress - '$BPOOL/$RBASE'")
-T[full-rbdkit]=$(time_cmd "$RBDKIT" --no-progress backup "$POOL/$VOL" "$BPOOL")
+ERR="$WORK/bench-backup.err"; : > "$ERR"
+T[full-rbdkit]=$(time_cmd bash -c "'$RBDKIT' --no-progress backup '$POOL/$VOL' '$BPOOL' 2>>'$ERR'") || { cat "$ERR" >&2; exit 1; }
 for r in $(seq 1 "$ROUNDS"); do
   change "r$r"
   for tool in $(printf '%s\n' inc-rbdkit inc-rbd | shuffle "x$r"); do
     case $tool in
-      inc-rbdkit) t=$(time_cmd "$RBDKIT" --no-progress backup "$POOL/$VOL" "$BPOOL") ;;
+      inc-rbdkit) t=$(time_cmd bash -c "'$RBDKIT' --no-progress backup '$POOL/$VOL' '$BPOOL' 2>>'$ERR'") || { cat "$ERR" >&2; exit 1; } ;;
       inc-rbd) t=$(time_cmd bash -c "rbd snap create '$POOL/$VOL@rbd$r' >/dev/null && rbd export-diff --no-progress --from-snap rbd$((r-1)) '$POOL/$VOL@rbd$r' - | rbd import-diff --no-progress - '$BPOOL/$RBASE'") ;;
     esac
     T[$tool]+="$t "
