@@ -55,6 +55,12 @@ impl Input<'static> {
         Ok(match format {
             Format::Qcow2 => Input::Qcow2Stream(Box::new(Qcow2Stream::open(whole, name)?)),
             Format::Raw | Format::Iso => Input::RawStream(whole),
+            Format::Vmdk => {
+                return Err(Error::bad_image(
+                    name,
+                    "VMDK from a stream: not supported yet, save it to a file first",
+                ))
+            }
         })
     }
 }

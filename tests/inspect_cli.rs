@@ -181,12 +181,6 @@ fn every_container_format_is_named_and_not_supported_ones_are_unsafe() {
         dir.join(name)
     };
     let cases = [
-        (mk("s.vmdk", "vmdk", &[]), "vmdk", "VMDK"),
-        (
-            mk("so.vmdk", "vmdk", &["-o", "subformat=streamOptimized"]),
-            "vmdk",
-            "VMDK",
-        ),
         (mk("d.vhd", "vpc", &[]), "vhd", "VHD"),
         (mk("f.vhd", "vpc", &["-o", "subformat=fixed"]), "vhd", "VHD"),
         (mk("d.vhdx", "vhdx", &[]), "vhdx", "VHDX"),
@@ -278,4 +272,87 @@ fn names_from_the_header_are_escaped_in_plain_output() {
         "{text}"
     );
     assert!(text.contains("safe: false"), "{text}");
+}
+
+/// VMDK: what `qemu-img info` says (format, size, grain, create type, compression) and the
+/// allocation from the grain tables against `qemu-img map`'s data runs.
+#[test]
+fn vmdk_facts_match_qemu_img_info_and_map() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let mk = |name: &str, opts: &[&str]| {
+        let mut args = vec!["create", "-q", "-f", "vmdk"];
+        args.extend(opts);
+        args.extend([name, "64M"]);
+        run_in(Some(dir), "qemu-img", &args);
+        let p = dir.join(name);
+        qemu_io(&p, "vmdk", &["write -P 1 0 100k", "write -P 2 40M 1M"]);
+        p
+    };
+    let s = mk("s.vmdk", &[]);
+    let z = mk("z.vmdk", &["-o", "zeroed_grain=on"]);
+    let so = dir.join("so.vmdk");
+    run_in(
+        Some(dir),
+        "qemu-img",
+        &[
+            "convert",
+            "-O",
+            "vmdk",
+            "-o",
+            "subformat=streamOptimized",
+            "s.vmdk",
+            "so.vmdk",
+        ],
+    );
+    for (p, compressed) in [(&s, false), (&z, false), (&so, true)] {
+        let name = p.display();
+        let j = same_as_qemu(p);
+        let q = qemu_info(p, None);
+        let spec = &q["format-specific"]["data"];
+        assert_eq!(j["subformat"], spec["create-type"], "{name}");
+        assert_eq!(j["vmdk"]["compressed"], compressed, "{name}");
+        assert_eq!(
+            spec["extents"][0]["compressed"].as_bool().unwrap_or(false),
+            compressed
+        );
+        assert_eq!(
+            (j["readable"].clone(), j["safe"].clone()),
+            (Value::Bool(true), Value::Bool(true)),
+            "{name}: {j}"
+        );
+        let map: Value = serde_json::from_slice(&run(
+            "qemu-img",
+            &["map", "--output=json", p.to_str().unwrap()],
+        ))
+        .unwrap();
+        let data: u64 = map
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["data"] == true)
+            .map(|e| e["length"].as_u64().unwrap())
+            .sum();
+        assert_eq!(j["allocated_bytes"], data, "{name}");
+    }
+    // A descriptor file: readable with the flag, so unsafe by default, naming its extent.
+    let flat = dir.join("f.vmdk");
+    run_in(
+        Some(dir),
+        "qemu-img",
+        &[
+            "create",
+            "-q",
+            "-f",
+            "vmdk",
+            "-o",
+            "subformat=monolithicFlat",
+            "f.vmdk",
+            "1M",
+        ],
+    );
+    let (out, j) = inspect(&[flat.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(j["vmdk"]["descriptor_file"], true);
+    assert!(j["reasons"].to_string().contains("f-flat.vmdk"), "{j}");
 }

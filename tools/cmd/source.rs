@@ -12,6 +12,8 @@ pub enum SourceFormat {
     Qcow2,
     /// Raw bytes.
     Raw,
+    /// VMDK (monolithicSparse, streamOptimized; descriptor files with --allow-backing-files).
+    Vmdk,
     /// An ISO 9660 / UDF disc image, copied as a raw disk (refused unless declared).
     Iso,
 }
@@ -21,6 +23,7 @@ impl From<SourceFormat> for Format {
         match f {
             SourceFormat::Qcow2 => Format::Qcow2,
             SourceFormat::Raw => Format::Raw,
+            SourceFormat::Vmdk => Format::Vmdk,
             SourceFormat::Iso => Format::Iso,
         }
     }
