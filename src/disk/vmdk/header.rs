@@ -36,7 +36,7 @@ pub const MARKER_GD: u32 = 2;
 pub const MARKER_FOOTER: u32 = 3;
 
 /// A checked sparse extent header.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SparseHeader {
     /// 1, 2 or 3 (3 adds changed block tracking, harmless to a reader).
     pub version: u32,
@@ -106,7 +106,46 @@ impl SparseHeader {
             fields = read_footer(file, shown)?;
             from_footer = true;
         }
-        fields.check(size, from_footer, shown)
+        fields.check(Some(size), from_footer, shown)
+    }
+
+    /// Parses and checks the first sector of a sparse extent arriving as a stream, whose size
+    /// is unknown and whose footer has not arrived: nothing is checked against the file, and
+    /// a grain directory offset of `GD_AT_END` is kept as is (a stream does not need the
+    /// directory: its grains carry their guest sector in their markers).
+    pub fn parse_stream_head(first: &[u8; 512], shown: &str) -> Result<SparseHeader> {
+        if &first[..4] == COWD_MAGIC {
+            return Err(Error::bad_image(
+                shown,
+                "VMDK3 (COWD) sparse extent: not supported, convert it with qemu-img first",
+            ));
+        }
+        if &first[..4] != MAGIC {
+            return Err(Error::bad_image(
+                shown,
+                "no VMDK sparse extent header (KDMV magic)",
+            ));
+        }
+        Fields::decode(first).check(None, false, shown)
+    }
+
+    /// Checks a footer that arrived at the end of a stream (its 512 bytes, magic first)
+    /// against the header the stream started with: the footer is what a file reader reads, so
+    /// the two must describe the same disk.
+    pub fn check_stream_footer(&self, footer: &[u8; 512], shown: &str) -> Result<()> {
+        let f = Fields::decode(footer);
+        if &footer[..4] != MAGIC
+            || f.capacity != self.capacity
+            || f.grain != self.grain_sectors
+            || f.gtes_per_gt as u64 != self.gtes_per_gt
+            || f.flags != self.flags
+        {
+            return Err(Error::bad_image(
+                shown,
+                "VMDK footer describes another disk than the header (capacity, grain or flags differ): the image is corrupt",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -155,7 +194,8 @@ impl Fields {
         }
     }
 
-    fn check(self, file_size: u64, from_footer: bool, shown: &str) -> Result<SparseHeader> {
+    /// Checks the fields; `file_size` is `None` for a stream (nothing checked against it).
+    fn check(self, file_size: Option<u64>, from_footer: bool, shown: &str) -> Result<SparseHeader> {
         let bad = |why: String| Err(Error::bad_image(shown, why));
         if self.version > 3 {
             return bad(format!(
@@ -202,6 +242,33 @@ impl Fields {
                 "VMDK grain directory of {gd_entries} entries is over the limit of {MAX_GD_ENTRIES}: refused"
             ));
         }
+        if let Some(file_size) = file_size {
+            self.check_in_file(gd_entries, file_size, shown)?;
+        }
+        Ok(SparseHeader {
+            version: self.version,
+            flags: self.flags,
+            capacity: self.capacity,
+            grain_sectors: self.grain,
+            desc_offset: self.desc_offset,
+            desc_sectors: self.desc_sectors,
+            gtes_per_gt: self.gtes_per_gt as u64,
+            gd_offset: self.gd_offset,
+            grain_offset: self.grain_offset,
+            compressed,
+            markers: self.flags & FLAG_MARKERS != 0,
+            zero_grain: self.flags & FLAG_ZERO_GRAIN != 0,
+            from_footer,
+            gd_entries,
+        })
+    }
+}
+
+impl Fields {
+    /// The offsets against the file: grains start inside it, the directory and the
+    /// descriptor lie inside it.
+    fn check_in_file(&self, gd_entries: u64, file_size: u64, shown: &str) -> Result<()> {
+        let bad = |why: String| Err(Error::bad_image(shown, why));
         let file_sectors = file_size / SECTOR;
         if self.grain_offset > file_sectors {
             return bad(format!(
@@ -226,22 +293,7 @@ impl Fields {
                 self.desc_offset, self.desc_sectors
             ));
         }
-        Ok(SparseHeader {
-            version: self.version,
-            flags: self.flags,
-            capacity: self.capacity,
-            grain_sectors: self.grain,
-            desc_offset: self.desc_offset,
-            desc_sectors: self.desc_sectors,
-            gtes_per_gt: self.gtes_per_gt as u64,
-            gd_offset: self.gd_offset,
-            grain_offset: self.grain_offset,
-            compressed,
-            markers: self.flags & FLAG_MARKERS != 0,
-            zero_grain: self.flags & FLAG_ZERO_GRAIN != 0,
-            from_footer,
-            gd_entries,
-        })
+        Ok(())
     }
 }
 

@@ -18,10 +18,12 @@
 pub mod descriptor;
 pub mod grain;
 pub mod header;
+pub mod stream;
 pub mod tables;
 
 pub use descriptor::{Descriptor, ExtentLine, ExtentType};
 pub use header::SparseHeader;
+pub use stream::VmdkStream;
 pub use tables::{Grain, GrainTables};
 
 use super::policy::FilePolicy;
