@@ -61,6 +61,12 @@ impl Input<'static> {
                     "VMDK from a stream: not supported yet, save it to a file first",
                 ))
             }
+            Format::Vhd => {
+                return Err(Error::bad_image(
+                    name,
+                    "VHD from a stream: not supported (a VHD's footer and table may lie anywhere), save it to a file first",
+                ))
+            }
         })
     }
 }

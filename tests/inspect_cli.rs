@@ -181,8 +181,6 @@ fn every_container_format_is_named_and_not_supported_ones_are_unsafe() {
         dir.join(name)
     };
     let cases = [
-        (mk("d.vhd", "vpc", &[]), "vhd", "VHD"),
-        (mk("f.vhd", "vpc", &["-o", "subformat=fixed"]), "vhd", "VHD"),
         (mk("d.vhdx", "vhdx", &[]), "vhdx", "VHDX"),
         (mk("a.vdi", "vdi", &[]), "vdi", "VDI"),
         (mk("a.qed", "qed", &[]), "qed", "QED"),
@@ -355,4 +353,46 @@ fn vmdk_facts_match_qemu_img_info_and_map() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(j["vmdk"]["descriptor_file"], true);
     assert!(j["reasons"].to_string().contains("f-flat.vmdk"), "{j}");
+}
+
+/// VHD: what `qemu-img info -f vpc` says (qemu's own probe takes a fixed VHD for raw), and the
+/// allocation against `qemu-img map`'s data runs for a dynamic disk.
+#[test]
+fn vhd_facts_match_qemu_img_info_and_map() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    for (name, opts) in [
+        ("d.vhd", "subformat=dynamic"),
+        ("f.vhd", "subformat=fixed"),
+        ("s.vhd", "subformat=dynamic,force_size=on"),
+    ] {
+        run_in(
+            Some(dir),
+            "qemu-img",
+            &["create", "-q", "-f", "vpc", "-o", opts, name, "64M"],
+        );
+        let p = dir.join(name);
+        qemu_io(&p, "vpc", &["write -P 1 0 100k", "write -P 2 40M 1M"]);
+        let j = same_as_qemu_as(&p, Some("vpc"));
+        assert_eq!(
+            (j["readable"].clone(), j["safe"].clone()),
+            (Value::Bool(true), Value::Bool(true)),
+            "{name}: {j}"
+        );
+        if name != "f.vhd" {
+            let map: Value = serde_json::from_slice(&run(
+                "qemu-img",
+                &["map", "-f", "vpc", "--output=json", p.to_str().unwrap()],
+            ))
+            .unwrap();
+            let data: u64 = map
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["data"] == true)
+                .map(|e| e["length"].as_u64().unwrap())
+                .sum();
+            assert_eq!(j["allocated_bytes"], data, "{name}");
+        }
+    }
 }

@@ -11,6 +11,7 @@ pub mod raw;
 #[cfg(feature = "rbd")]
 pub mod rbd;
 pub mod source;
+pub mod vhd;
 pub mod vmdk;
 
 pub use policy::FilePolicy;
@@ -30,6 +31,8 @@ pub enum Format {
     Qcow2,
     /// VMware: monolithicSparse, streamOptimized, and descriptor files naming local extents.
     Vmdk,
+    /// Microsoft VHD (qemu's vpc): fixed and dynamic.
+    Vhd,
     /// An ISO 9660 / UDF disc image, read as its raw bytes. Only when declared (Glance's
     /// `disk_format` iso): undeclared, an ISO is refused like any container, so an installer
     /// disc never becomes a volume by accident.
@@ -43,6 +46,7 @@ impl Format {
             Format::Raw => "raw",
             Format::Qcow2 => "qcow2",
             Format::Vmdk => "vmdk",
+            Format::Vhd => "vhd",
             Format::Iso => "iso",
         }
     }
@@ -55,9 +59,10 @@ impl FromStr for Format {
             "raw" => Ok(Format::Raw),
             "qcow2" => Ok(Format::Qcow2),
             "vmdk" => Ok(Format::Vmdk),
+            "vhd" | "vpc" => Ok(Format::Vhd),
             "iso" => Ok(Format::Iso),
             _ => Err(Error::InvalidInput(format!(
-                "unknown source format '{s}': use qcow2, vmdk, raw or iso"
+                "unknown source format '{s}': use qcow2, vmdk, vhd, raw or iso"
             ))),
         }
     }
@@ -108,6 +113,7 @@ pub fn decide(
         (None | Some(Format::Raw), C::Raw) => Ok(Format::Raw),
         (None | Some(Format::Qcow2), C::Qcow2) => Ok(Format::Qcow2),
         (None | Some(Format::Vmdk), C::Vmdk) => Ok(Format::Vmdk),
+        (None | Some(Format::Vhd), C::Vhd) => Ok(Format::Vhd),
         (Some(Format::Iso), C::Iso) => Ok(Format::Iso),
         (None, C::Iso) => refuse(
             "ISO 9660 disc image: pass --source-format iso to copy it as a raw disk (Glance's disk_format iso)".into(),
@@ -122,14 +128,16 @@ pub fn decide(
             match found {
                 C::Qcow2 => "drop --source-format raw to read it as qcow2",
                 C::Vmdk => "drop --source-format raw to read it as VMDK",
+                C::Vhd => "drop --source-format raw to read it as VHD",
                 _ => "convert it with qemu-img first",
             }
         )),
         (Some(Format::Qcow2), C::Raw) => refuse(
             "declared qcow2, but the content has no qcow2 header: refused (check the image, or drop --source-format)".into(),
         ),
-        (Some(Format::Vmdk), found) => refuse(format!(
-            "declared vmdk, but the content is {}: refused (check the image, or drop --source-format)",
+        (Some(declared @ (Format::Vmdk | Format::Vhd)), found) => refuse(format!(
+            "declared {}, but the content is {}: refused (check the image, or drop --source-format)",
+            declared.name(),
             found.display()
         )),
         (_, found) => refuse(format!(
@@ -150,6 +158,7 @@ pub fn open(path: &Path, opts: &OpenOptions) -> Result<Box<dyn DiskSource>> {
         Format::Raw | Format::Iso => Box::new(raw::RawFile::open(path)?),
         Format::Qcow2 => Box::new(qcow2::Qcow2::open(path, &opts.files)?),
         Format::Vmdk => Box::new(vmdk::Vmdk::open(path, &opts.files)?),
+        Format::Vhd => Box::new(vhd::Vhd::open(path, &opts.files)?),
     })
 }
 

@@ -14,6 +14,9 @@ pub enum SourceFormat {
     Raw,
     /// VMDK (monolithicSparse, streamOptimized; descriptor files with --allow-backing-files).
     Vmdk,
+    /// VHD (qemu's vpc): fixed or dynamic.
+    #[value(alias = "vpc")]
+    Vhd,
     /// An ISO 9660 / UDF disc image, copied as a raw disk (refused unless declared).
     Iso,
 }
@@ -24,6 +27,7 @@ impl From<SourceFormat> for Format {
             SourceFormat::Qcow2 => Format::Qcow2,
             SourceFormat::Raw => Format::Raw,
             SourceFormat::Vmdk => Format::Vmdk,
+            SourceFormat::Vhd => Format::Vhd,
             SourceFormat::Iso => Format::Iso,
         }
     }

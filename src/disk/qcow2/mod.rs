@@ -439,10 +439,10 @@ fn open_backing(
         super::Format::Raw | super::Format::Iso => {
             Box::new(super::raw::RawFile::from_file(named.file, &named.path)?)
         }
-        super::Format::Vmdk => {
+        super::Format::Vmdk | super::Format::Vhd => {
             return Err(Error::bad_image(
                 child,
-                "a VMDK backing file is not supported (qcow2, raw): convert the chain with qemu-img first",
+                format!("a {} backing file is not supported (qcow2, raw): convert the chain with qemu-img first", format.name()),
             ))
         }
     })
