@@ -61,10 +61,13 @@ impl Input<'static> {
                     "VMDK from a stream: not supported yet, save it to a file first",
                 ))
             }
-            Format::Vhd => {
+            Format::Vhd | Format::Vhdx => {
                 return Err(Error::bad_image(
                     name,
-                    "VHD from a stream: not supported (a VHD's footer and table may lie anywhere), save it to a file first",
+                    format!(
+                        "{} from a stream: not supported (its tables may lie anywhere in the file), save it to a file first",
+                        format.name().to_uppercase()
+                    ),
                 ))
             }
         })

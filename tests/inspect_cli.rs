@@ -181,7 +181,6 @@ fn every_container_format_is_named_and_not_supported_ones_are_unsafe() {
         dir.join(name)
     };
     let cases = [
-        (mk("d.vhdx", "vhdx", &[]), "vhdx", "VHDX"),
         (mk("a.vdi", "vdi", &[]), "vdi", "VDI"),
         (mk("a.qed", "qed", &[]), "qed", "QED"),
     ];
@@ -355,31 +354,39 @@ fn vmdk_facts_match_qemu_img_info_and_map() {
     assert!(j["reasons"].to_string().contains("f-flat.vmdk"), "{j}");
 }
 
-/// VHD: what `qemu-img info -f vpc` says (qemu's own probe takes a fixed VHD for raw), and the
+/// VHD and VHDX: what `qemu-img info -f vpc|vhdx` says (qemu's own probe takes a fixed VHD for raw), and the
 /// allocation against `qemu-img map`'s data runs for a dynamic disk.
 #[test]
 fn vhd_facts_match_qemu_img_info_and_map() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
     for (name, opts) in [
+        ("d.vhdx", "subformat=dynamic,block_size=1M"),
+        ("f.vhdx", "subformat=fixed"),
         ("d.vhd", "subformat=dynamic"),
         ("f.vhd", "subformat=fixed"),
         ("s.vhd", "subformat=dynamic,force_size=on"),
     ] {
+        let fmt = if name.ends_with(".vhdx") { "vhdx" } else { "vpc" };
         run_in(
             Some(dir),
             "qemu-img",
-            &["create", "-q", "-f", "vpc", "-o", opts, name, "64M"],
+            &["create", "-q", "-f", fmt, "-o", opts, name, "64M"],
         );
         let p = dir.join(name);
-        qemu_io(&p, "vpc", &["write -P 1 0 100k", "write -P 2 40M 1M"]);
-        let j = same_as_qemu_as(&p, Some("vpc"));
+        qemu_io(&p, fmt, &["write -P 1 0 100k", "write -P 2 40M 1M"]);
+        let j = same_as_qemu_as(&p, Some(fmt));
         assert_eq!(
             (j["readable"].clone(), j["safe"].clone()),
             (Value::Bool(true), Value::Bool(true)),
             "{name}: {j}"
         );
-        if name != "f.vhd" {
+        // qemu maps a VHDX (it has no block status) and a fixed VHD as data throughout. The
+        // two writes touch two blocks (qemu-img makes a fixed VHDX's blocks ZERO until written).
+        if name.ends_with(".vhdx") {
+            let block = j["cluster_size"].as_u64().unwrap();
+            assert_eq!(j["allocated_bytes"], 2 * block, "{name}");
+        } else if name != "f.vhd" {
             let map: Value = serde_json::from_slice(&run(
                 "qemu-img",
                 &["map", "-f", "vpc", "--output=json", p.to_str().unwrap()],

@@ -131,6 +131,9 @@ pub fn inspect_file(path: &Path, openstack: bool) -> Result<Inspection> {
     if probe.container == Container::Vhd {
         out.add_vhd(path);
     }
+    if probe.container == Container::Vhdx {
+        out.add_vhdx(path);
+    }
     out.finish(&probe);
     Ok(out)
 }
@@ -188,6 +191,7 @@ impl Inspection {
                     | Container::Qcow2
                     | Container::Vmdk
                     | Container::Vhd
+                    | Container::Vhdx
                     | Container::Iso
             ),
             safe: false,
@@ -347,6 +351,25 @@ impl Inspection {
         }
     }
 
+    /// VHDX facts: opened as `convert` opens it (headers, regions, metadata, log, table
+    /// checked); the allocation is the present blocks.
+    fn add_vhdx(&mut self, path: &Path) {
+        if self.backing_file.is_some() {
+            self.readable = false;
+            return;
+        }
+        match super::vhdx::Vhdx::open(path, &super::FilePolicy::refuse()) {
+            Ok(v) => {
+                let m = v.metadata();
+                self.virtual_size = Some(m.size);
+                self.cluster_size = Some(m.block_size);
+                let present = v.bat().present_blocks() * m.block_size;
+                self.allocated_bytes = Some(present.min(m.size));
+            }
+            Err(e) => self.unreadable(e),
+        }
+    }
+
     /// The verdict: every reason the rules find, `safe` when there is none.
     fn finish(&mut self, p: &Probe) {
         let esc = crate::text::escape;
@@ -358,7 +381,11 @@ impl Inspection {
             ));
         }
         match p.container {
-            Container::Raw | Container::Qcow2 | Container::Vmdk | Container::Vhd => {}
+            Container::Raw
+            | Container::Qcow2
+            | Container::Vmdk
+            | Container::Vhd
+            | Container::Vhdx => {}
             Container::Iso => self.reasons.push(
                 "ISO 9660 disc image: copied as a raw disk only with --source-format iso".into(),
             ),

@@ -12,6 +12,7 @@ pub mod raw;
 pub mod rbd;
 pub mod source;
 pub mod vhd;
+pub mod vhdx;
 pub mod vmdk;
 
 pub use policy::FilePolicy;
@@ -33,6 +34,8 @@ pub enum Format {
     Vmdk,
     /// Microsoft VHD (qemu's vpc): fixed and dynamic.
     Vhd,
+    /// Microsoft VHDX: fixed and dynamic.
+    Vhdx,
     /// An ISO 9660 / UDF disc image, read as its raw bytes. Only when declared (Glance's
     /// `disk_format` iso): undeclared, an ISO is refused like any container, so an installer
     /// disc never becomes a volume by accident.
@@ -47,6 +50,7 @@ impl Format {
             Format::Qcow2 => "qcow2",
             Format::Vmdk => "vmdk",
             Format::Vhd => "vhd",
+            Format::Vhdx => "vhdx",
             Format::Iso => "iso",
         }
     }
@@ -60,9 +64,10 @@ impl FromStr for Format {
             "qcow2" => Ok(Format::Qcow2),
             "vmdk" => Ok(Format::Vmdk),
             "vhd" | "vpc" => Ok(Format::Vhd),
+            "vhdx" => Ok(Format::Vhdx),
             "iso" => Ok(Format::Iso),
             _ => Err(Error::InvalidInput(format!(
-                "unknown source format '{s}': use qcow2, vmdk, vhd, raw or iso"
+                "unknown source format '{s}': use qcow2, vmdk, vhd, vhdx, raw or iso"
             ))),
         }
     }
@@ -114,6 +119,7 @@ pub fn decide(
         (None | Some(Format::Qcow2), C::Qcow2) => Ok(Format::Qcow2),
         (None | Some(Format::Vmdk), C::Vmdk) => Ok(Format::Vmdk),
         (None | Some(Format::Vhd), C::Vhd) => Ok(Format::Vhd),
+        (None | Some(Format::Vhdx), C::Vhdx) => Ok(Format::Vhdx),
         (Some(Format::Iso), C::Iso) => Ok(Format::Iso),
         (None, C::Iso) => refuse(
             "ISO 9660 disc image: pass --source-format iso to copy it as a raw disk (Glance's disk_format iso)".into(),
@@ -129,13 +135,14 @@ pub fn decide(
                 C::Qcow2 => "drop --source-format raw to read it as qcow2",
                 C::Vmdk => "drop --source-format raw to read it as VMDK",
                 C::Vhd => "drop --source-format raw to read it as VHD",
+                C::Vhdx => "drop --source-format raw to read it as VHDX",
                 _ => "convert it with qemu-img first",
             }
         )),
         (Some(Format::Qcow2), C::Raw) => refuse(
             "declared qcow2, but the content has no qcow2 header: refused (check the image, or drop --source-format)".into(),
         ),
-        (Some(declared @ (Format::Vmdk | Format::Vhd)), found) => refuse(format!(
+        (Some(declared @ (Format::Vmdk | Format::Vhd | Format::Vhdx)), found) => refuse(format!(
             "declared {}, but the content is {}: refused (check the image, or drop --source-format)",
             declared.name(),
             found.display()
@@ -159,6 +166,7 @@ pub fn open(path: &Path, opts: &OpenOptions) -> Result<Box<dyn DiskSource>> {
         Format::Qcow2 => Box::new(qcow2::Qcow2::open(path, &opts.files)?),
         Format::Vmdk => Box::new(vmdk::Vmdk::open(path, &opts.files)?),
         Format::Vhd => Box::new(vhd::Vhd::open(path, &opts.files)?),
+        Format::Vhdx => Box::new(vhdx::Vhdx::open(path, &opts.files)?),
     })
 }
 

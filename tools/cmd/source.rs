@@ -17,6 +17,8 @@ pub enum SourceFormat {
     /// VHD (qemu's vpc): fixed or dynamic.
     #[value(alias = "vpc")]
     Vhd,
+    /// VHDX: fixed or dynamic.
+    Vhdx,
     /// An ISO 9660 / UDF disc image, copied as a raw disk (refused unless declared).
     Iso,
 }
@@ -28,6 +30,7 @@ impl From<SourceFormat> for Format {
             SourceFormat::Raw => Format::Raw,
             SourceFormat::Vmdk => Format::Vmdk,
             SourceFormat::Vhd => Format::Vhd,
+            SourceFormat::Vhdx => Format::Vhdx,
             SourceFormat::Iso => Format::Iso,
         }
     }
