@@ -152,7 +152,7 @@ impl Global {
             op_timeout: self.op_timeout,
             librados_log: self.verbose >= 2,
             debug: self.debug_settings(),
-            bulk_writes: false,
+            bulk_io: false,
         })
     }
 
@@ -161,10 +161,11 @@ impl Global {
         self.connect_with(self.connect_options()?)
     }
 
-    /// Like [`Global::connect`], with librbd tuned for an import's bulk writes.
-    pub fn connect_for_bulk_writes(&self) -> rbdkit::Result<rbdkit::ceph::Cluster> {
+    /// Like [`Global::connect`], with librbd tuned for one pass of bulk reads and writes (an
+    /// import, export, copy or checksum).
+    pub fn connect_for_bulk_io(&self) -> rbdkit::Result<rbdkit::ceph::Cluster> {
         self.connect_with(rbdkit::ceph::ConnectOptions {
-            bulk_writes: true,
+            bulk_io: true,
             ..self.connect_options()?
         })
     }

@@ -48,8 +48,24 @@ fn cli_command() -> clap::Command {
     Cli::command().version(VERSION.get_or_init(version).as_str())
 }
 
+/// Gives every allocation of 4 MiB or more its own mapping, returned to the system when freed.
+/// librados receives each object read into a fresh 4 MiB buffer; left to glibc's sliding
+/// threshold, those come from the heaps of its messenger threads and stay there, fragmented:
+/// measured on a 1 GiB read back of an image, peak RSS 133-137 MiB instead of 80-85 MiB
+/// (`rbdkit checksum`; `import-raw --verify` 188 vs 113-124 MiB), for 0.3-0.4 s more system
+/// time per GiB read (the fresh pages' faults). The engine's own buffers are reused, so they
+/// pay the faults once; an import's writes are zero-copy and allocate none.
+fn map_large_buffers() {
+    // SAFETY: mallopt only changes a glibc tuning value; called first thing in main, before
+    // any other thread exists, so no allocation runs concurrently with it.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+    }
+}
+
 fn main() -> ExitCode {
     use clap::FromArgMatches;
+    map_large_buffers();
     quiet_engine_panics();
     let parsed = cli_command()
         .try_get_matches()

@@ -1,7 +1,7 @@
 //! The checksum of a whole disk: the copy engine run into a sink that keeps nothing, so
 //! reading, zero detection and `sha256-blocks` hashing all happen on the decode threads, in
 //! parallel. Used to read an image back (`--verify`) and by `rbdkit checksum`.
-use super::{copy_disk, BufferPool, ConcurrentWrite, Control, CopyOptions, Sink};
+use super::{copy_disk, ConcurrentWrite, Control, CopyOptions, PoolBuf, Sink};
 use crate::disk::DiskSource;
 use crate::error::{Error, Result};
 use std::sync::Arc;
@@ -14,8 +14,7 @@ impl Sink for Discard {
         Ok(())
     }
 
-    fn write(&mut self, _offset: u64, data: Vec<u8>, pool: &BufferPool) -> Result<()> {
-        pool.put(data);
+    fn write(&mut self, _offset: u64, _data: PoolBuf) -> Result<()> {
         Ok(())
     }
 
@@ -76,7 +75,6 @@ mod tests {
             let opts = CopyOptions {
                 checksum: Some(kind),
                 threads: 3,
-                window: 10,
                 ..CopyOptions::default()
             };
             assert_eq!(checksum_disk(&disk, &opts, &ctl).unwrap(), want);

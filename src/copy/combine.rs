@@ -1,14 +1,14 @@
 //! Writes gathered into one per object: a qcow2 stream's pieces are clusters (64 KiB by
 //! default), and writing each on its own would cost a librbd request and an OSD op per cluster
 //! where one per 4 MiB object does.
-use super::{BufferPool, Sink};
+use super::{BufferPool, PoolBuf, Sink};
 use crate::error::Result;
 
 /// Gathers data runs that continue one another into one write per object. The runs are copied
 /// into the buffer (the piece itself may still be on its way to the hasher). Writes leave in
 /// guest order when the runs come in guest order, so an ordered sink can take them.
 pub(crate) struct Combiner {
-    buf: Vec<u8>,
+    buf: PoolBuf,
     /// Guest offset of `buf[0]`.
     start: u64,
     object: u64,
@@ -16,35 +16,22 @@ pub(crate) struct Combiner {
 
 impl Combiner {
     pub fn new(object: u64, pool: &BufferPool) -> Combiner {
+        let object = object.max(1);
         Combiner {
-            buf: Self::empty(object, pool),
+            // Not zero-filled: see [`BufferPool::empty`].
+            buf: pool.empty(object as usize),
             start: 0,
-            object: object.max(1),
+            object,
         }
-    }
-
-    /// An empty buffer with room for an object. Its bytes are not zeroed first: the pool's
-    /// buffers come in several sizes, and zero-filling a small one up to 4 MiB on every write
-    /// cost a third more CPU on a fragmented image.
-    fn empty(object: u64, pool: &BufferPool) -> Vec<u8> {
-        let mut b = pool.get(0);
-        b.reserve(object as usize);
-        b
     }
 
     /// Adds `bytes` at guest offset `at`, writing out what came before when they do not
     /// continue it within its object.
-    pub fn add(
-        &mut self,
-        mut at: u64,
-        mut bytes: &[u8],
-        sink: &mut dyn Sink,
-        pool: &BufferPool,
-    ) -> Result<()> {
+    pub fn add(&mut self, mut at: u64, mut bytes: &[u8], sink: &mut dyn Sink) -> Result<()> {
         while !bytes.is_empty() {
             let end = self.start + self.buf.len() as u64;
             if self.buf.is_empty() || at != end || end.is_multiple_of(self.object) {
-                self.flush(sink, pool)?;
+                self.flush(sink)?;
                 self.start = at;
             }
             let room = (self.object - at % self.object).min(bytes.len() as u64) as usize;
@@ -55,21 +42,22 @@ impl Combiner {
     }
 
     /// Writes out what is gathered.
-    pub fn flush(&mut self, sink: &mut dyn Sink, pool: &BufferPool) -> Result<()> {
+    pub fn flush(&mut self, sink: &mut dyn Sink) -> Result<()> {
         if self.buf.is_empty() {
             return Ok(());
         }
         // A large run goes out in this buffer; a small one in a copy, so an object-sized
         // buffer is not held by a write of a few KiB.
+        let pool = self.buf.pool().clone();
         let out = if self.buf.len() as u64 >= self.object / 4 {
-            std::mem::replace(&mut self.buf, Self::empty(self.object, pool))
+            std::mem::replace(&mut self.buf, pool.empty(self.object as usize))
         } else {
             let mut part = pool.get(self.buf.len());
             part.copy_from_slice(&self.buf);
             self.buf.clear();
             part
         };
-        sink.write(self.start, out, pool)
+        sink.write(self.start, out)
     }
 }
 
@@ -85,7 +73,7 @@ mod tests {
         fn ensure_size(&mut self, _: u64) -> Result<()> {
             Ok(())
         }
-        fn write(&mut self, offset: u64, data: Vec<u8>, _: &BufferPool) -> Result<()> {
+        fn write(&mut self, offset: u64, data: PoolBuf) -> Result<()> {
             self.0.push((offset, data.len()));
             Ok(())
         }
@@ -100,14 +88,13 @@ mod tests {
         let mut sink = Writes::default();
         let mut c = Combiner::new(1 << 20, &pool);
         let d = vec![1u8; 3 << 19];
-        c.add(0, &d[..4096], &mut sink, &pool).unwrap();
-        c.add(4096, &d[..8192], &mut sink, &pool).unwrap(); // continues: gathered
-        c.add(65536, &d[..4096], &mut sink, &pool).unwrap(); // gap: the first write goes out
-        c.add(69632, &d[..1 << 20], &mut sink, &pool).unwrap(); // crosses into the next object
-                                                                // A gap, then a run that crosses into the next object.
-        c.add((3 << 20) - 4096, &d[..8192], &mut sink, &pool)
-            .unwrap();
-        c.flush(&mut sink, &pool).unwrap();
+        c.add(0, &d[..4096], &mut sink).unwrap();
+        c.add(4096, &d[..8192], &mut sink).unwrap(); // continues: gathered
+        c.add(65536, &d[..4096], &mut sink).unwrap(); // gap: the first write goes out
+        c.add(69632, &d[..1 << 20], &mut sink).unwrap(); // crosses into the next object
+                                                         // A gap, then a run that crosses into the next object.
+        c.add((3 << 20) - 4096, &d[..8192], &mut sink).unwrap();
+        c.flush(&mut sink).unwrap();
         let want = [
             (0, 12288),
             (65536, (1 << 20) - 65536),

@@ -10,7 +10,9 @@
 pub(crate) enum Fault {
     /// A decode job panics instead of sending its piece.
     DecodePanic,
-    /// The producer stops before the end of the disk and reports success.
+    /// The producer stops before the end of the disk and reports success: every piece after
+    /// the first is lost on its way to the consumer (a filter on the channel, so producers
+    /// pay nothing for it), the producer's end still arrives.
     ProducerStopsEarly,
     /// The producer thread panics.
     ProducerPanic,

@@ -11,7 +11,7 @@
 use super::digest::BlockDigest;
 use super::fault::{injected, Fault};
 use super::piece::ReadData;
-use super::{BufferPool, Checksum, DiskHasher};
+use super::{Checksum, DiskHasher};
 use std::collections::BTreeMap;
 use std::sync::mpsc::Receiver;
 
@@ -43,7 +43,6 @@ impl Hashed {
 pub(crate) fn hash_behind_frontier(
     kind: Checksum,
     rx: Receiver<(u64, Hashed)>,
-    pool: &BufferPool,
     cap: u64,
 ) -> Option<(String, u64)> {
     if injected(Fault::HasherPanic) {
@@ -53,15 +52,10 @@ pub(crate) fn hash_behind_frontier(
     let (mut frontier, mut held) = (0u64, 0u64);
     let mut waiting: BTreeMap<u64, Hashed> = BTreeMap::new();
     let mut gave_up = false;
-    let recycle = |item: Hashed| {
-        if let Hashed::Data(d) = item {
-            pool.put(d.buf);
-        }
-    };
     for (guest, item) in rx {
+        // Once given up, every item is dropped as it comes (its buffer back to the pool).
         if gave_up || guest < frontier || waiting.contains_key(&guest) {
             gave_up = true;
-            recycle(item);
             continue;
         }
         if let Hashed::Data(d) = &item {
@@ -78,7 +72,6 @@ pub(crate) fn hash_behind_frontier(
                 Hashed::Data(d) => {
                     h.feed(&d.buf, &d.extents);
                     held -= d.buf.len() as u64;
-                    pool.put(d.buf);
                 }
                 Hashed::Zeros(n) => h.zeros(n),
                 Hashed::Digests(d, _) => h.blocks(&d),
@@ -86,9 +79,7 @@ pub(crate) fn hash_behind_frontier(
         }
         if held > cap || waiting.len() > MAX_WAITING {
             gave_up = true;
-            for (_, item) in std::mem::take(&mut waiting) {
-                recycle(item);
-            }
+            waiting.clear();
         }
     }
     (!gave_up && waiting.is_empty()).then(|| (h.finish(), frontier))

@@ -8,8 +8,8 @@
 //! ([`copy_disk`], [`copy_stream`], [`copy_qcow2_stream`]).
 //!
 //! Pieces are at most `chunk_size` bytes (the RBD object size) and never straddle a chunk, so
-//! writes are object-aligned. Memory is bounded by the window (pieces in flight), the sink's own
-//! writes in flight and the hash buffer, whatever the image size. This module never prints;
+//! writes are object-aligned. Memory is bounded by one budget ([`CopyOptions::memory`]) that the
+//! pieces being read, waiting, written and hashed share, whatever the image size. This module never prints;
 //! cancellation is a flag the caller sets (e.g. from SIGINT). See [`pipeline`] for how each
 //! failure becomes an error.
 mod buffers;
@@ -30,7 +30,7 @@ mod tree;
 mod workers;
 
 pub use crate::zero::{is_zero, nonzero_runs};
-pub use buffers::BufferPool;
+pub use buffers::{BufferPool, PoolBuf};
 pub use checksum::checksum_disk;
 pub use digest::{Checksum, DiskHasher};
 
@@ -46,16 +46,23 @@ use std::io::Read;
 use std::sync::atomic::AtomicBool;
 
 /// Bytes of decoded data the hasher may hold while it waits for a gap in guest order to fill
-/// (only a qcow2 stream's out-of-order data waits; block digests cost 32 bytes a block).
+/// (only a qcow2 stream's out-of-order data waits; block digests cost 32 bytes a block); at
+/// most a quarter of the memory budget.
 pub const HASH_BUFFER_BYTES: u64 = 64 << 20;
+
+/// The memory budget of a copy: 80 MiB of buffers, so a process holding a librados connection
+/// (about 33 MiB) stays under 128 MiB. It holds 8 reads of 4 MiB objects in flight with 10 of
+/// the sink's writes ([`sink_rbd::MAX_BYTES_IN_FLIGHT`] is half of it) in the same run.
+pub const MEMORY_BUDGET: u64 = 80 << 20;
 
 /// Where copied data goes. Only non-zero runs are written; the target must read zeros elsewhere
 /// (a fresh RBD image, a new sparse file) or fill them itself (a stream).
 pub trait Sink {
     /// Grows the target to at least `size` bytes (streams learn their size as they go).
     fn ensure_size(&mut self, size: u64) -> Result<()>;
-    /// Writes `data` at `offset`; may keep it in flight and return it to `pool` later.
-    fn write(&mut self, offset: u64, data: Vec<u8>, pool: &BufferPool) -> Result<()>;
+    /// Writes `data` at `offset`; may keep it in flight (it goes back to its pool when
+    /// dropped).
+    fn write(&mut self, offset: u64, data: PoolBuf) -> Result<()>;
     /// Waits for every write, makes them durable and sets the final size.
     fn finish(&mut self, size: u64) -> Result<()>;
     /// A writer the decode threads may call directly, in any order, when the target takes
@@ -87,20 +94,13 @@ pub struct CopyOptions {
     pub sparse_size: u64,
     /// Threads reading and decoding chunks.
     pub threads: usize,
-    /// Pieces read but not yet handed to the sink (bounds memory: window × chunk_size).
-    pub window: usize,
+    /// Bytes of buffers the copy may hold at once ([`MEMORY_BUDGET`]); a chunk larger than it
+    /// still goes, one at a time.
+    pub memory: u64,
     /// The checksum of the virtual disk content to compute, if any.
     pub checksum: Option<Checksum>,
     /// Bytes the hasher may hold waiting for out-of-order data ([`HASH_BUFFER_BYTES`]).
     pub hash_buffer: u64,
-}
-
-impl CopyOptions {
-    /// The window that keeps `threads` decode threads busy while the sink drains; more only
-    /// costs memory (the sink holds its own writes in flight).
-    pub fn window_for(threads: usize) -> usize {
-        2 * threads.max(1) + 4
-    }
 }
 
 impl Default for CopyOptions {
@@ -115,7 +115,7 @@ impl Default for CopyOptions {
             chunk_size: 4 << 20,
             sparse_size: 4096,
             threads,
-            window: Self::window_for(threads),
+            memory: MEMORY_BUDGET,
             checksum: Some(Checksum::Sha256Tree),
             hash_buffer: HASH_BUFFER_BYTES,
         }

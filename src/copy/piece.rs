@@ -1,7 +1,7 @@
 //! A piece of the virtual disk on its way from a producer to the sink: what a decode thread
 //! made of it (its non-zero runs, its block digests, maybe already written).
 use super::digest::{whole_block_digests, BlockDigest};
-use super::{BufferPool, Checksum, ConcurrentWrite};
+use super::{Checksum, ConcurrentWrite, PoolBuf};
 use crate::error::Result;
 use crate::zero::push_nonzero_runs;
 
@@ -30,7 +30,7 @@ pub(crate) enum Body {
 
 /// The bytes read for one piece.
 pub(crate) struct ReadData {
-    pub buf: Vec<u8>,
+    pub buf: PoolBuf,
     /// The ranges of `buf` that were read (`(start, len)`); the rest of the piece reads as
     /// zeros and those bytes of `buf` are stale.
     pub extents: Vec<(usize, usize)>,
@@ -72,13 +72,7 @@ impl Scan {
     /// covers whole `sha256-blocks` blocks (`last`: it ends the disk, so its last block may be
     /// short), and with a direct writer writes its runs there, keeping the data only if the
     /// hasher still needs it.
-    pub fn finish(
-        &self,
-        guest: u64,
-        read: ReadData,
-        last: bool,
-        pool: &BufferPool,
-    ) -> Result<Piece> {
+    pub fn finish(&self, guest: u64, read: ReadData, last: bool) -> Result<Piece> {
         let mut runs = Vec::new();
         for &(start, n) in &read.extents {
             push_nonzero_runs(&read.buf, start, n, self.sparse, &mut runs);
@@ -91,12 +85,8 @@ impl Scan {
                 for &(start, n) in &runs {
                     w.write_at(guest + start as u64, &read.buf[start..start + n])?;
                 }
-                Body::Written(if self.checksum.is_some() && digests.is_none() {
-                    Some(read)
-                } else {
-                    pool.put(read.buf);
-                    None
-                })
+                // The buffer goes back to the pool now, unless the hasher needs its bytes.
+                Body::Written((self.checksum.is_some() && digests.is_none()).then_some(read))
             }
         };
         Ok(Piece {

@@ -3,8 +3,9 @@
 //! thread consumes them (in guest order, or as they come) into the sink; one hasher folds the
 //! checksum behind a frontier.
 //!
-//! Memory is bounded: at most `window` submitted pieces are read but not yet handed to the sink
-//! (a token each), whatever the image size; runs of zeros cost no token.
+//! Memory is bounded by one budget ([`CopyOptions::memory`], see [`BufferPool`]): the producer
+//! takes each piece's buffer only once the buffers read, waiting, gathered, in the sink's writes
+//! and in the hasher fit in it, whatever the image size; runs of zeros cost nothing.
 //!
 //! Every way a copy can go wrong ends here as an error, never as a short image: a failed or
 //! panicking decode job, a producer that stops early or panics, a hasher that panics, a sink
@@ -16,7 +17,7 @@ use super::fault::{injected, Fault};
 use super::hasher::{hash_behind_frontier, Hashed};
 use super::piece::{Body, Piece, ReadData, Scan};
 use super::workers::{panic_message, thread_panicked, Workers};
-use super::{BufferPool, Control, CopyOptions, CopyStats, Sink};
+use super::{BufferPool, Control, CopyOptions, CopyStats, PoolBuf, Sink};
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,15 +66,11 @@ enum Msg {
 /// What the producer hands pieces to.
 pub(crate) struct Emitter<'a, 'scope> {
     tx: Sender<Msg>,
-    tokens: &'a Receiver<()>,
     workers: &'a Workers<'scope>,
     cancel: &'a AtomicBool,
     stop: &'a AtomicBool,
     pool: &'a BufferPool,
     scan: Arc<Scan>,
-    /// Injected failure: the producer "stops early" after its first piece.
-    drop_after_first: bool,
-    sent: std::cell::Cell<u64>,
 }
 
 impl<'scope> Emitter<'_, 'scope> {
@@ -91,13 +88,14 @@ impl<'scope> Emitter<'_, 'scope> {
 
     /// An error when the copy is halted (the consumer reports the real cause).
     pub fn check(&self) -> Result<()> {
-        if self.cancel.load(Ordering::Relaxed) {
-            return Err(Error::Interrupted("copy stopped before completion".into()));
+        if !self.halted() {
+            return Ok(());
         }
-        if self.halted() {
-            return Err(Error::Other("copy pipeline stopped".into()));
-        }
-        Ok(())
+        Err(if self.cancel.load(Ordering::Relaxed) {
+            Error::Interrupted("copy stopped before completion".into())
+        } else {
+            Error::Other("copy pipeline stopped".into())
+        })
     }
 
     /// Waits on `rx` while checking for a halt (a blocked pipe must not hold up a cancel).
@@ -114,9 +112,9 @@ impl<'scope> Emitter<'_, 'scope> {
         }
     }
 
-    /// `len` bytes at `guest` that read as zeros (no read, no token).
+    /// `len` bytes at `guest` that read as zeros (no read, no memory).
     pub fn zeros(&self, guest: u64, len: u64) -> Result<()> {
-        if len == 0 || self.dropped() {
+        if len == 0 {
             return Ok(());
         }
         self.tx
@@ -124,38 +122,50 @@ impl<'scope> Emitter<'_, 'scope> {
             .map_err(|_| Error::Other("copy pipeline stopped".into()))
     }
 
-    /// Queues the piece at `guest` for a decode thread: `fill` reads or decodes it into a
-    /// buffer from the pool, then the thread zero-scans it, hashes its blocks and, when the
-    /// sink allows, writes it. `last`: the piece ends the disk. Waits for a token first.
+    /// Queues the piece of `len` bytes at `guest` for a decode thread: `fill` reads or decodes
+    /// it into the buffer it is given, then the thread zero-scans it, hashes its blocks and,
+    /// when the sink allows, writes it. `last`: the piece ends the disk. Its room in the copy's
+    /// memory budget is taken here, in the order the producer walks the disk.
     pub fn submit(
         &self,
         guest: u64,
         last: bool,
-        fill: impl FnOnce(&BufferPool) -> Result<ReadData> + Send + 'scope,
+        len: usize,
+        fill: impl FnOnce(PoolBuf) -> Result<ReadData> + Send + 'scope,
     ) -> Result<()> {
-        if self.dropped() {
-            return Ok(());
+        let Some(room) = self.pool.admit(len, &|| self.halted()) else {
+            return self.check();
+        };
+        self.queue(guest, last, move || fill(room.into_buf()))
+    }
+
+    /// Queues a piece already in memory (a stream's block, a cluster the stream carried), once
+    /// the memory in use fits in the budget.
+    pub fn submit_read(&self, guest: u64, last: bool, read: ReadData) -> Result<()> {
+        if self.pool.wait_until_fits(0, &|| self.halted()).is_none() {
+            return self.check();
         }
-        self.recv(self.tokens)?;
-        let (tx, pool, scan) = (self.tx.clone(), self.pool.clone(), self.scan.clone());
+        self.queue(guest, last, move || Ok(read))
+    }
+
+    fn queue(
+        &self,
+        guest: u64,
+        last: bool,
+        read: impl FnOnce() -> Result<ReadData> + Send + 'scope,
+    ) -> Result<()> {
+        let (tx, scan) = (self.tx.clone(), self.scan.clone());
         self.workers.submit(move || {
             if injected(Fault::DecodePanic) && guest > 0 {
                 panic!("injected decode failure at guest offset {guest}");
             }
-            let msg = match fill(&pool).and_then(|read| scan.finish(guest, read, last, &pool)) {
+            let msg = match read().and_then(|read| scan.finish(guest, read, last)) {
                 Ok(p) => Msg::Piece(p),
                 Err(e) => Msg::Failed(e),
             };
             let _ = tx.send(msg);
         });
         Ok(())
-    }
-
-    /// With the injected early stop, everything after the first piece is silently dropped.
-    fn dropped(&self) -> bool {
-        let n = self.sent.get();
-        self.sent.set(n + 1);
-        self.drop_after_first && n > 0
     }
 }
 
@@ -175,13 +185,16 @@ pub(crate) fn run(
         ));
     }
     let started = Instant::now();
-    let window = opts.window.max(1);
-    let pool = BufferPool::new(window + 4);
-    let (tx, rx) = bounded::<Msg>(window + 1);
-    let (token_tx, token_rx) = bounded::<()>(window);
-    for _ in 0..window {
-        let _ = token_tx.send(());
-    }
+    // Pieces that fit in the budget at once: the queues are as long (zero pieces, which hold
+    // no memory, wait there too).
+    let pieces = (opts.memory / opts.chunk_size.max(1)).clamp(1, 1 << 16) as usize;
+    let pool = BufferPool::with_budget(pieces + 4, opts.memory);
+    let (tx, rx) = bounded::<Msg>(pieces + 1);
+    let rx = if injected(Fault::ProducerStopsEarly) {
+        stops_early(rx)
+    } else {
+        rx
+    };
     let scan = Arc::new(Scan {
         sparse: opts.sparse_size as usize,
         checksum: opts.checksum,
@@ -203,14 +216,11 @@ pub(crate) fn run(
                 };
                 let emit = Emitter {
                     tx: tx.clone(),
-                    tokens: &token_rx,
                     workers: &workers,
                     cancel: ctl.cancel,
                     stop: stop_ref,
                     pool: pool_ref,
                     scan,
-                    drop_after_first: injected(Fault::ProducerStopsEarly),
-                    sent: std::cell::Cell::new(0),
                 };
                 if injected(Fault::ProducerPanic) {
                     panic!("injected producer failure");
@@ -228,11 +238,13 @@ pub(crate) fn run(
             .map_err(|e| Error::io("start the producer thread", e))?;
         let (hash_tx, hasher) = match opts.checksum {
             Some(kind) => {
-                let (htx, hrx) = bounded::<(u64, Hashed)>(window);
-                let (hpool, cap) = (pool.clone(), opts.hash_buffer);
+                let (htx, hrx) = bounded::<(u64, Hashed)>(pieces);
+                // Out-of-order data waits in the hasher for pieces not read yet: it must leave
+                // them room in the budget (next to the sink's writes), or it would wait forever.
+                let cap = opts.hash_buffer.min(opts.memory / 4);
                 let h = std::thread::Builder::new()
                     .name("rbdkit-hasher".into())
-                    .spawn_scoped(s, move || hash_behind_frontier(kind, hrx, &hpool, cap))
+                    .spawn_scoped(s, move || hash_behind_frontier(kind, hrx, cap))
                     .map_err(|e| Error::io("start the hasher thread", e))?;
                 (Some(htx), Some(h))
             }
@@ -240,9 +252,7 @@ pub(crate) fn run(
         };
         let consumer = Consumer {
             sink: &mut *sink,
-            pool: &pool,
             hash_tx,
-            tokens: token_tx,
             writes: Combiner::new(opts.chunk_size, &pool),
             chunk: opts.chunk_size,
             coverage: Coverage::default(),
@@ -282,6 +292,10 @@ pub(crate) fn run(
             }
         }
         sink.finish(produced.total)?;
+        // Every buffer comes back on success: one that did not would shrink the budget of
+        // every copy after it in this process.
+        #[cfg(test)]
+        assert_eq!(pool.in_use(), 0, "buffers not returned to the pool");
         Ok(CopyStats {
             virtual_size: produced.total,
             bytes_written: written,
@@ -298,9 +312,7 @@ pub(crate) fn run(
 /// This thread's end of the pipeline.
 struct Consumer<'a> {
     sink: &'a mut dyn Sink,
-    pool: &'a BufferPool,
     hash_tx: Option<Sender<(u64, Hashed)>>,
-    tokens: Sender<()>,
     writes: Combiner,
     chunk: u64,
     coverage: Coverage,
@@ -349,7 +361,7 @@ impl Consumer<'_> {
                         self.coverage.add(p.guest, p.len)?;
                     }
                     self.coverage.complete(produced.total)?;
-                    self.writes.flush(self.sink, self.pool)?;
+                    self.writes.flush(self.sink)?;
                     return Ok((produced, self.written));
                 }
             }
@@ -366,7 +378,6 @@ impl Consumer<'_> {
         if let Some(d) = digests {
             self.hash(p.guest, Hashed::Digests(d, p.len))?;
         }
-        let holds_token = !matches!(p.body, Body::Zeros);
         match p.body {
             Body::Zeros => {
                 if hash_data {
@@ -381,13 +392,12 @@ impl Consumer<'_> {
                     && p.guest.is_multiple_of(self.chunk);
                 if whole && !hash_data {
                     // A whole object goes out in its own buffer, not copied.
-                    self.writes.flush(self.sink, self.pool)?;
-                    self.sink.write(p.guest, read.buf, self.pool)?;
+                    self.writes.flush(self.sink)?;
+                    self.sink.write(p.guest, read.buf)?;
                 } else {
                     for &(start, n) in &p.runs {
                         let data = &read.buf[start..start + n];
-                        self.writes
-                            .add(p.guest + start as u64, data, self.sink, self.pool)?;
+                        self.writes.add(p.guest + start as u64, data, self.sink)?;
                     }
                     self.retire(p.guest, read, hash_data)?;
                 }
@@ -395,18 +405,14 @@ impl Consumer<'_> {
         }
         self.done += p.len;
         (self.progress)(self.done, self.known_total);
-        if holds_token {
-            let _ = self.tokens.send(());
-        }
         Ok(())
     }
 
-    /// A piece's buffer goes to the hasher, which returns it to the pool, or straight back.
+    /// A piece's buffer goes to the hasher, or straight back to the pool.
     fn retire(&self, guest: u64, read: ReadData, to_hasher: bool) -> Result<()> {
         if to_hasher {
             self.hash(guest, Hashed::Data(read))
         } else {
-            self.pool.put(read.buf);
             Ok(())
         }
     }
@@ -419,4 +425,26 @@ impl Consumer<'_> {
             None => Ok(()),
         }
     }
+}
+
+/// The injected early stop ([`Fault::ProducerStopsEarly`]): every piece after the first is
+/// lost on its way to the consumer (its buffer returned), the producer's end still arrives.
+/// A filter on the channel, so no producer pays for the check.
+fn stops_early(rx: Receiver<Msg>) -> Receiver<Msg> {
+    let (tx, out) = bounded::<Msg>(1);
+    std::thread::spawn(move || {
+        let mut first = true;
+        for msg in rx {
+            match msg {
+                Msg::Piece(_) if !first => {}
+                msg => {
+                    first &= !matches!(msg, Msg::Piece(_));
+                    if tx.send(msg).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    out
 }

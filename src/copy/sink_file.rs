@@ -1,6 +1,6 @@
 //! A sparse raw file as a copy target: zeros become holes, the file appears under its final
 //! name only when complete (written under a temporary name in the same directory, then renamed).
-use super::{BufferPool, ConcurrentWrite, Sink};
+use super::{ConcurrentWrite, PoolBuf, Sink};
 use crate::error::{Error, Result};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -70,9 +70,8 @@ impl Sink for FileSink {
         Ok(())
     }
 
-    fn write(&mut self, offset: u64, data: Vec<u8>, pool: &BufferPool) -> Result<()> {
+    fn write(&mut self, offset: u64, data: PoolBuf) -> Result<()> {
         self.writer.write_at(offset, &data)?;
-        pool.put(data);
         Ok(())
     }
 

@@ -1,14 +1,17 @@
 //! An RBD image as a copy target: librbd aio writes, `concurrency` in flight, object-aligned
 //! (the engine's chunks are objects). Zeros are never written: the image must be fresh.
-use super::{BufferPool, Sink};
-use crate::ceph::{full_advice, full_condition, Completions, Image};
+use super::{PoolBuf, Sink, MEMORY_BUDGET};
+use crate::ceph::{full_advice, full_condition, AioDone, Completions, Image};
 use crate::error::{Error, Result};
+use std::collections::HashMap;
 use std::time::Duration;
 
-/// Bytes of writes in flight at most (with `--concurrency` as the count): 12 objects of 4 MiB
-/// keep one OSD as busy as 32 did (dense 1 GiB import, same hour: 4.65-5.16 s at 12 writes,
-/// 5.21-5.62 s at 32) and the import's peak RSS falls from 249 to 167 MiB.
-pub const MAX_BYTES_IN_FLIGHT: usize = 48 << 20;
+/// Bytes of writes in flight at most (with `--concurrency` as the count): half the copy's
+/// memory budget, which the writes share with the reads. 10 objects of 4 MiB keep one OSD as
+/// busy as 32 did (dense 1 GiB import, same hour: 4.65-5.16 s at 12 writes, 5.21-5.62 s at 32).
+/// Writes that finished but are not reaped yet still hold their buffers, so this must leave
+/// the producer room in the budget (see `BufferPool`).
+pub const MAX_BYTES_IN_FLIGHT: usize = (MEMORY_BUDGET / 2) as usize;
 
 /// After this long without a finished write, ask the monitor whether the cluster is full.
 const STALL_CHECK: Duration = Duration::from_secs(5);
@@ -24,6 +27,9 @@ pub struct RbdSink<'a> {
     size: u64,
     min_size: u64,
     next_tag: u64,
+    /// The buffers of the writes in flight, by tag: each lends its vector to librbd until the
+    /// completion hands it back, and stays counted in the copy's budget until then.
+    lent: HashMap<u64, PoolBuf>,
 }
 
 impl<'a> RbdSink<'a> {
@@ -38,13 +44,14 @@ impl<'a> RbdSink<'a> {
             size,
             min_size,
             next_tag: 0,
+            lent: HashMap::new(),
         }
     }
 
     /// Waits for one write to finish, recycling its buffer. While writes stall, asks the
     /// monitor whether the cluster is full and fails at once if it is (a full cluster pauses
     /// writes instead of failing them).
-    fn reap(&mut self, pool: &BufferPool) -> Result<()> {
+    fn reap(&mut self) -> Result<()> {
         let done = loop {
             if let Some(d) = self.q.recv_timeout(STALL_CHECK) {
                 break d;
@@ -57,25 +64,29 @@ impl<'a> RbdSink<'a> {
                 )));
             }
         };
+        self.retire(done)
+    }
+
+    /// Takes back what a finished write holds; its result.
+    fn retire(&mut self, done: AioDone) -> Result<()> {
         self.in_flight -= 1;
         self.bytes_in_flight -= done.buf.capacity().min(self.bytes_in_flight);
-        pool.put(done.buf);
+        if let Some(mut buf) = self.lent.remove(&done.tag) {
+            buf.restore(done.buf);
+        }
         done.result.map(|_| ())
     }
 
     /// Waits for every write in flight. Stalled writes end when librados' op timeout
     /// (`--op-timeout`) fails them, so this returns even on a full cluster.
-    fn drain(&mut self, pool: &BufferPool) -> Result<()> {
+    fn drain(&mut self) -> Result<()> {
         let mut first_err = None;
         while self.in_flight > 0 {
             let done = self.q.recv();
-            self.in_flight -= 1;
-            if let Err(e) = done.result {
+            if let Err(e) = self.retire(done) {
                 first_err.get_or_insert(e);
             }
-            pool.put(done.buf);
         }
-        self.bytes_in_flight = 0;
         first_err.map_or(Ok(()), Err)
     }
 }
@@ -91,23 +102,30 @@ impl Sink for RbdSink<'_> {
         Ok(())
     }
 
-    fn write(&mut self, offset: u64, data: Vec<u8>, pool: &BufferPool) -> Result<()> {
+    fn write(&mut self, offset: u64, mut data: PoolBuf) -> Result<()> {
+        // Writes that already finished give their buffers back now, not when the window is
+        // full: the readers share the memory they hold.
+        while let Some(done) = self.q.try_recv() {
+            self.retire(done)?;
+        }
         // What a write holds is its buffer's capacity.
         let len = data.capacity();
         while self.in_flight >= self.max_in_flight
             || (self.in_flight > 0 && self.bytes_in_flight + len > MAX_BYTES_IN_FLIGHT)
         {
-            self.reap(pool)?;
+            self.reap()?;
         }
         self.next_tag += 1;
-        self.image.aio_write(offset, data, self.next_tag, &self.q)?;
+        self.image
+            .aio_write(offset, data.take_vec(), self.next_tag, &self.q)?;
+        self.lent.insert(self.next_tag, data);
         self.in_flight += 1;
         self.bytes_in_flight += len;
         Ok(())
     }
 
     fn finish(&mut self, size: u64) -> Result<()> {
-        self.drain(&BufferPool::new(0))?;
+        self.drain()?;
         self.image.flush()?;
         let final_size = size.max(self.min_size);
         if final_size != self.size {
@@ -122,6 +140,6 @@ impl Drop for RbdSink<'_> {
     fn drop(&mut self) {
         // On an error path writes may still be in flight; the image waits for them on close,
         // but reaping here keeps the completion queue from outliving its requests' purpose.
-        let _ = self.drain(&BufferPool::new(0));
+        let _ = self.drain();
     }
 }

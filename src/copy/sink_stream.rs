@@ -1,7 +1,7 @@
 //! A raw byte stream as a sink (stdout: `rbdkit export IMAGE -`): writes come in increasing
 //! offset order ([`Sink::ordered`]) and the holes between them go out as zeros, so the stream
 //! is the whole raw disk, as `rbd export IMAGE -` writes it.
-use super::{BufferPool, Sink};
+use super::{PoolBuf, Sink};
 use crate::error::{Error, Result};
 use std::io::Write;
 
@@ -55,7 +55,7 @@ impl Sink for StreamSink {
         Ok(())
     }
 
-    fn write(&mut self, offset: u64, data: Vec<u8>, pool: &BufferPool) -> Result<()> {
+    fn write(&mut self, offset: u64, data: PoolBuf) -> Result<()> {
         if offset < self.pos {
             return Err(Error::Other(format!(
                 "write {} at offset {offset}: the stream is already at {}: this is a bug in rbdkit, please report it",
@@ -64,7 +64,6 @@ impl Sink for StreamSink {
         }
         self.zeros_to(offset)?;
         self.put(&data)?;
-        pool.put(data);
         Ok(())
     }
 

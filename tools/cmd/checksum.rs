@@ -81,7 +81,7 @@ pub fn run(a: ChecksumArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         Target::File(p) => hash(rbdkit::disk::open(&p, &a.copy.open_options(&p)?)?.as_ref())?,
         #[cfg(feature = "rbd")]
         Target::Image(spec) => {
-            let cluster = g.connect()?;
+            let cluster = g.connect_for_bulk_io()?;
             let io = cluster.ioctx(&spec.pool, spec.namespace.as_deref())?;
             let image =
                 rbdkit::ceph::Image::open_read_only(&io, &spec.image, spec.snap.as_deref())?;

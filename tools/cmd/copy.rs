@@ -52,24 +52,34 @@ pub fn run(a: CopyArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         ));
     }
     let mut create = a.layout.create_options(false)?;
-    let src_cluster = g.connect()?;
+    // Fail I/O a broken or full cluster never answers, as an import does.
+    let mut g = g.clone();
+    g.op_timeout = g.op_timeout.or(Some(std::time::Duration::from_secs(120)));
+    let g = &g;
+    let src_cluster = g.connect_for_bulk_io()?;
     let io = src_cluster.ioctx(&a.src.pool, a.src.namespace.as_deref())?;
     let image = Image::open_read_only(&io, &a.src.image, a.src.snap.as_deref())?;
     let info = image.stat()?;
     create.order = create.order.or(Some(info.order as u8));
-    let mut dg = g.clone();
-    if let Some(c) = &a.dest_conf {
-        dg.conf = Some(c.clone());
-    }
-    if let Some(id) = &a.dest_id {
-        dg.id = Some(id.clone());
-        dg.name = None;
-    }
-    if let Some(k) = &a.dest_keyring {
-        dg.keyring = Some(k.clone());
-    }
-    dg.op_timeout = dg.op_timeout.or(Some(std::time::Duration::from_secs(120)));
-    let dest_cluster = dg.connect_for_bulk_writes()?;
+    // Another cluster or client only when asked: one connection otherwise (each holds
+    // ~30 MiB of librados buffers and threads).
+    let other_dest = a.dest_conf.is_some() || a.dest_id.is_some() || a.dest_keyring.is_some();
+    let dest_cluster = if other_dest {
+        let mut dg = g.clone();
+        if let Some(c) = &a.dest_conf {
+            dg.conf = Some(c.clone());
+        }
+        if let Some(id) = &a.dest_id {
+            dg.id = Some(id.clone());
+            dg.name = None;
+        }
+        if let Some(k) = &a.dest_keyring {
+            dg.keyring = Some(k.clone());
+        }
+        Some(dg.connect_for_bulk_io()?)
+    } else {
+        None
+    };
     let req = ImportRequest {
         dest: a.dest.clone(),
         size: None,
@@ -88,7 +98,12 @@ pub fn run(a: CopyArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         cancel: &cancel,
     };
     let source = Input::Disk(Box::new(RbdDisk::new(&image, info.size)));
-    let result = import(&dest_cluster, &req, source, &ctl);
+    let result = import(
+        dest_cluster.as_ref().unwrap_or(&src_cluster),
+        &req,
+        source,
+        &ctl,
+    );
     bar.finish_and_clear();
     let r = match result {
         Err(Error::Interrupted(m)) => {

@@ -44,7 +44,7 @@ pub fn run(a: ExportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         )));
     }
     let kind = a.checksum.kind();
-    let cluster = g.connect()?;
+    let cluster = g.connect_for_bulk_io()?;
     let io = cluster.ioctx(&a.src.pool, a.src.namespace.as_deref())?;
     let image = Image::open_read_only(&io, &a.src.image, a.src.snap.as_deref())?;
     let info = image.stat()?;

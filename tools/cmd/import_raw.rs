@@ -90,7 +90,7 @@ pub fn run(a: ImportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     // the condition and clean up. 120 s is far beyond any healthy write.
     let mut g = g.clone();
     g.op_timeout = g.op_timeout.or(Some(std::time::Duration::from_secs(120)));
-    let cluster = g.connect_for_bulk_writes()?;
+    let cluster = g.connect_for_bulk_io()?;
     let total = source.virtual_size().unwrap_or(0);
     let bar = crate::progress::bytes_bar(total, "importing", !g.no_progress);
     let ctl = Control {

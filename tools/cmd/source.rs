@@ -169,7 +169,6 @@ impl EngineFlags {
         }
         o.chunk_size = chunk_size;
         o.sparse_size = self.sparse_size;
-        o.window = CopyOptions::window_for(o.threads);
         o.checksum = checksum;
         Ok(o)
     }

@@ -31,7 +31,7 @@ impl Image {
         let raw = self.raw;
         aio::submit(self.request(tag, buf, "write", offset, q), |c, p, len| {
             // SAFETY: p/len describe the request's buffer, kept alive and unmodified until the
-            // callback (which is what zero-copy writes, see ConnectOptions::bulk_writes, need).
+            // callback (which is what zero-copy writes, see ConnectOptions::bulk_io, need).
             unsafe { sys::rbd_aio_write2(raw, offset, len, p as *const c_char, c, 0) }
         })
     }

@@ -61,8 +61,7 @@ impl Produce for DiskProducer<'_> {
                     next.next();
                 }
                 let len = (end - at) as usize;
-                emit.submit(at, end == size, move |pool| {
-                    let mut buf = pool.get(len);
+                emit.submit(at, end == size, len, move |mut buf| {
                     for &(start, n) in &extents {
                         src.read_at(at + start as u64, &mut buf[start..start + n])?;
                     }

@@ -28,7 +28,7 @@ impl Produce for Qcow2StreamProducer {
         let alloc_pool = emit.pool().clone();
         let (mut dec, first, reader) = self
             .stream
-            .into_parts(self.chunk, Box::new(move |n: usize| alloc_pool.get(n)));
+            .into_parts(self.chunk, Box::new(move |n: usize| alloc_pool.raw(n)));
         let block_pool = BufferPool::new(4);
         let blocks = spawn_block_reader(
             reader,
@@ -43,12 +43,14 @@ impl Produce for Qcow2StreamProducer {
                 Event::Data { guest, bytes } => {
                     let last = guest + bytes.len() as u64 == size;
                     let extents = vec![(0, bytes.len())];
-                    emit.submit(guest, last, move |_| {
-                        Ok(ReadData {
-                            buf: bytes,
+                    emit.submit_read(
+                        guest,
+                        last,
+                        ReadData {
+                            buf: emit.pool().adopt(bytes),
                             extents,
-                        })
-                    })
+                        },
+                    )
                 }
                 Event::Compressed {
                     guest,
@@ -57,10 +59,10 @@ impl Produce for Qcow2StreamProducer {
                     len,
                 } => {
                     let name = name.clone();
-                    emit.submit(guest, guest + len as u64 == size, move |pool: &BufferPool| {
-                        let mut out = pool.get(cs);
+                    let pool = emit.pool().clone();
+                    emit.submit(guest, guest + len as u64 == size, cs, move |mut out| {
                         let decoded = decode_cluster(comp, &input, &mut out);
-                        pool.put(input);
+                        pool.recycle(input);
                         decoded.map_err(|why| Error::bad_image(
                             name,
                             format!("compressed cluster for guest offset {guest:#x} at offset {host:#x}: {why}: the image is corrupt"),
@@ -78,7 +80,6 @@ impl Produce for Qcow2StreamProducer {
                 .map_err(|e| Error::io(format!("read {}", dec.name()), e))?;
             let short = block.len() < READ_BLOCK;
             dec.feed(&block, &mut on_event)?;
-            block_pool.put(block);
             if short {
                 break dec.finish(&mut on_event)?;
             }

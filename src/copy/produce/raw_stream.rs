@@ -3,7 +3,7 @@
 //! 1.3 GiB/s). Its size is what arrives; a short chunk is the last.
 use crate::copy::piece::ReadData;
 use crate::copy::pipeline::{Emitter, Produce, Produced};
-use crate::copy::BufferPool;
+use crate::copy::{BufferPool, PoolBuf};
 use crate::disk::read_full;
 use crate::error::{Error, Result};
 use std::io::Read;
@@ -38,7 +38,7 @@ impl Produce for RawStreamProducer {
             }
             // Outside its non-zero runs the chunk is zeros: the scan looks at all of it.
             let extents = vec![(0, len)];
-            emit.submit(offset, len < chunk, move |_| Ok(ReadData { buf, extents }))?;
+            emit.submit_read(offset, len < chunk, ReadData { buf, extents })?;
             offset += len as u64;
             if len < chunk {
                 break;
@@ -60,8 +60,8 @@ pub(crate) fn spawn_block_reader(
     pool: BufferPool,
     block: usize,
     name: &str,
-) -> Result<Receiver<std::io::Result<Vec<u8>>>> {
-    let (tx, rx) = sync_channel::<std::io::Result<Vec<u8>>>(2);
+) -> Result<Receiver<std::io::Result<PoolBuf>>> {
+    let (tx, rx) = sync_channel::<std::io::Result<PoolBuf>>(2);
     std::thread::Builder::new()
         .name(name.into())
         .spawn(move || loop {

@@ -10,7 +10,7 @@ use crate::error::Result;
 use std::sync::atomic::AtomicBool;
 
 /// Runs `copy` into a new sparse file `dest` with small chunks, three decode threads and a
-/// window of four; returns what the file holds and the stats.
+/// budget of four chunks; returns what the file holds and the stats.
 fn copy_to_file(
     dest: &std::path::Path,
     chunk_size: u64,
@@ -22,7 +22,7 @@ fn copy_to_file(
         chunk_size,
         sparse_size: 4096,
         threads: 3,
-        window: 4,
+        memory: 4 * chunk_size,
         checksum,
         ..CopyOptions::default()
     };

@@ -99,8 +99,7 @@ impl pipeline::Produce for Scripted {
             if self.panic && i == 1 {
                 panic!("producer broke");
             }
-            emit.submit(guest, false, move |pool| {
-                let mut buf = pool.get(len as usize);
+            emit.submit(guest, false, len as usize, move |mut buf| {
                 buf.fill(1);
                 Ok(piece::ReadData {
                     buf,

@@ -58,7 +58,7 @@ pub(super) fn small_opts(checksum: Option<Checksum>) -> CopyOptions {
     CopyOptions {
         chunk_size: 1 << 20,
         threads: 3,
-        window: 4,
+        memory: 4 << 20,
         checksum,
         ..CopyOptions::default()
     }
@@ -75,9 +75,8 @@ impl Sink for Writes {
     fn ensure_size(&mut self, _: u64) -> Result<()> {
         Ok(())
     }
-    fn write(&mut self, offset: u64, data: Vec<u8>, pool: &BufferPool) -> Result<()> {
+    fn write(&mut self, offset: u64, data: PoolBuf) -> Result<()> {
         self.writes.push((offset, data.len()));
-        pool.put(data);
         Ok(())
     }
     fn finish(&mut self, size: u64) -> Result<()> {

@@ -26,7 +26,7 @@ impl Sink for VecSink {
         Ok(())
     }
 
-    fn write(&mut self, offset: u64, data: Vec<u8>, pool: &BufferPool) -> Result<()> {
+    fn write(&mut self, offset: u64, data: PoolBuf) -> Result<()> {
         let o = offset as usize;
         assert!(o + data.len() <= self.disk.len(), "write past the end");
         for c in data.chunks(self.sparse) {
@@ -37,7 +37,6 @@ impl Sink for VecSink {
             *w = true;
         }
         self.disk[o..o + data.len()].copy_from_slice(&data);
-        pool.put(data);
         Ok(())
     }
 
@@ -52,7 +51,7 @@ fn opts(checksum: Checksum) -> CopyOptions {
         chunk_size: 1 << 20,
         sparse_size: 4096,
         threads: 3,
-        window: 6,
+        memory: 32 << 20,
         checksum: Some(checksum),
         hash_buffer: HASH_BUFFER_BYTES,
     }
@@ -231,7 +230,7 @@ impl Sink for FailingSink {
     fn ensure_size(&mut self, _: u64) -> Result<()> {
         Ok(())
     }
-    fn write(&mut self, _: u64, _: Vec<u8>, _: &BufferPool) -> Result<()> {
+    fn write(&mut self, _: u64, _: PoolBuf) -> Result<()> {
         Err(Error::Other("the target broke".into()))
     }
     fn finish(&mut self, _: u64) -> Result<()> {
