@@ -367,7 +367,11 @@ fn vhd_facts_match_qemu_img_info_and_map() {
         ("f.vhd", "subformat=fixed"),
         ("s.vhd", "subformat=dynamic,force_size=on"),
     ] {
-        let fmt = if name.ends_with(".vhdx") { "vhdx" } else { "vpc" };
+        let fmt = if name.ends_with(".vhdx") {
+            "vhdx"
+        } else {
+            "vpc"
+        };
         run_in(
             Some(dir),
             "qemu-img",

@@ -24,13 +24,13 @@ fn marker(v: &mut Vec<u8>, val: u64, size: u32, kind: u32) {
 }
 
 /// A header sector: `gd` is the directory's sector or `u64::MAX` (see the footer).
-fn header(capacity_sectors: u64, gd: u64, overhead: u64) -> Vec<u8> {
+fn header(capacity_sectors: u64, gd: u64, overhead: u64, grain: usize) -> Vec<u8> {
     let mut h = vec![0u8; SECTOR];
     h[..4].copy_from_slice(b"KDMV");
     h[4..8].copy_from_slice(&3u32.to_le_bytes());
     h[8..12].copy_from_slice(&0x30001u32.to_le_bytes());
     h[12..20].copy_from_slice(&capacity_sectors.to_le_bytes());
-    h[20..28].copy_from_slice(&((GRAIN / SECTOR) as u64).to_le_bytes());
+    h[20..28].copy_from_slice(&((grain / SECTOR) as u64).to_le_bytes());
     h[28..36].copy_from_slice(&1u64.to_le_bytes());
     h[36..44].copy_from_slice(&20u64.to_le_bytes());
     h[44..48].copy_from_slice(&512u32.to_le_bytes());
@@ -44,17 +44,22 @@ fn header(capacity_sectors: u64, gd: u64, overhead: u64) -> Vec<u8> {
 /// A VMware-style streamOptimized VMDK of the guest bytes `raw` (its length a multiple of
 /// 512): every grain that is not all zeros is stored compressed.
 pub fn vmware_stream(raw: &[u8]) -> Vec<u8> {
+    vmware_stream_with_grain(raw, GRAIN)
+}
+
+/// [`vmware_stream`] with grains of `grain` bytes (a power of two, at least 4 KiB).
+pub fn vmware_stream_with_grain(raw: &[u8], grain: usize) -> Vec<u8> {
     let capacity = (raw.len() / SECTOR) as u64;
-    let grains = raw.len().div_ceil(GRAIN);
+    let grains = raw.len().div_ceil(grain);
     let overhead = 128u64;
-    let mut v = header(capacity, u64::MAX, overhead);
+    let mut v = header(capacity, u64::MAX, overhead, grain);
     let desc = format!(
         "# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\ncreateType=\"streamOptimized\"\n\nRW {capacity} SPARSE \"disk.vmdk\"\n\nddb.adapterType = \"lsilogic\"\n"
     );
     v.extend(desc.as_bytes());
     v.resize(overhead as usize * SECTOR, 0);
     let mut gtes = vec![0u32; grains.div_ceil(512) * 512];
-    for (g, chunk) in raw.chunks(GRAIN).enumerate() {
+    for (g, chunk) in raw.chunks(grain).enumerate() {
         if chunk.iter().all(|&b| b == 0) {
             continue;
         }
@@ -62,7 +67,7 @@ pub fn vmware_stream(raw: &[u8]) -> Vec<u8> {
         z.write_all(chunk).unwrap();
         let z = z.finish().unwrap();
         gtes[g] = (v.len() / SECTOR) as u32;
-        v.extend(((g * GRAIN / SECTOR) as u64).to_le_bytes());
+        v.extend(((g * grain / SECTOR) as u64).to_le_bytes());
         v.extend((z.len() as u32).to_le_bytes());
         v.extend(z);
         pad(&mut v);
@@ -82,7 +87,7 @@ pub fn vmware_stream(raw: &[u8]) -> Vec<u8> {
     }
     pad(&mut v);
     marker(&mut v, 1, 0, 3);
-    v.extend(header(capacity, gd_sector, overhead));
+    v.extend(header(capacity, gd_sector, overhead, grain));
     marker(&mut v, 0, 0, 0);
     v
 }

@@ -47,6 +47,12 @@ pub enum Event {
 /// A streamOptimized VMDK whose header and descriptor have been read and checked.
 pub struct VmdkStream {
     reader: Box<dyn Read + Send>,
+    walk: Walk,
+}
+
+/// The walk over the markers, apart from the reader it reads (the copy engine hands it one that
+/// notices a cancelled copy while the stream stalls).
+pub struct Walk {
     name: String,
     header: SparseHeader,
     /// Bytes read from the stream so far.
@@ -67,13 +73,14 @@ impl VmdkStream {
     /// errors) and skips to its first marker.
     pub fn open(reader: Box<dyn Read + Send>, name: &str) -> Result<VmdkStream> {
         let mut first = [0u8; SECTOR as usize];
-        let mut s = VmdkStream {
-            reader,
+        let mut reader = reader;
+        let r = &mut reader;
+        let mut s = Walk {
             name: name.to_string(),
             header: SparseHeader::default(),
             pos: 0,
         };
-        s.read_exact(&mut first, "its header")?;
+        s.read_exact(r, &mut first, "its header")?;
         let h = SparseHeader::parse_stream_head(&first, name)?;
         if !(h.compressed && h.markers) {
             return Err(Error::bad_image(
@@ -100,10 +107,10 @@ impl VmdkStream {
                 ),
             ));
         }
-        s.skip_to(d0 * SECTOR)?;
+        s.skip_to(r, d0 * SECTOR)?;
         let len = (dn * SECTOR).min(descriptor::MAX_LEN as u64) as usize;
         let mut raw = vec![0u8; len];
-        s.read_exact(&mut raw, "its descriptor")?;
+        s.read_exact(r, &mut raw, "its descriptor")?;
         let d = Descriptor::parse(&raw, name)?;
         if let Some(t) = d
             .create_type
@@ -127,30 +134,54 @@ impl VmdkStream {
                 ),
             ));
         }
-        s.skip_to(h.grain_offset * SECTOR)?;
+        s.skip_to(r, h.grain_offset * SECTOR)?;
         s.header = h;
-        Ok(s)
+        Ok(VmdkStream { reader, walk: s })
     }
 
     /// The virtual size in bytes.
     pub fn virtual_size(&self) -> u64 {
-        self.header.size()
+        self.walk.header.size()
     }
 
     /// The checked header.
     pub fn header(&self) -> &SparseHeader {
-        &self.header
+        &self.walk.header
     }
 
     /// The name errors use.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.walk.name
     }
 
-    /// Walks the rest of the stream, handing every event to `on_event` in guest order;
-    /// `alloc(n)` gives the buffer (of length `n`) a grain's compressed bytes are read into.
+    /// The walk and the reader it reads the rest of the stream from.
+    pub fn into_parts(self) -> (Walk, Box<dyn Read + Send>) {
+        (self.walk, self.reader)
+    }
+
+    /// Walks the rest of the stream from its own reader: see [`Walk::run`].
+    pub fn run(
+        self,
+        alloc: &mut dyn FnMut(usize) -> Vec<u8>,
+        on_event: &mut dyn FnMut(Event) -> Result<()>,
+    ) -> Result<StreamStats> {
+        let (walk, mut reader) = self.into_parts();
+        walk.run(&mut reader, alloc, on_event)
+    }
+}
+
+impl Walk {
+    /// The grain size in bytes.
+    pub fn grain_bytes(&self) -> u64 {
+        self.header.grain_bytes()
+    }
+
+    /// Walks the rest of the stream, read from `r`, handing every event to `on_event` in
+    /// guest order; `alloc(n)` gives the buffer (of length `n`) a grain's compressed bytes
+    /// are read into.
     pub fn run(
         mut self,
+        r: &mut dyn Read,
         alloc: &mut dyn FnMut(usize) -> Vec<u8>,
         on_event: &mut dyn FnMut(Event) -> Result<()>,
     ) -> Result<StreamStats> {
@@ -162,7 +193,7 @@ impl VmdkStream {
         loop {
             let at = self.pos;
             let mut m = [0u8; 12];
-            self.read_exact(&mut m, "a marker (the end-of-stream marker is missing)")?;
+            self.read_exact(r, &mut m, "a marker (the end-of-stream marker is missing)")?;
             let val = u64::from_le_bytes(m[..8].try_into().expect("8 bytes"));
             let len = u32::from_le_bytes(m[8..12].try_into().expect("4 bytes")) as u64;
             if len != 0 {
@@ -174,8 +205,8 @@ impl VmdkStream {
                 }
                 let mut payload = alloc(len as usize);
                 payload.truncate(len as usize);
-                self.read_exact(&mut payload, "a grain")?;
-                self.skip_to((self.pos).div_ceil(SECTOR) * SECTOR)?;
+                self.read_exact(r, &mut payload, "a grain")?;
+                self.skip_to(r, self.pos.div_ceil(SECTOR) * SECTOR)?;
                 if guest > covered {
                     on_event(Event::Zero {
                         guest: covered,
@@ -193,7 +224,7 @@ impl VmdkStream {
                 continue;
             }
             let mut rest = [0u8; SECTOR as usize - 12];
-            self.read_exact(&mut rest, "a marker")?;
+            self.read_exact(r, &mut rest, "a marker")?;
             let kind = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes"));
             match kind {
                 MARKER_EOS => break,
@@ -203,7 +234,7 @@ impl VmdkStream {
                             "metadata marker at offset {at:#x} announces {val} sectors, more than any table: the image is corrupt"
                         )));
                     }
-                    self.skip_to(self.pos + val * SECTOR)?;
+                    self.skip_to(r, self.pos + val * SECTOR)?;
                 }
                 MARKER_FOOTER => {
                     if val != 1 || footer_seen {
@@ -212,7 +243,7 @@ impl VmdkStream {
                         )));
                     }
                     let mut f = [0u8; SECTOR as usize];
-                    self.read_exact(&mut f, "its footer")?;
+                    self.read_exact(r, &mut f, "its footer")?;
                     h.check_stream_footer(&f, &self.name)?;
                     footer_seen = true;
                 }
@@ -236,7 +267,7 @@ impl VmdkStream {
         }
         // What follows the end-of-stream marker is not part of the image; read it so the
         // writer of the pipe is not cut off.
-        let drained = std::io::copy(&mut self.reader, &mut std::io::sink())
+        let drained = std::io::copy(r, &mut std::io::sink())
             .map_err(|e| Error::io(format!("read {}", self.name), e))?;
         Ok(StreamStats {
             bytes_read: self.pos + drained,
@@ -267,8 +298,8 @@ impl VmdkStream {
         Error::bad_image(&self.name, why)
     }
 
-    fn read_exact(&mut self, buf: &mut [u8], what: &str) -> Result<()> {
-        let n = crate::disk::read_full(&mut self.reader, buf)
+    fn read_exact(&mut self, r: &mut dyn Read, buf: &mut [u8], what: &str) -> Result<()> {
+        let n = crate::disk::read_full(r, buf)
             .map_err(|e| Error::io(format!("read {}", self.name), e))?;
         self.pos += n as u64;
         if n < buf.len() {
@@ -281,12 +312,12 @@ impl VmdkStream {
     }
 
     /// Reads and drops bytes up to stream offset `to` (no-op when already there).
-    fn skip_to(&mut self, to: u64) -> Result<()> {
+    fn skip_to(&mut self, r: &mut dyn Read, to: u64) -> Result<()> {
         if to <= self.pos {
             return Ok(());
         }
         let want = to - self.pos;
-        let n = std::io::copy(&mut (&mut self.reader).take(want), &mut std::io::sink())
+        let n = std::io::copy(&mut r.take(want), &mut std::io::sink())
             .map_err(|e| Error::io(format!("read {}", self.name), e))?;
         self.pos += n;
         if n < want {
