@@ -407,3 +407,64 @@ fn vhd_facts_match_qemu_img_info_and_map() {
         }
     }
 }
+
+/// From a pipe, `inspect -` says what `import-raw -` would do: a streamOptimized VMDK is
+/// readable, a monolithicSparse VMDK, a VHD and a VHDX must be saved to a file first.
+#[test]
+fn streams_are_judged_as_import_raw_reads_them() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    run_in(
+        Some(dir),
+        "qemu-img",
+        &["create", "-q", "-f", "vmdk", "s.vmdk", "16M"],
+    );
+    run_in(
+        Some(dir),
+        "qemu-img",
+        &[
+            "convert",
+            "-O",
+            "vmdk",
+            "-o",
+            "subformat=streamOptimized",
+            "s.vmdk",
+            "so.vmdk",
+        ],
+    );
+    run_in(
+        Some(dir),
+        "qemu-img",
+        &["create", "-q", "-f", "vpc", "d.vhd", "16M"],
+    );
+    run_in(
+        Some(dir),
+        "qemu-img",
+        &["create", "-q", "-f", "vhdx", "d.vhdx", "16M"],
+    );
+    for (name, readable) in [
+        ("so.vmdk", true),
+        ("s.vmdk", false),
+        ("d.vhd", false),
+        ("d.vhdx", false),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_rbdkit"))
+            .args(["--format", "json", "inspect", "-"])
+            .stdin(std::fs::File::open(dir.join(name)).unwrap())
+            .output()
+            .unwrap();
+        let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(j["readable"], readable, "{name}: {j}");
+        assert_eq!(
+            out.status.code(),
+            Some(if readable { 0 } else { 1 }),
+            "{name}: {j}"
+        );
+        if !readable {
+            assert!(
+                j["reasons"].to_string().contains("save it to a file first"),
+                "{name}: {j}"
+            );
+        }
+    }
+}

@@ -157,6 +157,25 @@ pub fn inspect_stream(input: &mut dyn Read, name: &str, openstack: bool) -> Resu
             "read from a stream: only its header was read, so allocation is not counted".into(),
         );
     }
+    match probe.container {
+        // What `import-raw -` does with the same stream: a streamOptimized VMDK is decoded
+        // from its markers (its header and descriptor are checked here as they would be);
+        // a monolithicSparse VMDK, a VHD or a VHDX must be saved to a file first.
+        Container::Vmdk => {
+            let cursor = std::io::Cursor::new(head.clone());
+            if let Err(e) = super::vmdk::VmdkStream::open(Box::new(cursor), name) {
+                out.unreadable(e);
+            }
+        }
+        Container::Vhd | Container::Vhdx => out.unreadable(Error::bad_image(
+            name,
+            format!(
+                "{} from a stream: not supported (its tables may lie anywhere in the file), save it to a file first",
+                probe.container.display()
+            ),
+        )),
+        _ => {}
+    }
     out.finish(&probe);
     Ok(out)
 }

@@ -8,7 +8,7 @@
 //! table ([`bat`]). Reads are positional and the table is immutable after open, so any number
 //! of threads read at once. This module only reads.
 pub mod bat;
-mod crc;
+pub mod crc;
 pub mod header;
 pub mod log;
 pub mod metadata;
