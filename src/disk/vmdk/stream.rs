@@ -57,6 +57,10 @@ pub struct Walk {
     header: SparseHeader,
     /// Bytes read from the stream so far.
     pos: u64,
+    /// With the tables ahead of the grains (qemu-img's layout): the grains they list, in
+    /// guest order. Such a stream may end without an end-of-stream marker (qemu-img writes
+    /// none), so these are what tells a whole stream from a truncated one.
+    listed: Option<Vec<u64>>,
 }
 
 /// What a finished stream tells.
@@ -79,6 +83,7 @@ impl VmdkStream {
             name: name.to_string(),
             header: SparseHeader::default(),
             pos: 0,
+            listed: None,
         };
         s.read_exact(r, &mut first, "its header")?;
         let h = SparseHeader::parse_stream_head(&first, name)?;
@@ -133,6 +138,9 @@ impl VmdkStream {
                     escape(p)
                 ),
             ));
+        }
+        if h.gd_offset != super::header::GD_AT_END {
+            s.listed = Some(s.read_front_tables(r, &h)?);
         }
         s.skip_to(r, h.grain_offset * SECTOR)?;
         s.header = h;
@@ -190,14 +198,37 @@ impl Walk {
         let mut covered = 0u64;
         let mut grains = 0u64;
         let mut footer_seen = false;
+        let mut next_listed = 0usize;
         loop {
             let at = self.pos;
             let mut m = [0u8; 12];
-            self.read_exact(r, &mut m, "a marker (the end-of-stream marker is missing)")?;
+            let n = crate::disk::read_full(r, &mut m)
+                .map_err(|e| Error::io(format!("read {}", self.name), e))?;
+            self.pos += n as u64;
+            if n == 0 {
+                // The end of the stream where a marker would start: whole only if nothing
+                // listed is missing (checked below); qemu-img writes no end-of-stream marker.
+                break;
+            }
+            if n < m.len() {
+                return Err(self.bad(format!(
+                    "the stream ended after {} bytes, inside a marker: the image is truncated",
+                    self.pos
+                )));
+            }
             let val = u64::from_le_bytes(m[..8].try_into().expect("8 bytes"));
             let len = u32::from_le_bytes(m[8..12].try_into().expect("4 bytes")) as u64;
             if len != 0 {
                 let guest = self.grain_guest(val, covered, at)?;
+                if let Some(listed) = &self.listed {
+                    let g = val / h.grain_sectors;
+                    if listed.get(next_listed) != Some(&g) {
+                        return Err(self.bad(format!(
+                            "grain for guest sector {val} at offset {at:#x} is not the next one its grain tables list: the image is corrupt"
+                        )));
+                    }
+                    next_listed += 1;
+                }
                 if len > 2 * gb {
                     return Err(self.bad(format!(
                         "grain marker at offset {at:#x} claims {len} compressed bytes, more than two grains: the image is corrupt"
@@ -254,6 +285,13 @@ impl Walk {
                 }
             }
         }
+        if let Some(missing) = self.listed.as_ref().and_then(|l| l.get(next_listed)) {
+            return Err(self.bad(format!(
+                "the stream ended after {} bytes, before the grain for guest sector {} that its grain tables list: the image is truncated",
+                self.pos,
+                missing * h.grain_sectors
+            )));
+        }
         if h.gd_offset == super::header::GD_AT_END && !footer_seen {
             return Err(self.bad(
                 "the header defers to a footer, but the stream ended without one: the image is truncated or corrupt".into(),
@@ -273,6 +311,54 @@ impl Walk {
             bytes_read: self.pos + drained,
             grains,
         })
+    }
+
+    /// Reads the metadata between the descriptor and the grains, where qemu-img puts the grain
+    /// directory and tables, and returns the grains they list (guest grain indices, in order).
+    /// The directory and every table must lie there: a stream cannot go back for them.
+    fn read_front_tables(&mut self, r: &mut dyn Read, h: &SparseHeader) -> Result<Vec<u64>> {
+        let name = self.name.clone();
+        let bad = |why: String| Error::bad_image(&name, why);
+        let (start, end) = (self.pos, h.grain_offset * SECTOR);
+        let gd = h.gd_offset.saturating_mul(SECTOR);
+        let gd_len = h.gd_entries * 4;
+        let table_len = h.gtes_per_gt * 4;
+        let front_max = super::tables::MAX_TABLE_BYTES + super::header::MAX_GD_ENTRIES * 4;
+        if gd < start || gd.saturating_add(gd_len) > end || end - start > front_max {
+            return Err(bad(format!(
+                "VMDK grain directory at sector {} is not between the descriptor and the grains (sector {}): a stream cannot reach it, save it to a file first",
+                h.gd_offset, h.grain_offset
+            )));
+        }
+        let mut front = vec![0u8; (end - start) as usize];
+        self.read_exact(r, &mut front, "the grain tables")?;
+        let at = |off: u64, len: u64| -> Option<&[u8]> {
+            let o = off.checked_sub(start)? as usize;
+            front.get(o..o.checked_add(len as usize)?)
+        };
+        let dir = at(gd, gd_len)
+            .ok_or_else(|| bad("VMDK grain directory is cut short: the image is corrupt".into()))?;
+        let grains = h.capacity.div_ceil(h.grain_sectors);
+        let mut listed = Vec::new();
+        for (d, w) in dir.chunks_exact(4).enumerate() {
+            let sector = u32::from_le_bytes([w[0], w[1], w[2], w[3]]) as u64;
+            if sector == 0 {
+                continue;
+            }
+            let table = at(sector * SECTOR, table_len).ok_or_else(|| {
+                bad(format!(
+                    "VMDK grain table {d} at sector {sector} is not between the descriptor and the grains: a stream cannot reach it, save it to a file first"
+                ))
+            })?;
+            for (j, e) in table.chunks_exact(4).enumerate() {
+                let g = d as u64 * h.gtes_per_gt + j as u64;
+                let v = u32::from_le_bytes([e[0], e[1], e[2], e[3]]);
+                if g < grains && v != 0 && !(v == 1 && h.zero_grain) {
+                    listed.push(g);
+                }
+            }
+        }
+        Ok(listed)
     }
 
     /// The guest offset of a grain whose marker names sector `lba`, checked: on a grain
@@ -403,6 +489,14 @@ mod tests {
         let want = reference_bytes(&s);
         assert!(decode(std::fs::read(dir.join("so.vmdk")).unwrap()).unwrap() == want);
         assert!(decode(vmware_stream(&want)).unwrap() == want);
+        // qemu-img writes no end-of-stream marker: a stream cut at a grain boundary is told
+        // from a whole one by the grain tables at its front.
+        let so = std::fs::read(dir.join("so.vmdk")).unwrap();
+        let g0 = u64::from_le_bytes(so[64..72].try_into().unwrap()) as usize * 512;
+        let z = u32::from_le_bytes(so[g0 + 8..g0 + 12].try_into().unwrap()) as usize;
+        let cut = (g0 + 12 + z).div_ceil(512) * 512;
+        let e = decode(so[..cut].to_vec()).unwrap_err().to_string();
+        assert!(e.contains("that its grain tables list"), "{e}");
         // A monolithicSparse stream is refused (its grains do not describe themselves).
         let e = decode(std::fs::read(&s).unwrap()).unwrap_err().to_string();
         assert!(e.contains("save it to a file first"), "{e}");
