@@ -23,6 +23,7 @@ mod piece;
 mod pipeline;
 mod produce;
 pub mod sink_file;
+pub mod sink_nfs;
 #[cfg(feature = "rbd")]
 pub mod sink_rbd;
 pub mod sink_stream;
