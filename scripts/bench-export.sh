@@ -3,6 +3,9 @@
 #   rbdkit export IMG FILE   vs  rbd export IMG FILE            (to a local file, then sync)
 #   rbdkit export IMG - | cat >/dev/null  vs  rbd export IMG - | cat >/dev/null   (a stream)
 #   rbdkit copy IMG NEW      vs  rbd export IMG - | rbd import - NEW,  and rbd cp IMG NEW
+#   read-ceiling: `rbd bench` reading a dense image holding the same 2 GiB (16 x 4M reads in
+#   flight), the cluster's own read speed with nothing written: no tool that must read the
+#   data can beat it, so it bounds every ratio above.
 # The image: 10 GiB virtual holding 2 GiB of random data (32 runs of 64 MiB, every 320 MiB),
 # imported once with `rbd import` (layering only, as Cinder and Glance create them).
 # Page cache dropped before every run; tools in a new (seeded) order each round.
@@ -31,7 +34,10 @@ with open(sys.argv[1], "wb") as f:
 PY
 fi
 rbd import --no-progress --image-feature layering "$WORK/thin10g.raw" "$SRC"
-trap 'rbd rm --no-progress "$SRC" >/dev/null 2>&1 || true' EXIT
+DENSE="$POOL/bx-dense-$tag"
+rbd create --size 2G --image-feature layering "$DENSE"
+rbd bench --io-type write --io-size 4M --io-threads 16 --io-total 2G --io-pattern seq "$DENSE" >/dev/null
+trap 'rbd rm --no-progress "$SRC" >/dev/null 2>&1 || true; rbd rm --no-progress "$DENSE" >/dev/null 2>&1 || true' EXIT
 
 . scripts/bench-lib.sh
 
@@ -45,11 +51,12 @@ run_job() {
     copy-rbdkit) t=$(time_cmd "$RBDKIT" --no-progress copy "$SRC" "$POOL/bx-ck-$tag"); rmimg "bx-ck-$tag" ;;
     copy-rbd-pipe) t=$(time_cmd bash -c "rbd export --no-progress '$SRC' - | rbd import --no-progress - '$POOL/bx-cp-$tag'"); rmimg "bx-cp-$tag" ;;
     copy-rbd-cp) t=$(time_cmd rbd cp --no-progress "$SRC" "$POOL/bx-cc-$tag"); rmimg "bx-cc-$tag" ;;
+    read-ceiling) t=$(time_cmd rbd bench --io-type read --io-size 4M --io-threads 16 --io-total 2G --io-pattern seq "$DENSE") ;;
   esac
   T[$1]+="$t "
 }
 
-tools=(export-rbdkit export-rbd stream-rbdkit stream-rbd copy-rbdkit copy-rbd-pipe copy-rbd-cp)
+tools=(export-rbdkit export-rbd stream-rbdkit stream-rbd copy-rbdkit copy-rbd-pipe copy-rbd-cp read-ceiling)
 declare -A T=()
 for r in $(seq 1 "$ROUNDS"); do
   for tool in $(printf '%s\n' "${tools[@]}" | shuffle "x$r"); do run_job "$tool"; done
@@ -57,7 +64,7 @@ done
 printf '\n%-16s %8s %8s %8s %9s %8s %8s\n' tool min median max vs_rbdkit cpu_s rss_mib
 for tool in "${tools[@]}"; do
   runs=(${T[$tool]}); vals=($(field 1 "${runs[@]}")); m=$(median "${vals[@]}")
-  case $tool in export-*) ref=export-rbdkit ;; stream-*) ref=stream-rbdkit ;; copy-*) ref=copy-rbdkit ;; esac
+  case $tool in export-*|read-*) ref=export-rbdkit ;; stream-*) ref=stream-rbdkit ;; copy-*) ref=copy-rbdkit ;; esac
   base=$(median $(field 1 ${T[$ref]}))
   printf '%-16s %8.2f %8.2f %8.2f %8.2fx %8.2f %8.0f\n' "$tool" \
     "$(printf '%s\n' "${vals[@]}" | sort -g | head -1)" "$m" "$(printf '%s\n' "${vals[@]}" | sort -g | tail -1)" \

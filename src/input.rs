@@ -1,12 +1,15 @@
 //! What a copy reads, opened from what the user named: a file (its format detected from the
 //! content and checked through the safety gate) or `-`, a stream whose head decides the same
-//! way whether it is a qcow2 image (decoded as it arrives) or raw bytes. Every command that
+//! way whether it is a qcow2 image or a streamOptimized VMDK (decoded as they arrive) or raw
+//! bytes. Every command that
 //! reads an image the user gave (`convert`, `import-raw`, `checksum`) opens it here, so the
 //! rules are the same everywhere.
 use crate::copy::{
-    copy_disk, copy_qcow2_stream, copy_stream, Control, CopyOptions, CopyStats, Sink,
+    copy_disk, copy_qcow2_stream, copy_stream, copy_vmdk_stream, Control, CopyOptions, CopyStats,
+    Sink,
 };
 use crate::disk::qcow2::Qcow2Stream;
+use crate::disk::vmdk::VmdkStream;
 use crate::disk::{decide, detect, open, DiskSource, Format, OpenOptions};
 use crate::error::{Error, Result};
 use std::io::Read;
@@ -19,6 +22,9 @@ pub enum Input<'a> {
     /// A qcow2 image arriving as a stream, its header read and checked. Boxed: it carries the
     /// parsed header inline.
     Qcow2Stream(Box<Qcow2Stream>),
+    /// A streamOptimized VMDK arriving as a stream (an OVA's disk), its header and descriptor
+    /// read and checked.
+    VmdkStream(Box<VmdkStream>),
     /// Raw bytes of unknown length.
     RawStream(Box<dyn Read + Send>),
 }
@@ -55,6 +61,16 @@ impl Input<'static> {
         Ok(match format {
             Format::Qcow2 => Input::Qcow2Stream(Box::new(Qcow2Stream::open(whole, name)?)),
             Format::Raw | Format::Iso => Input::RawStream(whole),
+            Format::Vmdk => Input::VmdkStream(Box::new(VmdkStream::open(whole, name)?)),
+            Format::Vhd | Format::Vhdx => {
+                return Err(Error::bad_image(
+                    name,
+                    format!(
+                        "{} from a stream: not supported (its tables may lie anywhere in the file), save it to a file first",
+                        format.name().to_uppercase()
+                    ),
+                ))
+            }
         })
     }
 }
@@ -65,6 +81,7 @@ impl Input<'_> {
         match self {
             Input::Disk(d) => d.format_name(),
             Input::Qcow2Stream(_) => "qcow2",
+            Input::VmdkStream(_) => "vmdk",
             Input::RawStream(_) => "raw",
         }
     }
@@ -74,6 +91,7 @@ impl Input<'_> {
         match self {
             Input::Disk(d) => Some(d.virtual_size()),
             Input::Qcow2Stream(s) => Some(s.virtual_size()),
+            Input::VmdkStream(s) => Some(s.virtual_size()),
             Input::RawStream(_) => None,
         }
     }
@@ -88,6 +106,7 @@ impl Input<'_> {
         match self {
             Input::Disk(d) => copy_disk(d.as_ref(), sink, opts, ctl),
             Input::Qcow2Stream(s) => copy_qcow2_stream(*s, sink, opts, ctl),
+            Input::VmdkStream(s) => copy_vmdk_stream(*s, sink, opts, ctl),
             Input::RawStream(r) => copy_stream(r, sink, opts, ctl),
         }
     }

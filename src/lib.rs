@@ -17,6 +17,8 @@ pub mod copy;
 pub mod disk;
 pub mod error;
 pub mod input;
+pub mod nfs;
+pub mod output;
 pub mod text;
 pub mod units;
 pub mod zero;

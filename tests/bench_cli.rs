@@ -4,17 +4,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-fn nfs_url() -> String {
-    std::env::var("RBDKIT_NFS_URL").expect(
-        "RBDKIT_NFS_URL is not set: run the tests with scripts/test.sh (it starts the NFS server)",
-    )
-}
-
-fn nfs_dir() -> String {
-    std::env::var("RBDKIT_NFS_DIR")
-        .expect("RBDKIT_NFS_DIR is not set: run the tests with scripts/test.sh")
-}
-
 fn bench(args: &[&str]) -> std::process::Output {
     rbdkit(&[&["bench"], args].concat())
 }
@@ -60,7 +49,7 @@ fn phases_on_nfs_file_and_rbd_side_by_side() {
     let plot = dir.path().join("r.svg");
     let file_name = unique("vol");
     let nfs = format!("{}/{}", nfs_url(), unique("nfsvol"));
-    let file = format!("file:{}/{file_name}", nfs_dir());
+    let file = format!("file:{}/{file_name}", nfs_dir().display());
     let rbd = format!("rbd:volumes/{}", unique("benchvol"));
     let (out, report) = bench_report(&[
         &nfs,
@@ -112,13 +101,13 @@ fn phases_on_nfs_file_and_rbd_side_by_side() {
         table.contains("first-write") && table.contains("rbd_cache"),
         "{table}"
     );
-    assert!(!std::path::Path::new(&format!("{}/{file_name}", nfs_dir())).exists());
+    assert!(!std::path::Path::new(&format!("{}/{file_name}", nfs_dir().display())).exists());
     assert!(!image_exists(&conf(), rbd.trim_start_matches("rbd:")));
 }
 
 #[test]
 fn reads_of_a_fresh_target_are_prefilled_first() {
-    let file = format!("file:{}/{}", nfs_dir(), unique("readvol"));
+    let file = format!("file:{}/{}", nfs_dir().display(), unique("readvol"));
     let (_, report) = bench_report(&[
         &file,
         "--size",
@@ -143,7 +132,7 @@ fn reads_of_a_fresh_target_are_prefilled_first() {
 #[test]
 fn every_target_keeps_the_queue_depth_it_is_given() {
     let nfs = format!("{}/{}", nfs_url(), unique("depthnfs"));
-    let file = format!("file:{}/{}", nfs_dir(), unique("depth"));
+    let file = format!("file:{}/{}", nfs_dir().display(), unique("depth"));
     let rbd = format!("rbd:volumes/{}", unique("depthvol"));
     let (_, report) = bench_report(&[
         &nfs,
@@ -175,7 +164,7 @@ fn every_target_keeps_the_queue_depth_it_is_given() {
 fn regression_gate_names_the_metric() {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("base.json");
-    let file = format!("file:{}/{}", nfs_dir(), unique("gate"));
+    let file = format!("file:{}/{}", nfs_dir().display(), unique("gate"));
     let out = bench(&[
         &file,
         "--size",

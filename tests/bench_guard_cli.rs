@@ -6,21 +6,8 @@
 mod common;
 use common::*;
 use sha2::{Digest, Sha256};
-use std::path::PathBuf;
 
 const SIZE: usize = 16 << 20;
-
-fn nfs_url() -> String {
-    std::env::var("RBDKIT_NFS_URL")
-        .expect("RBDKIT_NFS_URL is not set: run the tests with scripts/test.sh")
-}
-
-fn nfs_dir() -> PathBuf {
-    PathBuf::from(
-        std::env::var("RBDKIT_NFS_DIR")
-            .expect("RBDKIT_NFS_DIR is not set: run the tests with scripts/test.sh"),
-    )
-}
 
 /// `bench TARGET args...`, with the MOUNT port when the server's is not the portmapper's.
 fn bench(target: &str, args: &[&str]) -> std::process::Output {

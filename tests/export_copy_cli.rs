@@ -270,3 +270,69 @@ fn a_thin_image_is_read_only_where_it_has_data() {
         assert!(b.iter().all(|&x| x == byte), "data at {at}");
     }
 }
+
+/// `export` and `convert` onto an NFS share by `nfs://` URL, through the userspace client: the
+/// file is the image's bytes, sparse, published only when complete (no temporary file left),
+/// never overwritten unless asked; a bad export path is one line.
+#[test]
+fn export_and_convert_to_an_nfs_share() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Cleanup::new(&conf());
+    let name = unique("nfsx");
+    let want = imported(dir.path(), &name, &mut c);
+    let spec = format!("images/{name}");
+    let (url, share) = (format!("{}/{name}.raw", nfs_url()), nfs_dir());
+    let on_share = share.join(format!("{name}.raw"));
+    let o = rbdkit(&["export", &spec, &url]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let _rm = RemoveOnDrop(on_share.clone());
+    assert!(
+        std::fs::read(&on_share).unwrap() == want,
+        "content differs from rbd export"
+    );
+    let meta = std::fs::metadata(&on_share).unwrap();
+    assert!(
+        meta.blocks() * 512 < 8 << 20,
+        "64 MiB with ~4 MiB of data holds {} bytes: not sparse",
+        meta.blocks() * 512
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&share)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("rbdkit-partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    // An existing file is refused and kept; --overwrite replaces it.
+    std::fs::write(&on_share, b"tenant data").unwrap();
+    let o = rbdkit(&["export", &spec, &url]);
+    assert_one_line_error(&o, 1, &["already exists", "--overwrite"]);
+    assert_eq!(std::fs::read(&on_share).unwrap(), b"tenant data");
+    let o = rbdkit(&["export", "--overwrite", &spec, &url]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::read(&on_share).unwrap() == want);
+    // convert: a qcow2 onto the share, byte-identical to qemu-img's raw output.
+    let q = dir.path().join(format!("{name}.qcow2"));
+    let conv_url = format!("{}/{name}-conv.raw", nfs_url());
+    let conv_share = share.join(format!("{name}-conv.raw"));
+    let o = rbdkit(&["convert", q.to_str().unwrap(), &conv_url]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let _rm2 = RemoveOnDrop(conv_share.clone());
+    assert!(
+        std::fs::read(&conv_share).unwrap() == want,
+        "convert onto the share differs"
+    );
+    // A path the server does not export.
+    let server = nfs_url().rsplit_once('/').unwrap().0.to_string();
+    let o = rbdkit(&["export", &spec, &format!("{server}/no-such-export/x.raw")]);
+    assert_one_line_error(&o, 1, &["no-such-export"]);
+}
+
+/// Removes a file when the test ends, passed or not.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

@@ -181,15 +181,6 @@ fn every_container_format_is_named_and_not_supported_ones_are_unsafe() {
         dir.join(name)
     };
     let cases = [
-        (mk("s.vmdk", "vmdk", &[]), "vmdk", "VMDK"),
-        (
-            mk("so.vmdk", "vmdk", &["-o", "subformat=streamOptimized"]),
-            "vmdk",
-            "VMDK",
-        ),
-        (mk("d.vhd", "vpc", &[]), "vhd", "VHD"),
-        (mk("f.vhd", "vpc", &["-o", "subformat=fixed"]), "vhd", "VHD"),
-        (mk("d.vhdx", "vhdx", &[]), "vhdx", "VHDX"),
         (mk("a.vdi", "vdi", &[]), "vdi", "VDI"),
         (mk("a.qed", "qed", &[]), "qed", "QED"),
     ];
@@ -278,4 +269,202 @@ fn names_from_the_header_are_escaped_in_plain_output() {
         "{text}"
     );
     assert!(text.contains("safe: false"), "{text}");
+}
+
+/// VMDK: what `qemu-img info` says (format, size, grain, create type, compression) and the
+/// allocation from the grain tables against `qemu-img map`'s data runs.
+#[test]
+fn vmdk_facts_match_qemu_img_info_and_map() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let mk = |name: &str, opts: &[&str]| {
+        let mut args = vec!["create", "-q", "-f", "vmdk"];
+        args.extend(opts);
+        args.extend([name, "64M"]);
+        run_in(Some(dir), "qemu-img", &args);
+        let p = dir.join(name);
+        qemu_io(&p, "vmdk", &["write -P 1 0 100k", "write -P 2 40M 1M"]);
+        p
+    };
+    let s = mk("s.vmdk", &[]);
+    let z = mk("z.vmdk", &["-o", "zeroed_grain=on"]);
+    let so = dir.join("so.vmdk");
+    run_in(
+        Some(dir),
+        "qemu-img",
+        &[
+            "convert",
+            "-O",
+            "vmdk",
+            "-o",
+            "subformat=streamOptimized",
+            "s.vmdk",
+            "so.vmdk",
+        ],
+    );
+    for (p, compressed) in [(&s, false), (&z, false), (&so, true)] {
+        let name = p.display();
+        let j = same_as_qemu(p);
+        let q = qemu_info(p, None);
+        let spec = &q["format-specific"]["data"];
+        assert_eq!(j["subformat"], spec["create-type"], "{name}");
+        assert_eq!(j["vmdk"]["compressed"], compressed, "{name}");
+        assert_eq!(
+            spec["extents"][0]["compressed"].as_bool().unwrap_or(false),
+            compressed
+        );
+        assert_eq!(
+            (j["readable"].clone(), j["safe"].clone()),
+            (Value::Bool(true), Value::Bool(true)),
+            "{name}: {j}"
+        );
+        let map: Value = serde_json::from_slice(&run(
+            "qemu-img",
+            &["map", "--output=json", p.to_str().unwrap()],
+        ))
+        .unwrap();
+        let data: u64 = map
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["data"] == true)
+            .map(|e| e["length"].as_u64().unwrap())
+            .sum();
+        assert_eq!(j["allocated_bytes"], data, "{name}");
+    }
+    // A descriptor file: readable with the flag, so unsafe by default, naming its extent.
+    let flat = dir.join("f.vmdk");
+    run_in(
+        Some(dir),
+        "qemu-img",
+        &[
+            "create",
+            "-q",
+            "-f",
+            "vmdk",
+            "-o",
+            "subformat=monolithicFlat",
+            "f.vmdk",
+            "1M",
+        ],
+    );
+    let (out, j) = inspect(&[flat.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(j["vmdk"]["descriptor_file"], true);
+    assert!(j["reasons"].to_string().contains("f-flat.vmdk"), "{j}");
+}
+
+/// VHD and VHDX: what `qemu-img info -f vpc|vhdx` says (qemu's own probe takes a fixed VHD for raw), and the
+/// allocation against `qemu-img map`'s data runs for a dynamic disk.
+#[test]
+fn vhd_facts_match_qemu_img_info_and_map() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    for (name, opts) in [
+        ("d.vhdx", "subformat=dynamic,block_size=1M"),
+        ("f.vhdx", "subformat=fixed"),
+        ("d.vhd", "subformat=dynamic"),
+        ("f.vhd", "subformat=fixed"),
+        ("s.vhd", "subformat=dynamic,force_size=on"),
+    ] {
+        let fmt = if name.ends_with(".vhdx") {
+            "vhdx"
+        } else {
+            "vpc"
+        };
+        run_in(
+            Some(dir),
+            "qemu-img",
+            &["create", "-q", "-f", fmt, "-o", opts, name, "64M"],
+        );
+        let p = dir.join(name);
+        qemu_io(&p, fmt, &["write -P 1 0 100k", "write -P 2 40M 1M"]);
+        let j = same_as_qemu_as(&p, Some(fmt));
+        assert_eq!(
+            (j["readable"].clone(), j["safe"].clone()),
+            (Value::Bool(true), Value::Bool(true)),
+            "{name}: {j}"
+        );
+        // qemu maps a VHDX (it has no block status) and a fixed VHD as data throughout. The
+        // two writes touch two blocks (qemu-img makes a fixed VHDX's blocks ZERO until written).
+        if name.ends_with(".vhdx") {
+            let block = j["cluster_size"].as_u64().unwrap();
+            assert_eq!(j["allocated_bytes"], 2 * block, "{name}");
+        } else if name != "f.vhd" {
+            let map: Value = serde_json::from_slice(&run(
+                "qemu-img",
+                &["map", "-f", "vpc", "--output=json", p.to_str().unwrap()],
+            ))
+            .unwrap();
+            let data: u64 = map
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["data"] == true)
+                .map(|e| e["length"].as_u64().unwrap())
+                .sum();
+            assert_eq!(j["allocated_bytes"], data, "{name}");
+        }
+    }
+}
+
+/// From a pipe, `inspect -` says what `import-raw -` would do: a streamOptimized VMDK is
+/// readable, a monolithicSparse VMDK, a VHD and a VHDX must be saved to a file first.
+#[test]
+fn streams_are_judged_as_import_raw_reads_them() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    run_in(
+        Some(dir),
+        "qemu-img",
+        &["create", "-q", "-f", "vmdk", "s.vmdk", "16M"],
+    );
+    run_in(
+        Some(dir),
+        "qemu-img",
+        &[
+            "convert",
+            "-O",
+            "vmdk",
+            "-o",
+            "subformat=streamOptimized",
+            "s.vmdk",
+            "so.vmdk",
+        ],
+    );
+    run_in(
+        Some(dir),
+        "qemu-img",
+        &["create", "-q", "-f", "vpc", "d.vhd", "16M"],
+    );
+    run_in(
+        Some(dir),
+        "qemu-img",
+        &["create", "-q", "-f", "vhdx", "d.vhdx", "16M"],
+    );
+    for (name, readable) in [
+        ("so.vmdk", true),
+        ("s.vmdk", false),
+        ("d.vhd", false),
+        ("d.vhdx", false),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_rbdkit"))
+            .args(["--format", "json", "inspect", "-"])
+            .stdin(std::fs::File::open(dir.join(name)).unwrap())
+            .output()
+            .unwrap();
+        let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(j["readable"], readable, "{name}: {j}");
+        assert_eq!(
+            out.status.code(),
+            Some(if readable { 0 } else { 1 }),
+            "{name}: {j}"
+        );
+        if !readable {
+            assert!(
+                j["reasons"].to_string().contains("save it to a file first"),
+                "{name}: {j}"
+            );
+        }
+    }
 }

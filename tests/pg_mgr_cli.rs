@@ -65,10 +65,27 @@ fn mgr_finals(conf: &str) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// Pools seen with a predicted data movement (the change the autoscaler will make next).
+static MOVEMENTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 fn rbdkit_finals(conf: &str) -> BTreeMap<String, u64> {
     let o = rbdkit_with(conf, &["pg", "check", "--format", "json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    // The movement is predicted exactly for the pools the autoscaler will change, from their
+    // pg_num to its target, and never more than all of their raw data.
+    for p in v["pools"].as_array().unwrap() {
+        let m = &p["movement"];
+        if p["autoscale_will_change"] == true {
+            assert_eq!(m["from_pg_num"], p["pg_num"], "{p}");
+            assert_eq!(m["to_pg_num"], p["autoscale_pg_num"], "{p}");
+            assert!(m["moved_fraction"].as_f64().unwrap() <= 1.0, "{p}");
+            assert!(m["steps"].as_u64().unwrap() >= 1, "{p}");
+            MOVEMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        } else {
+            assert!(m.is_null(), "{p}");
+        }
+    }
     v["pools"]
         .as_array()
         .unwrap()
@@ -225,6 +242,58 @@ fn check_predicts_the_real_autoscaler() {
     // The options moved the numbers: the bulk pool gets most of the budget, and pg_num_min
     // replaces the default floor of 32 (16 is below it).
     assert!(finals[n(0)] > 32 && finals[n(3)] == 16, "{finals:?}");
+
+    // A pool the autoscaler changes next (mode on; the dev cluster's default is off): the
+    // check says what the split moves. The mgr applies it within its minute-long loop, so a
+    // check that comes after the mgr acted tries again with a new pool.
+    let mut seen = false;
+    for _ in 0..3 {
+        let name = unique("asmoves");
+        ceph_ok(
+            &conf,
+            &[
+                "osd",
+                "pool",
+                "create",
+                &name,
+                "8",
+                "8",
+                "replicated",
+                "--size",
+                "1",
+                "--bulk",
+                "--autoscale-mode",
+                "on",
+            ],
+        );
+        let _gone = Pools(conf.clone(), vec![name.clone()]);
+        let before = MOVEMENTS.load(std::sync::atomic::Ordering::Relaxed);
+        let o = rbdkit_with(&conf, &["pg", "check", "--format", "json"]);
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let p = v["pools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name.as_str())
+            .unwrap()
+            .clone();
+        if p["autoscale_will_change"] == true {
+            rbdkit_finals(&conf);
+            assert!(MOVEMENTS.load(std::sync::atomic::Ordering::Relaxed) > before);
+            assert_eq!(p["movement"]["kind"], "split", "{p}");
+            let plain = stdout(&rbdkit_with(&conf, &["pg", "check"]));
+            assert!(
+                plain.contains(&format!("next for {name}: split 8 -> ")),
+                "{plain}"
+            );
+            seen = true;
+            break;
+        }
+    }
+    assert!(
+        seen,
+        "the mgr changed every new pool before the check saw it"
+    );
 
     // A rule on the hdd device class takes the shadow root default~hdd, whose OSD overlaps
     // the default root's: the autoscaler then scales none of the pools on either root.

@@ -299,19 +299,11 @@ fn every_container_is_refused_by_name_never_copied_as_raw() {
         qemu_img(&up, &args);
         up.join(name)
     };
+    // VMDK, VHD and VHDX are read (tests/vmdk_reader.rs, vhd_reader.rs, vhdx_reader.rs); a VMDK descriptor file names its extents, so it is
+    // refused by default like any image that names files.
+    let flat = mk("flat.vmdk", "vmdk", &["-o", "subformat=monolithicFlat"]);
+    assert_refused(&flat, &[], "--allow-backing-files");
     let cases = [
-        (mk("a.vmdk", "vmdk", &[]), "VMDK"),
-        (
-            mk("so.vmdk", "vmdk", &["-o", "subformat=streamOptimized"]),
-            "VMDK",
-        ),
-        (
-            mk("flat.vmdk", "vmdk", &["-o", "subformat=monolithicFlat"]),
-            "VMDK",
-        ),
-        (mk("d.vhd", "vpc", &[]), "VHD"),
-        (mk("f.vhd", "vpc", &["-o", "subformat=fixed"]), "VHD"),
-        (mk("a.vhdx", "vhdx", &[]), "VHDX"),
         (mk("a.vdi", "vdi", &[]), "VDI"),
         (mk("a.qed", "qed", &[]), "QED"),
         (

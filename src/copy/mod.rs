@@ -5,7 +5,7 @@
 //! Producers: a random-access disk (raw file, qcow2 file, RBD image or snapshot), a raw stream,
 //! a qcow2 stream. Sinks: a sparse file, an RBD image, nothing (checksum only), a raw stream.
 //! `convert`, `import-raw`, `export`, `copy`, `checksum` and `--verify` are pairings of these
-//! ([`copy_disk`], [`copy_stream`], [`copy_qcow2_stream`]).
+//! ([`copy_disk`], [`copy_stream`], [`copy_qcow2_stream`], [`copy_vmdk_stream`]).
 //!
 //! Pieces are at most `chunk_size` bytes (the RBD object size) and never straddle a chunk, so
 //! writes are object-aligned. Memory is bounded by one budget ([`CopyOptions::memory`]) that the
@@ -27,6 +27,7 @@ pub mod sink_changed;
 pub mod sink_diff;
 pub mod sink_digest;
 pub mod sink_file;
+pub mod sink_nfs;
 #[cfg(feature = "rbd")]
 pub mod sink_rbd;
 pub mod sink_stream;
@@ -39,12 +40,14 @@ pub use checksum::checksum_disk;
 pub use digest::{Checksum, DiskHasher};
 
 use crate::disk::qcow2::Qcow2Stream;
+use crate::disk::vmdk::VmdkStream;
 use crate::disk::DiskSource;
 use crate::error::Result;
 use pipeline::{run, Order};
 use produce::disk::DiskProducer;
 use produce::qcow2_stream::Qcow2StreamProducer;
 use produce::raw_stream::RawStreamProducer;
+use produce::vmdk_stream::VmdkStreamProducer;
 use serde::Serialize;
 use std::io::Read;
 use std::sync::atomic::AtomicBool;
@@ -239,6 +242,24 @@ pub fn copy_qcow2_stream(
     let size = stream.virtual_size();
     sink.ensure_size(size)?;
     let producer = Qcow2StreamProducer {
+        stream,
+        chunk: opts.chunk_size,
+    };
+    run(producer, sink, opts, ctl, Order::Layout, size)
+}
+
+/// Copies a streamOptimized VMDK arriving as a stream into `sink` in one pass; its grains
+/// come in guest order, but pieces finish decoding out of order, so `sink` must take writes
+/// anywhere, as for a qcow2 stream.
+pub fn copy_vmdk_stream(
+    stream: VmdkStream,
+    sink: &mut dyn Sink,
+    opts: &CopyOptions,
+    ctl: &Control,
+) -> Result<CopyStats> {
+    let size = stream.virtual_size();
+    sink.ensure_size(size)?;
+    let producer = VmdkStreamProducer {
         stream,
         chunk: opts.chunk_size,
     };

@@ -41,6 +41,9 @@ pub struct Inspection {
     pub subformat: Option<String>,
     /// qcow2 header facts.
     pub qcow2: Option<Qcow2Facts>,
+    /// VMDK facts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vmdk: Option<VmdkFacts>,
     /// Backing (parent) file the image names, as stored.
     pub backing_file: Option<String>,
     /// Format of the backing file, as the image states it.
@@ -95,6 +98,21 @@ pub struct Qcow2Facts {
     pub l2_tables: Option<u64>,
 }
 
+/// VMDK facts, as `qemu-img info` shows them under "Format specific information".
+#[derive(Clone, Debug, Serialize)]
+pub struct VmdkFacts {
+    /// The file is a descriptor naming extent files (not one self-contained sparse file).
+    pub descriptor_file: bool,
+    /// Sparse header version (1 to 3), for a sparse file.
+    pub version: Option<u32>,
+    /// Grains are deflate-compressed (streamOptimized).
+    pub compressed: bool,
+    /// The header was taken from the footer at the end of the file.
+    pub footer: bool,
+    /// Grains holding data, for a sparse file (from its grain tables).
+    pub allocated_grains: Option<u64>,
+}
+
 /// Inspects the image at `path` (a file or block device).
 pub fn inspect_file(path: &Path, openstack: bool) -> Result<Inspection> {
     let shown = path.display().to_string();
@@ -106,6 +124,15 @@ pub fn inspect_file(path: &Path, openstack: bool) -> Result<Inspection> {
     out.disk_size = Some(meta.blocks() * 512);
     if probe.container == Container::Qcow2 {
         out.add_qcow2(&bytes, || Qcow2::open_metadata(path));
+    }
+    if probe.container == Container::Vmdk {
+        out.add_vmdk(&bytes, path);
+    }
+    if probe.container == Container::Vhd {
+        out.add_vhd(path);
+    }
+    if probe.container == Container::Vhdx {
+        out.add_vhdx(path);
     }
     out.finish(&probe);
     Ok(out)
@@ -130,6 +157,25 @@ pub fn inspect_stream(input: &mut dyn Read, name: &str, openstack: bool) -> Resu
             "read from a stream: only its header was read, so allocation is not counted".into(),
         );
     }
+    match probe.container {
+        // What `import-raw -` does with the same stream: a streamOptimized VMDK is decoded
+        // from its markers (its header and descriptor are checked here as they would be);
+        // a monolithicSparse VMDK, a VHD or a VHDX must be saved to a file first.
+        Container::Vmdk => {
+            let cursor = std::io::Cursor::new(head.clone());
+            if let Err(e) = super::vmdk::VmdkStream::open(Box::new(cursor), name) {
+                out.unreadable(e);
+            }
+        }
+        Container::Vhd | Container::Vhdx => out.unreadable(Error::bad_image(
+            name,
+            format!(
+                "{} from a stream: not supported (its tables may lie anywhere in the file), save it to a file first",
+                probe.container.display()
+            ),
+        )),
+        _ => {}
+    }
     out.finish(&probe);
     Ok(out)
 }
@@ -148,6 +194,7 @@ impl Inspection {
             cluster_size: p.cluster_size,
             subformat: p.subformat.clone(),
             qcow2: None,
+            vmdk: None,
             backing_file: p.backing_file.clone(),
             backing_format: None,
             data_file: None,
@@ -159,7 +206,12 @@ impl Inspection {
             notes: Vec::new(),
             readable: matches!(
                 p.container,
-                Container::Raw | Container::Qcow2 | Container::Iso
+                Container::Raw
+                    | Container::Qcow2
+                    | Container::Vmdk
+                    | Container::Vhd
+                    | Container::Vhdx
+                    | Container::Iso
             ),
             safe: false,
             reasons: Vec::new(),
@@ -235,6 +287,108 @@ impl Inspection {
         }
     }
 
+    /// VMDK facts. A sparse file is opened as `convert` opens it with the default policy (its
+    /// tables read and checked, no name followed): whatever that refuses is a reason. A
+    /// descriptor file is not opened (its extents are other files): that it names them is.
+    fn add_vmdk(&mut self, bytes: &FileBytes, path: &Path) {
+        let mut magic = [0u8; 4];
+        let sparse = bytes.size() >= 4
+            && bytes.read_exact_at(&mut magic, 0).is_ok()
+            && (&magic == b"KDMV" || &magic == b"COWD");
+        if !sparse {
+            self.vmdk = Some(VmdkFacts {
+                descriptor_file: true,
+                version: None,
+                compressed: false,
+                footer: false,
+                allocated_grains: None,
+            });
+            let names: Vec<String> = self
+                .extents
+                .iter()
+                .map(|e| crate::text::escape(e))
+                .collect();
+            self.reasons.push(format!(
+                "a VMDK descriptor file naming extent files ('{}'): refused unless --allow-backing-files, and then only inside the allowed directories",
+                names.join("', '")
+            ));
+            return;
+        }
+        // A parent is reported by finish() as a backing file; the open would only repeat it.
+        if self.backing_file.is_some() {
+            self.readable = false;
+            return;
+        }
+        match super::vmdk::Vmdk::open(path, &super::FilePolicy::refuse()) {
+            Ok(v) => {
+                if let Some(sp) = v.sparse() {
+                    let h = sp.header();
+                    self.vmdk = Some(VmdkFacts {
+                        descriptor_file: false,
+                        version: Some(h.version),
+                        compressed: h.compressed,
+                        footer: h.from_footer,
+                        allocated_grains: Some(sp.tables().allocated_grains()),
+                    });
+                    self.virtual_size = Some(h.size());
+                    self.cluster_size = Some(h.grain_bytes());
+                }
+                self.subformat = Some(v.create_type().to_string());
+                self.allocated_bytes = Some(v.allocated_bytes());
+            }
+            Err(e) => self.unreadable(e),
+        }
+    }
+
+    /// VHD facts: opened as `convert` opens it (footer checksum, dynamic header and table
+    /// checked); the allocation is the allocated blocks (a fixed disk: all of it).
+    fn add_vhd(&mut self, path: &Path) {
+        if self.backing_file.is_some() {
+            // A differencing disk: finish() names its parent; rbdkit does not read them.
+            self.readable = false;
+            return;
+        }
+        match super::vhd::Vhd::open(path, &super::FilePolicy::refuse()) {
+            Ok(v) => {
+                self.virtual_size = Some(v.footer().size);
+                self.allocated_bytes = Some(match v.dynamic() {
+                    Some(_) => {
+                        let mut n = 0;
+                        for e in
+                            super::DiskSource::extents(&v, 0, v.footer().size).unwrap_or_default()
+                        {
+                            if e.kind == super::ExtentKind::Data {
+                                n += e.len;
+                            }
+                        }
+                        n
+                    }
+                    None => v.footer().size,
+                });
+            }
+            Err(e) => self.unreadable(e),
+        }
+    }
+
+    /// VHDX facts: opened as `convert` opens it (headers, regions, metadata, log, table
+    /// checked); the allocation is the present blocks.
+    fn add_vhdx(&mut self, path: &Path) {
+        if self.backing_file.is_some() {
+            self.readable = false;
+            return;
+        }
+        match super::vhdx::Vhdx::open(path, &super::FilePolicy::refuse()) {
+            Ok(v) => {
+                let m = v.metadata();
+                self.virtual_size = Some(m.size);
+                self.cluster_size = Some(m.block_size);
+                let present = v.bat().present_blocks() * m.block_size;
+                self.allocated_bytes = Some(present.min(m.size));
+            }
+            Err(e) => self.unreadable(e),
+        }
+    }
+
     /// The verdict: every reason the rules find, `safe` when there is none.
     fn finish(&mut self, p: &Probe) {
         let esc = crate::text::escape;
@@ -246,7 +400,11 @@ impl Inspection {
             ));
         }
         match p.container {
-            Container::Raw | Container::Qcow2 => {}
+            Container::Raw
+            | Container::Qcow2
+            | Container::Vmdk
+            | Container::Vhd
+            | Container::Vhdx => {}
             Container::Iso => self.reasons.push(
                 "ISO 9660 disc image: copied as a raw disk only with --source-format iso".into(),
             ),

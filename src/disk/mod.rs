@@ -1,5 +1,6 @@
 //! Virtual disks as the reading side sees them: a size, extents in guest order and bytes at
-//! guest offsets. Formats: raw files (`raw`) and qcow2 (`qcow2`); RBD images, to read back.
+//! guest offsets. Formats: raw files (`raw`), qcow2 (`qcow2`) and VMDK (`vmdk`); RBD images,
+//! to read back.
 //! `detect` recognises every container (VMDK, VHD, VHDX, VDI, QED, LUKS, ISO too) from content.
 //! Nothing here writes; nothing here trusts a size or offset read from a file.
 pub mod changed;
@@ -11,6 +12,9 @@ pub mod raw;
 #[cfg(feature = "rbd")]
 pub mod rbd;
 pub mod source;
+pub mod vhd;
+pub mod vhdx;
+pub mod vmdk;
 
 pub use policy::FilePolicy;
 pub use source::{extents_from_data, DiskSource, Extent, ExtentKind};
@@ -27,6 +31,12 @@ pub enum Format {
     Raw,
     /// QEMU copy-on-write v2/v3.
     Qcow2,
+    /// VMware: monolithicSparse, streamOptimized, and descriptor files naming local extents.
+    Vmdk,
+    /// Microsoft VHD (qemu's vpc): fixed and dynamic.
+    Vhd,
+    /// Microsoft VHDX: fixed and dynamic.
+    Vhdx,
     /// An ISO 9660 / UDF disc image, read as its raw bytes. Only when declared (Glance's
     /// `disk_format` iso): undeclared, an ISO is refused like any container, so an installer
     /// disc never becomes a volume by accident.
@@ -39,6 +49,9 @@ impl Format {
         match self {
             Format::Raw => "raw",
             Format::Qcow2 => "qcow2",
+            Format::Vmdk => "vmdk",
+            Format::Vhd => "vhd",
+            Format::Vhdx => "vhdx",
             Format::Iso => "iso",
         }
     }
@@ -50,9 +63,12 @@ impl FromStr for Format {
         match s {
             "raw" => Ok(Format::Raw),
             "qcow2" => Ok(Format::Qcow2),
+            "vmdk" => Ok(Format::Vmdk),
+            "vhd" | "vpc" => Ok(Format::Vhd),
+            "vhdx" => Ok(Format::Vhdx),
             "iso" => Ok(Format::Iso),
             _ => Err(Error::InvalidInput(format!(
-                "unknown source format '{s}': use qcow2 or raw"
+                "unknown source format '{s}': use qcow2, vmdk, vhd, vhdx, raw or iso"
             ))),
         }
     }
@@ -102,6 +118,9 @@ pub fn decide(
     match (declared, probe.container) {
         (None | Some(Format::Raw), C::Raw) => Ok(Format::Raw),
         (None | Some(Format::Qcow2), C::Qcow2) => Ok(Format::Qcow2),
+        (None | Some(Format::Vmdk), C::Vmdk) => Ok(Format::Vmdk),
+        (None | Some(Format::Vhd), C::Vhd) => Ok(Format::Vhd),
+        (None | Some(Format::Vhdx), C::Vhdx) => Ok(Format::Vhdx),
         (Some(Format::Iso), C::Iso) => Ok(Format::Iso),
         (None, C::Iso) => refuse(
             "ISO 9660 disc image: pass --source-format iso to copy it as a raw disk (Glance's disk_format iso)".into(),
@@ -113,15 +132,22 @@ pub fn decide(
         (Some(Format::Raw), found) => refuse(format!(
             "declared raw, but the content is a {} image: refused ({}, or add --trust-declared-raw if the bytes really are a raw disk)",
             found.display(),
-            if found == C::Qcow2 {
-                "drop --source-format raw to read it as qcow2"
-            } else {
-                "convert it with qemu-img first"
+            match found {
+                C::Qcow2 => "drop --source-format raw to read it as qcow2",
+                C::Vmdk => "drop --source-format raw to read it as VMDK",
+                C::Vhd => "drop --source-format raw to read it as VHD",
+                C::Vhdx => "drop --source-format raw to read it as VHDX",
+                _ => "convert it with qemu-img first",
             }
         )),
         (Some(Format::Qcow2), C::Raw) => refuse(
             "declared qcow2, but the content has no qcow2 header: refused (check the image, or drop --source-format)".into(),
         ),
+        (Some(declared @ (Format::Vmdk | Format::Vhd | Format::Vhdx)), found) => refuse(format!(
+            "declared {}, but the content is {}: refused (check the image, or drop --source-format)",
+            declared.name(),
+            found.display()
+        )),
         (_, found) => refuse(format!(
             "{}: not supported yet, convert it with qemu-img first (qemu-img convert -O raw or -O qcow2)",
             found.display()
@@ -139,6 +165,9 @@ pub fn open(path: &Path, opts: &OpenOptions) -> Result<Box<dyn DiskSource>> {
     Ok(match format {
         Format::Raw | Format::Iso => Box::new(raw::RawFile::open(path)?),
         Format::Qcow2 => Box::new(qcow2::Qcow2::open(path, &opts.files)?),
+        Format::Vmdk => Box::new(vmdk::Vmdk::open(path, &opts.files)?),
+        Format::Vhd => Box::new(vhd::Vhd::open(path, &opts.files)?),
+        Format::Vhdx => Box::new(vhdx::Vhdx::open(path, &opts.files)?),
     })
 }
 

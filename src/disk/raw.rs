@@ -42,6 +42,12 @@ impl RawFile {
         })
     }
 
+    /// This file with only its first `len` bytes as the disk (a fixed VHD: its footer follows).
+    pub fn truncated(mut self, len: u64) -> RawFile {
+        self.size = self.size.min(len);
+        self
+    }
+
     /// `lseek(fd, from, whence)`, `None` when the filesystem cannot tell (or past the end).
     fn seek(&self, from: u64, whence: i32) -> Option<u64> {
         let from = i64::try_from(from).ok()?;

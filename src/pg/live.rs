@@ -8,6 +8,7 @@ use super::autoscale::{self, AsPool, AutoscaleInput, AutoscaleMode, AutoscaleRes
 use super::calc::{autoscaler_would_change, pgcalc_pg_num};
 use super::mon_check::{self, MonChange, MonPool, MonState, MonVerdict};
 use super::mon_max_pg_replicas;
+use super::movement::{self, Movement};
 use super::release::CephRelease;
 use crate::ceph::Cluster;
 use crate::error::{Error, Result};
@@ -66,6 +67,9 @@ pub struct ClusterState {
     pub threshold: f64,
     /// Whether autoscaling is switched off for all pools (`noautoscale`).
     pub noautoscale: bool,
+    /// The mgr's `target_max_misplaced_ratio` (default 0.05): how much data a pg_num step
+    /// may misplace.
+    pub target_max_misplaced_ratio: f64,
     /// The default CRUSH rule for a new replicated pool.
     pub default_rule: i64,
 }
@@ -95,6 +99,8 @@ pub struct CheckedPool {
     pub autoscale_will_change: bool,
     /// `pg_autoscale_mode`.
     pub autoscale_mode: String,
+    /// What the autoscaler's change moves, when it will make one (an estimate).
+    pub movement: Option<Movement>,
 }
 
 /// The monitor's verdict on a proposed pool or size change.
@@ -318,6 +324,10 @@ pub fn read_state(cluster: &Cluster) -> Result<ClusterState> {
         target_pg_per_osd,
         threshold,
         noautoscale,
+        target_max_misplaced_ratio: mgr_option("target_max_misplaced_ratio")
+            .and_then(|s| s.parse().ok())
+            .filter(|r: &f64| *r > 0.0 && *r <= 1.0)
+            .unwrap_or(0.05),
         default_rule,
     })
 }
@@ -486,6 +496,11 @@ pub fn check(
         0.0
     };
     let auto = autoscale_now(state, release);
+    let cluster_raw: u64 = state
+        .pools
+        .iter()
+        .filter_map(|p| p.autoscale.as_ref().map(|a| a.bytes_used))
+        .sum();
     let mut warnings = Vec::new();
     if auto.is_none() {
         warnings.push("no OSD sizes or usage from a mgr: the autoscaler's targets are not computed (the autoscaler lives in the mgr)".into());
@@ -504,6 +519,7 @@ pub fn check(
                 ));
             }
             let a = auto.as_ref().and_then(|r| r.pools.iter().find(|a| a.name == p.name));
+            let will_change = a.is_some_and(|a| a.would_adjust) && !state.noautoscale;
             CheckedPool {
                 name: p.name.clone(),
                 pg_num: p.pg_num,
@@ -513,8 +529,19 @@ pub fn check(
                 off_by_more_than_3x: off,
                 pg_replicas_per_osd: p.pg_num as f64 * p.size as f64 / in_osds as f64,
                 autoscale_pg_num: a.map(|a| a.pg_num_final),
-                autoscale_will_change: a.is_some_and(|a| a.would_adjust) && !state.noautoscale,
+                autoscale_will_change: will_change,
                 autoscale_mode: p.autoscale.as_ref().map_or("off", |a| a.mode.name()).into(),
+                movement: a.filter(|_| will_change).and_then(|a| {
+                    let stored = p.autoscale.as_ref().map_or(0, |s| s.stored);
+                    movement::estimate(
+                        p.pg_num,
+                        a.pg_num_final,
+                        stored,
+                        p.raw_used_rate,
+                        cluster_raw,
+                        state.target_max_misplaced_ratio,
+                    )
+                }),
             }
         })
         .collect();

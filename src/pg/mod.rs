@@ -8,6 +8,7 @@ pub mod capacity;
 #[cfg(feature = "rbd")]
 pub mod live;
 pub mod mon_check;
+pub mod movement;
 pub mod release;
 mod spec;
 

@@ -255,3 +255,18 @@ pub fn sha256_blocks_hex(data: &[u8]) -> String {
     }
     hex::encode(outer.finalize())
 }
+
+/// The NFS share the tests write to (`nfs://HOST:PORT/EXPORT`), started by scripts/test.sh.
+pub fn nfs_url() -> String {
+    std::env::var("RBDKIT_NFS_URL").expect(
+        "RBDKIT_NFS_URL is not set: run the tests with scripts/test.sh (it starts the NFS server)",
+    )
+}
+
+/// The local directory the NFS server exports, to check what arrived on the share.
+pub fn nfs_dir() -> PathBuf {
+    PathBuf::from(
+        std::env::var("RBDKIT_NFS_DIR")
+            .expect("RBDKIT_NFS_DIR is not set: run the tests with scripts/test.sh"),
+    )
+}

@@ -2,9 +2,9 @@
 //! `qemu-img convert -O raw`, published atomically under DEST.
 use crate::global::Global;
 use clap::Args;
-use rbdkit::copy::sink_file::FileSink;
 use rbdkit::copy::{checksum_disk, Control};
 use rbdkit::input::Input;
+use rbdkit::output::OutputFile;
 use rbdkit::units::format_size;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +15,8 @@ use std::sync::atomic::Ordering;
 pub struct ConvertArgs {
     /// Source image (qcow2 or raw), or `-` for stdin (a qcow2 stream is decoded as it arrives).
     pub src: PathBuf,
-    /// Destination raw file (sparse).
+    /// Destination raw file (sparse), a path or `nfs://HOST[:PORT]/EXPORT/FILE` (a Cinder NFS
+    /// volume, written through a userspace NFSv3 client without mounting the share).
     pub dest: PathBuf,
     /// Replace DEST if it exists.
     #[arg(long)]
@@ -35,18 +36,18 @@ pub fn run(a: ConvertArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     let format = source.format_name();
     let kind = a.checksum.kind();
     let opts = a.copy.copy_options(4 << 20, kind)?;
-    let mut sink = FileSink::create(&a.dest, a.overwrite)?;
+    let mut out = OutputFile::create(&a.dest, a.overwrite)?;
     let total = source.virtual_size().unwrap_or(0);
     let bar = crate::progress::bytes_bar(total, "converting", !g.no_progress);
     let ctl = Control {
         progress: &|done, _| bar.set_position(done),
         cancel: &cancel,
     };
-    let stats = source.copy_into(&mut sink, &opts, &ctl);
+    let stats = source.copy_into(out.sink(), &opts, &ctl);
     bar.finish_and_clear();
     let stats = match stats {
         Err(e) if cancel.load(Ordering::Relaxed) => {
-            drop(sink);
+            drop(out);
             return Err(rbdkit::Error::Interrupted(format!(
                 "convert to {} stopped; nothing was written under that name ({e})",
                 a.dest.display()
@@ -54,11 +55,12 @@ pub fn run(a: ConvertArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         }
         other => other?,
     };
-    sink.commit()?;
+    let nfs = OutputFile::is_nfs(&a.dest);
+    out.commit()?;
     let mut stats = stats;
-    if stats.checksum_fell_back {
+    if stats.checksum_fell_back && !nfs {
         // A qcow2 stream's data came too far out of guest order to hash on the way: hash
-        // the file written.
+        // the file written (on a share it is not read back; the checksum stays unknown).
         let written = rbdkit::disk::raw::RawFile::open(&a.dest)?;
         stats.checksum = Some(checksum_disk(&written, &opts, &ctl)?);
     }

@@ -4,10 +4,10 @@
 use crate::global::Global;
 use clap::Args;
 use rbdkit::ceph::{Image, ImageSpec};
-use rbdkit::copy::sink_file::FileSink;
 use rbdkit::copy::sink_stream::StreamSink;
 use rbdkit::copy::{copy_disk, Control, CopyStats, Sink};
 use rbdkit::disk::rbd::RbdDisk;
+use rbdkit::output::OutputFile;
 use rbdkit::units::format_size;
 use rbdkit::Error;
 use std::io::IsTerminal;
@@ -21,7 +21,9 @@ pub struct ExportArgs {
     /// The image or snapshot to read, POOL[/NAMESPACE]/IMAGE[@SNAP] (a snapshot gives a
     /// consistent copy of an image in use).
     pub src: ImageSpec,
-    /// A raw file (sparse, published under this name only when complete), or `-` for stdout.
+    /// A raw file (sparse, published under this name only when complete): a path or
+    /// `nfs://HOST[:PORT]/EXPORT/FILE` (a Cinder NFS volume, written through a userspace NFSv3
+    /// client without mounting the share); or `-` for stdout.
     pub dest: PathBuf,
     /// Replace DEST if it exists.
     #[arg(long)]
@@ -61,8 +63,8 @@ pub fn run(a: ExportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         let mut sink = StreamSink::new(Box::new(std::io::stdout()), "stdout");
         copy(&mut sink)
     } else {
-        let mut sink = FileSink::create(&a.dest, a.overwrite)?;
-        copy(&mut sink).and_then(|st| sink.commit().map(|()| st))
+        let mut out = OutputFile::create(&a.dest, a.overwrite)?;
+        copy(out.sink()).and_then(|st| out.commit().map(|()| st))
     };
     bar.finish_and_clear();
     let stats = match stats {

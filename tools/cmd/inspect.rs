@@ -72,6 +72,18 @@ fn print_plain(r: &Inspection) {
             lines.push(("data file raw", "true".into()));
         }
     }
+    if let Some(v) = &r.vmdk {
+        if let Some(n) = v.version {
+            lines.push(("version", n.to_string()));
+        }
+        lines.push(("compressed", v.compressed.to_string()));
+        if v.footer {
+            lines.push(("header in footer", "true".into()));
+        }
+        if v.descriptor_file {
+            lines.push(("descriptor file", "true".into()));
+        }
+    }
     if let Some(b) = &r.backing_file {
         lines.push(("backing file", escape(b)));
     }

@@ -397,6 +397,25 @@ fn check(a: CheckArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             }
         );
     }
+    for p in &report.pools {
+        if let Some(m) = &p.movement {
+            outln!(
+                "next for {}: {} {} -> {} PGs ({} {}); ~{} raw misplaced ({:.0}% of its data), in about {} step{} of at most {:.0}% of the cluster's data (target_max_misplaced_ratio {}); an estimate: CRUSH may keep some of it in place",
+                p.name,
+                m.kind,
+                m.from_pg_num,
+                m.to_pg_num,
+                m.pgs_changed,
+                if m.kind == "split" { "new" } else { "merged away" },
+                rbdkit::units::format_size(m.bytes_misplaced),
+                m.moved_fraction * 100.0,
+                m.steps,
+                if m.steps == 1 { "" } else { "s" },
+                m.target_max_misplaced_ratio * 100.0,
+                m.target_max_misplaced_ratio
+            );
+        }
+    }
     outln!(
         "total: {} PG replicas, {:.1} per in OSD; the monitor refuses pool changes past {}",
         report.total_pg_replicas,

@@ -12,6 +12,13 @@ pub enum SourceFormat {
     Qcow2,
     /// Raw bytes.
     Raw,
+    /// VMDK (monolithicSparse, streamOptimized; descriptor files with --allow-backing-files).
+    Vmdk,
+    /// VHD (qemu's vpc): fixed or dynamic.
+    #[value(alias = "vpc")]
+    Vhd,
+    /// VHDX: fixed or dynamic.
+    Vhdx,
     /// An ISO 9660 / UDF disc image, copied as a raw disk (refused unless declared).
     Iso,
 }
@@ -21,6 +28,9 @@ impl From<SourceFormat> for Format {
         match f {
             SourceFormat::Qcow2 => Format::Qcow2,
             SourceFormat::Raw => Format::Raw,
+            SourceFormat::Vmdk => Format::Vmdk,
+            SourceFormat::Vhd => Format::Vhd,
+            SourceFormat::Vhdx => Format::Vhdx,
             SourceFormat::Iso => Format::Iso,
         }
     }

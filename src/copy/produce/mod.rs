@@ -4,3 +4,4 @@ pub(crate) mod diff_stream;
 pub(crate) mod disk;
 pub(crate) mod qcow2_stream;
 pub(crate) mod raw_stream;
+pub(crate) mod vmdk_stream;

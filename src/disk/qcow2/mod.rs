@@ -439,6 +439,12 @@ fn open_backing(
         super::Format::Raw | super::Format::Iso => {
             Box::new(super::raw::RawFile::from_file(named.file, &named.path)?)
         }
+        super::Format::Vmdk | super::Format::Vhd | super::Format::Vhdx => {
+            return Err(Error::bad_image(
+                child,
+                format!("a {} backing file is not supported (qcow2, raw): convert the chain with qemu-img first", format.name()),
+            ))
+        }
     })
 }
 

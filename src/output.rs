@@ -1,0 +1,52 @@
+//! Where a copy's raw output goes when it is a file: a local path (a mounted NFS share too) or
+//! `nfs://HOST[:PORT]/EXPORT/FILE` through the userspace client. Either way the file appears
+//! under its name only when complete; the CLI never looks at the name itself.
+use crate::copy::sink_file::FileSink;
+use crate::copy::sink_nfs::NfsSink;
+use crate::copy::Sink;
+use crate::error::Result;
+use crate::nfs::NfsUrl;
+use std::path::Path;
+
+/// An output file being written.
+pub enum OutputFile {
+    /// A local path.
+    Local(FileSink),
+    /// A file on an NFS share, written without a mount (boxed: it holds a runtime and a
+    /// connection).
+    Nfs(Box<NfsSink>),
+}
+
+impl OutputFile {
+    /// True when `dest` names a file on an NFS share.
+    pub fn is_nfs(dest: &Path) -> bool {
+        dest.to_str().is_some_and(|d| d.starts_with("nfs://"))
+    }
+
+    /// Starts the file `dest`; an existing one is refused unless `overwrite`.
+    pub fn create(dest: &Path, overwrite: bool) -> Result<OutputFile> {
+        match dest.to_str().filter(|_| Self::is_nfs(dest)) {
+            Some(url) => Ok(OutputFile::Nfs(Box::new(NfsSink::create(
+                &NfsUrl::parse(url)?,
+                overwrite,
+            )?))),
+            None => Ok(OutputFile::Local(FileSink::create(dest, overwrite)?)),
+        }
+    }
+
+    /// The sink to copy into.
+    pub fn sink(&mut self) -> &mut dyn Sink {
+        match self {
+            OutputFile::Local(s) => s,
+            OutputFile::Nfs(s) => s.as_mut(),
+        }
+    }
+
+    /// Publishes the finished file under its name.
+    pub fn commit(self) -> Result<()> {
+        match self {
+            OutputFile::Local(s) => s.commit(),
+            OutputFile::Nfs(s) => (*s).commit(),
+        }
+    }
+}
