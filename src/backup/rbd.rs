@@ -417,6 +417,10 @@ fn incremental(
     // are the unwritten part of objects the volume created since).
     let held = base.allocated(0, size, base.fast_diff_valid())?;
     let changes = zeros_only_where(&changes, &held);
+    let held = union(&[], &held)
+        .iter()
+        .map(|c| (c.offset, c.len))
+        .collect::<Vec<_>>();
     // A failed incremental may have left data in the head: rewrite those ranges from the
     // volume too, so the head equals the previous backup everywhere else.
     let dirty: Vec<(u64, u64)> = base
@@ -435,7 +439,8 @@ fn incremental(
         ..req.copy.clone()
     };
     let (stats, zeroed, sent) = {
-        let mut rbd = RbdSink::overwriting(&base, size, 0, req.concurrency);
+        let mut rbd =
+            RbdSink::overwriting(&base, size, 0, req.concurrency).zeroing_only_within(held);
         let mut sink = DigestSink::new(Some(&mut rbd), size);
         let stats = copy_disk(&diff, &mut sink, &opts, ctl)?;
         let sent = sink.into_digests()?;

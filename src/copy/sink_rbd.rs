@@ -34,6 +34,9 @@ pub struct RbdSink<'a> {
     /// completion hands it back, and stays counted in the copy's budget until then.
     lent: HashMap<u64, PoolBuf>,
     overwrite: bool,
+    /// Where the image held data when the copy started (sorted `(offset, len)`), when known:
+    /// zeroing elsewhere is skipped, those ranges read as zeros already.
+    held: Option<Vec<(u64, u64)>>,
     /// Bytes zeroed (ranges that changed to zeros).
     pub bytes_zeroed: u64,
 }
@@ -52,8 +55,30 @@ impl<'a> RbdSink<'a> {
             next_tag: 0,
             lent: HashMap::new(),
             overwrite: false,
+            held: None,
             bytes_zeroed: 0,
         }
+    }
+
+    /// Zeroes only within `held` (sorted `(offset, len)`: where the image held data when the
+    /// copy started); the rest of it reads as zeros already.
+    pub fn zeroing_only_within(mut self, held: Vec<(u64, u64)>) -> Self {
+        self.held = Some(held);
+        self
+    }
+
+    /// Issues write_zeroes for `[at, end)`.
+    fn zero_range(&mut self, mut at: u64, end: u64) -> Result<()> {
+        while at < end {
+            let n = (end - at).min(1 << 30);
+            self.make_room(0)?;
+            self.next_tag += 1;
+            self.image.aio_write_zeroes(at, n, self.next_tag, &self.q)?;
+            self.in_flight += 1;
+            self.bytes_zeroed += n;
+            at += n;
+        }
+        Ok(())
     }
 
     /// A sink over `image` (current size `size`) that already holds data: ranges that must
@@ -157,17 +182,19 @@ impl Sink for RbdSink<'_> {
         // Never past the end (the engine may hand a hole beyond a shrunk size), and in pieces
         // librbd takes (its length is a size_t, its ops are per object anyway).
         let end = offset.saturating_add(len).min(self.size);
-        let mut at = offset;
-        while at < end {
-            let n = (end - at).min(1 << 30);
-            self.make_room(0)?;
-            self.next_tag += 1;
-            self.image.aio_write_zeroes(at, n, self.next_tag, &self.q)?;
-            self.in_flight += 1;
-            self.bytes_zeroed += n;
-            at += n;
+        let Some(held) = self.held.take() else {
+            return self.zero_range(offset, end);
+        };
+        let from = held.partition_point(|&(o, n)| o + n <= offset);
+        let mut r = Ok(());
+        for &(o, n) in held[from..].iter().take_while(|h| h.0 < end) {
+            r = self.zero_range(o.max(offset), (o + n).min(end));
+            if r.is_err() {
+                break;
+            }
         }
-        Ok(())
+        self.held = Some(held);
+        r
     }
 
     fn finish(&mut self, size: u64) -> Result<()> {
