@@ -94,7 +94,7 @@ pub fn temp_name(name: &str) -> String {
     )
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().replace(['/', '@', '.'], "-"))
         .unwrap_or_else(|_| "host".into())

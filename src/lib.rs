@@ -3,6 +3,7 @@
 //! - [`disk`]: read virtual disks (raw, qcow2) as extents and bytes at guest offsets.
 //! - [`copy`]: the one copy engine behind `convert` (to a sparse file) and `import-raw` (to RBD).
 //! - [`ceph`] (feature `rbd`): the only code that touches librados/librbd.
+//! - [`backup`] (feature `rbd`): Cinder-style full and incremental volume backups, restores.
 //! - [`clone`]: the Cinder clone workflow. [`pg`]: pg_num and capacity planning.
 //! - [`bench`]: I/O benchmarks of RBD images, files and NFS shares.
 //! - [`text`]: text taken from an input, escaped before it reaches a terminal.
@@ -10,6 +11,8 @@
 //! The library never prints and never exits the process; `tools/` does both.
 #![warn(missing_docs)]
 
+#[cfg(feature = "rbd")]
+pub mod backup;
 pub mod copy;
 pub mod disk;
 pub mod error;

@@ -28,7 +28,7 @@ pub use features::{
     parse_features, Features,
 };
 pub use health::{full_advice, full_condition};
-pub use image::{ctime_string, Image, ImageInfo, LinkedImage, SnapInfo, Timestamps};
+pub use image::{ctime_string, Changed, Image, ImageInfo, LinkedImage, SnapInfo, Timestamps};
 pub use ioctx::IoCtx;
 pub use spec::ImageSpec;
 

@@ -1,8 +1,9 @@
 //! The RADOS objects of a pool (its namespace), for finding which objects of an image exist
 //! without asking about each one: a thin image of terabytes spans millions of objects, of
-//! which a pool listing returns only those that exist.
-use super::{check, IoCtx};
-use crate::error::Result;
+//! which a pool listing returns only those that exist. And whole small objects written, read
+//! and removed by name (what a backup keeps next to its image: its block digests).
+use super::{check, cstr, IoCtx};
+use crate::error::{Error, Result};
 use librados_sys as sys;
 use std::ffi::CStr;
 use std::ptr;
@@ -47,5 +48,63 @@ impl IoCtx {
         // SAFETY: ctx came from rados_nobjects_list_open and is closed once.
         unsafe { sys::rados_nobjects_list_close(ctx) };
         result.map(|()| out)
+    }
+
+    /// Replaces object `oid` with `data`.
+    pub fn write_object(&self, oid: &str, data: &[u8]) -> Result<()> {
+        let c = cstr("object name", oid)?;
+        // SAFETY: valid ioctx, C string, and a buffer of data.len() bytes alive for the call.
+        let ret = unsafe {
+            sys::rados_write_full(
+                self.handle.raw,
+                c.as_ptr(),
+                data.as_ptr() as *const std::os::raw::c_char,
+                data.len(),
+            )
+        };
+        check(ret, "write object", &self.describe(oid)).map(|_| ())
+    }
+
+    /// The whole of object `oid`, `None` when it does not exist; refuses one above `max` bytes.
+    pub fn read_object(&self, oid: &str, max: u64) -> Result<Option<Vec<u8>>> {
+        let c = cstr("object name", oid)?;
+        let (mut size, mut mtime) = (0u64, 0 as libc::time_t);
+        // SAFETY: valid ioctx, C string and out-pointers.
+        let ret = unsafe { sys::rados_stat(self.handle.raw, c.as_ptr(), &mut size, &mut mtime) };
+        if ret == -libc::ENOENT {
+            return Ok(None);
+        }
+        check(ret, "look up object", &self.describe(oid))?;
+        if size > max {
+            return Err(Error::Other(format!(
+                "object {} holds {size} bytes, more than the {max} expected",
+                self.describe(oid)
+            )));
+        }
+        let mut buf = vec![0u8; size as usize];
+        // SAFETY: valid ioctx and C string; buf is writable for buf.len() bytes for the call.
+        let ret = unsafe {
+            sys::rados_read(
+                self.handle.raw,
+                c.as_ptr(),
+                buf.as_mut_ptr() as *mut std::os::raw::c_char,
+                buf.len(),
+                0,
+            )
+        };
+        let n = check(ret, "read object", &self.describe(oid))? as usize;
+        buf.truncate(n);
+        Ok(Some(buf))
+    }
+
+    /// Removes object `oid`; one that does not exist is no error.
+    pub fn remove_object(&self, oid: &str) -> Result<()> {
+        let c = cstr("object name", oid)?;
+        // SAFETY: valid ioctx and C string.
+        let ret = unsafe { sys::rados_remove(self.handle.raw, c.as_ptr()) };
+        if ret == -libc::ENOENT {
+            return Ok(());
+        }
+        check(ret, "remove object", &self.describe(oid)).map(|_| ())
     }
 }

@@ -98,7 +98,7 @@ fn hash_zeros(h: &mut Sha256, mut n: u64) {
 }
 
 /// The digest of `len` zero bytes; full blocks are computed once per process.
-pub(crate) fn zero_block_digest(len: u64) -> BlockDigest {
+pub fn zero_block_digest(len: u64) -> BlockDigest {
     static FULL: OnceLock<BlockDigest> = OnceLock::new();
     let compute = |len| {
         let mut h = Sha256::new();

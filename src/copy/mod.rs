@@ -22,6 +22,10 @@ mod hasher;
 mod piece;
 mod pipeline;
 mod produce;
+pub mod sink_changed;
+#[cfg(feature = "rbd")]
+pub mod sink_diff;
+pub mod sink_digest;
 pub mod sink_file;
 pub mod sink_nfs;
 #[cfg(feature = "rbd")]
@@ -79,6 +83,20 @@ pub trait Sink {
     /// that can deliver in guest order may feed it.
     fn ordered(&self) -> bool {
         false
+    }
+    /// True when the target already holds data (the previous backup, an existing image being
+    /// restored over): then every range the source says reads as zeros — `Zero` extents, and
+    /// the zero runs inside the ranges read — is zeroed with [`Sink::zero`], and only
+    /// `Unchanged` ranges are left alone. False (the default): the target reads zeros wherever
+    /// nothing is written (a fresh image or file), so zeros are never written.
+    fn overwrites(&self) -> bool {
+        false
+    }
+    /// Makes `[offset, offset + len)` read as zeros; called only when [`Sink::overwrites`].
+    fn zero(&mut self, offset: u64, len: u64) -> Result<()> {
+        Err(crate::error::Error::Other(format!(
+            "zeroing {len} bytes at {offset}: this target cannot zero ranges: this is a bug in rbdkit, please report it"
+        )))
     }
 }
 
@@ -188,6 +206,29 @@ pub fn copy_stream(
         chunk: opts.chunk_size as usize,
     };
     run(producer, sink, opts, ctl, Order::Guest, 0)
+}
+
+/// Applies an `rbd export-diff` stream (its header read already) to `sink`: written where it
+/// writes, zeroed where it zeroes (when the sink [overwrites](Sink::overwrites)), unchanged
+/// elsewhere. No checksum: the ranges it leaves alone are not read.
+#[cfg(feature = "rbd")]
+pub fn copy_diff_stream<R: Read + Send>(
+    reader: crate::backup::diff_format::DiffReader<R>,
+    sink: &mut dyn Sink,
+    opts: &CopyOptions,
+    ctl: &Control,
+) -> Result<CopyStats> {
+    let size = reader.header.size;
+    sink.ensure_size(size)?;
+    let producer = produce::diff_stream::DiffStreamProducer {
+        reader,
+        chunk: opts.chunk_size,
+    };
+    let opts = CopyOptions {
+        checksum: None,
+        ..opts.clone()
+    };
+    run(producer, sink, &opts, ctl, Order::Guest, size)
 }
 
 /// Copies a qcow2 image arriving as a stream into `sink` in one pass; pieces are written in

@@ -21,6 +21,9 @@ pub(crate) struct Piece {
 pub(crate) enum Body {
     /// Known to read as zeros without reading it (any length: a hole of terabytes is one piece).
     Zeros,
+    /// The same as in the base the target already holds (a diff's unchanged range): neither
+    /// read nor written, and it cannot be hashed.
+    Unchanged,
     /// Read; its runs are still to be written, by the consumer.
     Unwritten(ReadData),
     /// Its runs are already in the target (written by the decode thread that read them). The
@@ -45,6 +48,14 @@ impl Piece {
             runs: Vec::new(),
             digests: None,
             body: Body::Zeros,
+        }
+    }
+
+    /// A range the target already holds.
+    pub fn unchanged(guest: u64, len: u64) -> Piece {
+        Piece {
+            body: Body::Unchanged,
+            ..Piece::zeros(guest, len)
         }
     }
 

@@ -122,6 +122,16 @@ impl<'scope> Emitter<'_, 'scope> {
             .map_err(|_| Error::Other("copy pipeline stopped".into()))
     }
 
+    /// `len` bytes at `guest` the target already holds (a diff's unchanged range).
+    pub fn unchanged(&self, guest: u64, len: u64) -> Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        self.tx
+            .send(Msg::Piece(Piece::unchanged(guest, len)))
+            .map_err(|_| Error::Other("copy pipeline stopped".into()))
+    }
+
     /// Queues the piece of `len` bytes at `guest` for a decode thread: `fill` reads or decodes
     /// it into the buffer it is given, then the thread zero-scans it, hashes its blocks and,
     /// when the sink allows, writes it. `last`: the piece ends the disk. Its room in the copy's
@@ -198,7 +208,12 @@ pub(crate) fn run(
     let scan = Arc::new(Scan {
         sparse: opts.sparse_size as usize,
         checksum: opts.checksum,
-        direct: sink.concurrent_writer(),
+        // A target that holds data must see each piece's zero runs in order with its data.
+        direct: if sink.overwrites() {
+            None
+        } else {
+            sink.concurrent_writer()
+        },
     });
     // Set when the consumer is done (or failed): the producer stops waiting for its input.
     let stop = AtomicBool::new(false);
@@ -378,10 +393,22 @@ impl Consumer<'_> {
         if let Some(d) = digests {
             self.hash(p.guest, Hashed::Digests(d, p.len))?;
         }
+        let overwrite = self.sink.overwrites();
         match p.body {
+            Body::Unchanged => {
+                if self.hash_tx.is_some() {
+                    return Err(Error::Other(
+                        "copy failed: a diff's unchanged ranges cannot be checksummed on the way: this is a bug in rbdkit, please report it".into(),
+                    ));
+                }
+            }
             Body::Zeros => {
                 if hash_data {
                     self.hash(p.guest, Hashed::Zeros(p.len))?;
+                }
+                if overwrite {
+                    self.writes.flush(self.sink)?;
+                    self.sink.zero(p.guest, p.len)?;
                 }
             }
             Body::Written(None) => {}
@@ -395,9 +422,21 @@ impl Consumer<'_> {
                     self.writes.flush(self.sink)?;
                     self.sink.write(p.guest, read.buf)?;
                 } else {
+                    // Into a target that holds data, everything between the runs is zeroed,
+                    // in order (a diff stream records it as it comes).
+                    let mut pos = 0usize;
                     for &(start, n) in &p.runs {
+                        if overwrite && start > pos {
+                            self.writes.flush(self.sink)?;
+                            self.sink.zero(p.guest + pos as u64, (start - pos) as u64)?;
+                        }
                         let data = &read.buf[start..start + n];
                         self.writes.add(p.guest + start as u64, data, self.sink)?;
+                        pos = start + n;
+                    }
+                    if overwrite && (pos as u64) < p.len {
+                        self.writes.flush(self.sink)?;
+                        self.sink.zero(p.guest + pos as u64, p.len - pos as u64)?;
                     }
                     self.retire(p.guest, read, hash_data)?;
                 }

@@ -1,5 +1,8 @@
 //! An RBD image as a copy target: librbd aio writes, `concurrency` in flight, object-aligned
-//! (the engine's chunks are objects). Zeros are never written: the image must be fresh.
+//! (the engine's chunks are objects). Zeros are never written into a fresh image; an image
+//! that holds earlier data (an incremental backup's base, a restore over a volume) is opened
+//! [`RbdSink::overwriting`], and the ranges that must read as zeros are zeroed with
+//! `write_zeroes` (not `discard`, which librbd may skip for partial objects).
 use super::{PoolBuf, Sink, MEMORY_BUDGET};
 use crate::ceph::{full_advice, full_condition, AioDone, Completions, Image};
 use crate::error::{Error, Result};
@@ -30,6 +33,12 @@ pub struct RbdSink<'a> {
     /// The buffers of the writes in flight, by tag: each lends its vector to librbd until the
     /// completion hands it back, and stays counted in the copy's budget until then.
     lent: HashMap<u64, PoolBuf>,
+    overwrite: bool,
+    /// Where the image held data when the copy started (sorted `(offset, len)`), when known:
+    /// zeroing elsewhere is skipped, those ranges read as zeros already.
+    held: Option<Vec<(u64, u64)>>,
+    /// Bytes zeroed (ranges that changed to zeros).
+    pub bytes_zeroed: u64,
 }
 
 impl<'a> RbdSink<'a> {
@@ -45,7 +54,49 @@ impl<'a> RbdSink<'a> {
             min_size,
             next_tag: 0,
             lent: HashMap::new(),
+            overwrite: false,
+            held: None,
+            bytes_zeroed: 0,
         }
+    }
+
+    /// Zeroes only within `held` (sorted `(offset, len)`: where the image held data when the
+    /// copy started); the rest of it reads as zeros already.
+    pub fn zeroing_only_within(mut self, held: Vec<(u64, u64)>) -> Self {
+        self.held = Some(held);
+        self
+    }
+
+    /// Issues write_zeroes for `[at, end)`.
+    fn zero_range(&mut self, mut at: u64, end: u64) -> Result<()> {
+        while at < end {
+            let n = (end - at).min(1 << 30);
+            self.make_room(0)?;
+            self.next_tag += 1;
+            self.image.aio_write_zeroes(at, n, self.next_tag, &self.q)?;
+            self.in_flight += 1;
+            self.bytes_zeroed += n;
+            at += n;
+        }
+        Ok(())
+    }
+
+    /// A sink over `image` (current size `size`) that already holds data: ranges that must
+    /// read as zeros are zeroed. It ends no smaller than `min_size`.
+    pub fn overwriting(image: &'a Image, size: u64, min_size: u64, concurrency: usize) -> Self {
+        let mut sink = Self::new(image, size, min_size, concurrency);
+        sink.overwrite = true;
+        sink
+    }
+
+    /// Waits until one more request fits in the window.
+    fn make_room(&mut self, len: usize) -> Result<()> {
+        while self.in_flight >= self.max_in_flight
+            || (self.in_flight > 0 && self.bytes_in_flight + len > MAX_BYTES_IN_FLIGHT)
+        {
+            self.reap()?;
+        }
+        Ok(())
     }
 
     /// Waits for one write to finish, recycling its buffer. While writes stall, asks the
@@ -110,11 +161,7 @@ impl Sink for RbdSink<'_> {
         }
         // What a write holds is its buffer's capacity.
         let len = data.capacity();
-        while self.in_flight >= self.max_in_flight
-            || (self.in_flight > 0 && self.bytes_in_flight + len > MAX_BYTES_IN_FLIGHT)
-        {
-            self.reap()?;
-        }
+        self.make_room(len)?;
         self.next_tag += 1;
         self.image
             .aio_write(offset, data.take_vec(), self.next_tag, &self.q)?;
@@ -122,6 +169,32 @@ impl Sink for RbdSink<'_> {
         self.in_flight += 1;
         self.bytes_in_flight += len;
         Ok(())
+    }
+
+    fn overwrites(&self) -> bool {
+        self.overwrite
+    }
+
+    fn zero(&mut self, offset: u64, len: u64) -> Result<()> {
+        if !self.overwrite {
+            return Ok(());
+        }
+        // Never past the end (the engine may hand a hole beyond a shrunk size), and in pieces
+        // librbd takes (its length is a size_t, its ops are per object anyway).
+        let end = offset.saturating_add(len).min(self.size);
+        let Some(held) = self.held.take() else {
+            return self.zero_range(offset, end);
+        };
+        let from = held.partition_point(|&(o, n)| o + n <= offset);
+        let mut r = Ok(());
+        for &(o, n) in held[from..].iter().take_while(|h| h.0 < end) {
+            r = self.zero_range(o.max(offset), (o + n).min(end));
+            if r.is_err() {
+                break;
+            }
+        }
+        self.held = Some(held);
+        r
     }
 
     fn finish(&mut self, size: u64) -> Result<()> {

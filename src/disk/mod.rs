@@ -3,6 +3,7 @@
 //! to read back.
 //! `detect` recognises every container (VMDK, VHD, VHDX, VDI, QED, LUKS, ISO too) from content.
 //! Nothing here writes; nothing here trusts a size or offset read from a file.
+pub mod changed;
 pub mod detect;
 pub mod inspect;
 pub mod policy;
@@ -203,6 +204,7 @@ pub fn scan(disk: &dyn DiskSource, max_bytes: u64) -> Result<()> {
             let want = match e.kind {
                 ExtentKind::Data => e.len.min(budget),
                 ExtentKind::Zero | ExtentKind::Unallocated => e.len.min(4096),
+                ExtentKind::Unchanged => 0,
             };
             let mut off = e.offset;
             while off < e.offset + want {

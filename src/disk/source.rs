@@ -12,6 +12,9 @@ pub enum ExtentKind {
     Zero,
     /// Allocated nowhere in the chain: reads as zeros.
     Unallocated,
+    /// Only in a diff ([`super::changed::ChangedDisk`]): the same as in the base the target
+    /// already holds, so neither read nor written.
+    Unchanged,
 }
 
 /// A run of guest bytes of one kind.

@@ -1,7 +1,9 @@
-//! `rbdkit cleanup POOL`: finds temporary images left by imports that were killed (SIGKILL,
-//! power loss) and removes them on request. Images whose importer still runs are kept.
+//! `rbdkit cleanup POOL`: finds temporary images left by imports (and full backups) that were
+//! killed (SIGKILL, power loss), and the temporary volume snapshots of killed backups, and
+//! removes them on request. What a still-running process owns is kept.
 use crate::global::Global;
 use clap::Args;
+use rbdkit::backup::rbd::{find_partial_snaps, remove_partial_snap};
 use rbdkit::import::{find_leftovers, remove_leftover};
 use std::process::ExitCode;
 
@@ -35,8 +37,27 @@ pub fn run(a: CleanupArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         remove_leftover(&io, name)?;
         removed.push(l);
     }
+    let snaps = find_partial_snaps(&io)?;
+    let (mut snaps_removed, mut snaps_kept) = (Vec::new(), Vec::new());
+    for p in &snaps {
+        if p.alive || a.dry_run {
+            snaps_kept.push(p);
+            continue;
+        }
+        let name = p.image.rsplit('/').next().unwrap_or(&p.image);
+        remove_partial_snap(&io, name, &p.snap)?;
+        snaps_removed.push(p);
+    }
     if g.json() {
-        super::print_json(g, &serde_json::json!({ "removed": removed, "kept": kept }))?;
+        super::print_json(
+            g,
+            &serde_json::json!({
+                "removed": removed,
+                "kept": kept,
+                "snapshots_removed": snaps_removed,
+                "snapshots_kept": snaps_kept,
+            }),
+        )?;
     } else {
         for l in &removed {
             outln!(
@@ -55,8 +76,25 @@ pub fn run(a: CleanupArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             };
             outln!("kept {} ({why})", l.image);
         }
-        if leftovers.is_empty() {
-            outln!("no unfinished imports in {}", a.pool);
+        for p in &snaps_removed {
+            outln!(
+                "removed snapshot {}@{} (unfinished backup by pid {} on {})",
+                p.image,
+                p.snap,
+                p.pid,
+                p.host
+            );
+        }
+        for p in &snaps_kept {
+            let why = if p.alive {
+                "its backup is still running"
+            } else {
+                "dry run"
+            };
+            outln!("kept snapshot {}@{} ({why})", p.image, p.snap);
+        }
+        if leftovers.is_empty() && snaps.is_empty() {
+            outln!("no unfinished imports or backups in {}", a.pool);
         }
     }
     Ok(ExitCode::SUCCESS)

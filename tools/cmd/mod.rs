@@ -4,6 +4,8 @@ use crate::global::Global;
 use clap::Subcommand;
 use std::process::ExitCode;
 
+#[cfg(feature = "rbd")]
+pub mod backup;
 pub mod bench;
 pub mod checksum;
 #[cfg(feature = "rbd")]
@@ -15,6 +17,8 @@ pub mod convert;
 pub mod copy;
 #[cfg(feature = "rbd")]
 pub mod create;
+#[cfg(feature = "rbd")]
+mod dest;
 pub mod docs;
 #[cfg(feature = "rbd")]
 pub mod export;
@@ -28,6 +32,8 @@ mod layout;
 pub mod pg;
 #[cfg(feature = "rbd")]
 mod publish;
+#[cfg(feature = "rbd")]
+pub mod restore;
 #[cfg(feature = "rbd")]
 pub mod rm;
 mod source;
@@ -66,6 +72,12 @@ pub enum Command {
     /// Remove an image (refuses one with snapshots or children).
     #[cfg(feature = "rbd")]
     Rm(rm::RmArgs),
+    /// Back up a volume into a backup pool, Cinder's way (full, then incremental); `backup ls`.
+    #[cfg(feature = "rbd")]
+    Backup(backup::BackupArgs),
+    /// Restore a backup (Cinder's or rbdkit's) into a new image, over one (--force), or a file.
+    #[cfg(feature = "rbd")]
+    Restore(restore::RestoreArgs),
     /// Find and remove temporary images left by killed imports.
     #[cfg(feature = "rbd")]
     Cleanup(cleanup::CleanupArgs),
@@ -92,6 +104,10 @@ pub fn run(command: Command, global: &Global) -> rbdkit::Result<ExitCode> {
         Command::Copy(a) => copy::run(a, global),
         Command::Checksum(a) => checksum::run(a, global),
         Command::Inspect(a) => inspect::run(a, global),
+        #[cfg(feature = "rbd")]
+        Command::Backup(a) => backup::run(a, global),
+        #[cfg(feature = "rbd")]
+        Command::Restore(a) => restore::run(a, global),
         #[cfg(feature = "rbd")]
         Command::Cleanup(a) => cleanup::run(a, global),
         #[cfg(feature = "rbd")]

@@ -8,6 +8,7 @@ mod io;
 mod layering;
 mod snap;
 
+pub use diff::Changed;
 pub use info::{ctime_string, ImageInfo, Timestamps};
 pub use layering::LinkedImage;
 pub use snap::SnapInfo;

@@ -1,5 +1,5 @@
 //! An image's snapshots: list (with protection state), look up, create, protect, unprotect,
-//! remove.
+//! remove, rename, roll back, and when each was taken.
 use super::{check, cstr, cstring_field, Image};
 use crate::error::Result;
 use librbd_sys as sys;
@@ -100,6 +100,37 @@ impl Image {
         // SAFETY: f is one of librbd's (image, snap name) calls; valid image and C string.
         let ret = unsafe { f(self.raw, c.as_ptr()) };
         check(ret, op, &format!("{}@{snap}", self.object)).map(|_| ())
+    }
+
+    /// When snapshot `id` was taken, seconds since the epoch.
+    pub fn snap_timestamp(&self, id: u64) -> Result<i64> {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: valid image and out-pointer to a timespec of the C layout librbd expects.
+        let ret = unsafe {
+            sys::rbd_snap_get_timestamp(self.raw, id, &mut ts as *mut libc::timespec as *mut _)
+        };
+        check(
+            ret,
+            "read the time of snapshot",
+            &format!("{}@{id}", self.object),
+        )?;
+        Ok(ts.tv_sec)
+    }
+
+    /// Renames a snapshot.
+    pub fn snap_rename(&self, from: &str, to: &str) -> Result<()> {
+        let (f, t) = (cstr("snapshot name", from)?, cstr("snapshot name", to)?);
+        // SAFETY: valid image and C strings, alive across the call.
+        let ret = unsafe { sys::rbd_snap_rename(self.raw, f.as_ptr(), t.as_ptr()) };
+        check(ret, "rename snapshot", &format!("{}@{from}", self.object)).map(|_| ())
+    }
+
+    /// Rolls the image head back to a snapshot (every object of the image is rewritten).
+    pub fn snap_rollback(&self, snap: &str) -> Result<()> {
+        self.snap_call(snap, "roll back to snapshot", sys::rbd_snap_rollback)
     }
 
     /// Whether a snapshot is protected.

@@ -27,53 +27,82 @@ impl Produce for DiskProducer<'_> {
         while pos < size {
             emit.check()?;
             let span_end = pos.saturating_add(chunk * SPAN_CHUNKS).min(size);
-            let data: Vec<(u64, u64)> = src
-                .extents(pos, span_end - pos)?
-                .into_iter()
+            let extents = src.extents(pos, span_end - pos)?;
+            let data: Vec<(u64, u64)> = extents
+                .iter()
                 .filter(|e| e.kind == ExtentKind::Data)
                 .map(|e| (e.offset, e.end()))
                 .collect();
-            let mut next = data.iter().peekable();
+            // A diff's unchanged ranges split the span: pieces between them hold no unchanged
+            // byte (all of a piece not written reads as zeros).
             let mut at = pos;
-            while at < span_end {
-                // The chunk the next data extent starts in; everything before it is a hole.
-                let Some(&&(first, _)) = next.peek() else {
-                    emit.zeros(at, span_end - at)?;
-                    break;
-                };
-                let first_data = first.max(at);
-                let data_chunk = (first_data - first_data % chunk).max(at);
-                if data_chunk > at {
-                    emit.zeros(at, data_chunk - at)?;
-                    at = data_chunk;
-                    continue;
-                }
-                let end = (at + chunk).min(size);
-                let mut extents = Vec::new();
-                while let Some(&&(s, e)) = next.peek() {
-                    let (s2, e2) = (s.max(at), e.min(end));
-                    if s2 < e2 {
-                        extents.push(((s2 - at) as usize, (e2 - s2) as usize));
-                    }
-                    if e > end {
-                        break;
-                    }
-                    next.next();
-                }
-                let len = (end - at) as usize;
-                emit.submit(at, end == size, len, move |mut buf| {
-                    for &(start, n) in &extents {
-                        src.read_at(at + start as u64, &mut buf[start..start + n])?;
-                    }
-                    Ok(ReadData { buf, extents })
-                })?;
-                at = end;
+            for e in extents.iter().filter(|e| e.kind == ExtentKind::Unchanged) {
+                let from = data.partition_point(|d| d.1 <= at);
+                self.emit_range(emit, at, e.offset, &data[from..])?;
+                emit.unchanged(e.offset, e.len)?;
+                at = e.end();
             }
+            let from = data.partition_point(|d| d.1 <= at);
+            self.emit_range(emit, at, span_end, &data[from..])?;
             pos = span_end;
         }
         Ok(Produced {
             total: size,
             ..Produced::default()
         })
+    }
+}
+
+impl<'a> DiskProducer<'a> {
+    /// Emits `[at, range_end)`, whose data lies in `data` (`(start, end)`, sorted, those
+    /// before `at` already dropped): zero pieces for the holes, a piece per chunk with data.
+    fn emit_range<'scope>(
+        &self,
+        emit: &Emitter<'_, 'scope>,
+        mut at: u64,
+        range_end: u64,
+        data: &[(u64, u64)],
+    ) -> Result<()>
+    where
+        'a: 'scope,
+    {
+        let (src, chunk) = (self.src, self.chunk.max(1));
+        let size = src.virtual_size();
+        let mut next = data.iter().take_while(|d| d.0 < range_end).peekable();
+        while at < range_end {
+            // The chunk the next data extent starts in; everything before it is a hole.
+            let Some(&&(first, _)) = next.peek() else {
+                emit.zeros(at, range_end - at)?;
+                break;
+            };
+            let first_data = first.max(at);
+            let data_chunk = (first_data - first_data % chunk).max(at);
+            if data_chunk > at {
+                emit.zeros(at, data_chunk - at)?;
+                at = data_chunk;
+                continue;
+            }
+            let end = (at - at % chunk + chunk).min(range_end);
+            let mut extents = Vec::new();
+            while let Some(&&(s, e)) = next.peek() {
+                let (s2, e2) = (s.max(at), e.min(end));
+                if s2 < e2 {
+                    extents.push(((s2 - at) as usize, (e2 - s2) as usize));
+                }
+                if e > end {
+                    break;
+                }
+                next.next();
+            }
+            let len = (end - at) as usize;
+            emit.submit(at, end == size, len, move |mut buf| {
+                for &(start, n) in &extents {
+                    src.read_at(at + start as u64, &mut buf[start..start + n])?;
+                }
+                Ok(ReadData { buf, extents })
+            })?;
+            at = end;
+        }
+        Ok(())
     }
 }
