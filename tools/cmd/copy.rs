@@ -11,7 +11,6 @@ use rbdkit::import::{import, ImportRequest};
 use rbdkit::input::Input;
 use rbdkit::units::format_size;
 use rbdkit::Error;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Arguments of `rbdkit copy`.
@@ -21,15 +20,8 @@ pub struct CopyArgs {
     pub src: ImageSpec,
     /// The new image, POOL[/NAMESPACE]/IMAGE (never overwritten).
     pub dest: ImageSpec,
-    /// The destination cluster's ceph.conf (default: the source's).
-    #[arg(long = "dest-conf", value_name = "PATH")]
-    pub dest_conf: Option<PathBuf>,
-    /// The client id on the destination cluster, without `client.` (default: the source's).
-    #[arg(long = "dest-id", value_name = "ID")]
-    pub dest_id: Option<String>,
-    /// The keyring for --dest-id (default: what the destination's conf names).
-    #[arg(long = "dest-keyring", value_name = "PATH")]
-    pub dest_keyring: Option<PathBuf>,
+    #[command(flatten)]
+    pub dest_flags: super::dest::DestFlags,
     #[command(flatten)]
     pub publish: super::publish::PublishFlags,
     /// Checksum of the virtual disk: `sha256-tree`, `sha256-blocks`, `sha256` or `none`.
@@ -61,25 +53,8 @@ pub fn run(a: CopyArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     let image = Image::open_read_only(&io, &a.src.image, a.src.snap.as_deref())?;
     let info = image.stat()?;
     create.order = create.order.or(Some(info.order as u8));
-    // Another cluster or client only when asked: one connection otherwise (each holds
-    // ~30 MiB of librados buffers and threads).
-    let other_dest = a.dest_conf.is_some() || a.dest_id.is_some() || a.dest_keyring.is_some();
-    let dest_cluster = if other_dest {
-        let mut dg = g.clone();
-        if let Some(c) = &a.dest_conf {
-            dg.conf = Some(c.clone());
-        }
-        if let Some(id) = &a.dest_id {
-            dg.id = Some(id.clone());
-            dg.name = None;
-        }
-        if let Some(k) = &a.dest_keyring {
-            dg.keyring = Some(k.clone());
-        }
-        Some(dg.connect_for_bulk_io()?)
-    } else {
-        None
-    };
+    // Another cluster or client only when asked: one connection otherwise.
+    let dest_cluster = a.dest_flags.connect(g)?;
     let req = ImportRequest {
         dest: a.dest.clone(),
         size: None,
