@@ -336,3 +336,54 @@ impl Drop for RemoveOnDrop {
         let _ = std::fs::remove_file(&self.0);
     }
 }
+
+/// `convert SRC -`: the raw image on stdout (qemu-img's bytes), the report on stderr; a qcow2
+/// arriving on a pipe, whose data comes out of guest order, is refused in one line.
+#[test]
+fn convert_to_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = dir.path().join("s.qcow2");
+    let qs = q.to_str().unwrap();
+    run_ok("qemu-img", &["create", "-q", "-f", "qcow2", qs, "24M"]);
+    run_ok(
+        "qemu-io",
+        &[
+            "-f",
+            "qcow2",
+            "-c",
+            "write -P 0x21 3M 2M",
+            "-c",
+            "write -P 0x22 20M 64k",
+            qs,
+        ],
+    );
+    let raw = dir.path().join("s.raw");
+    run_ok(
+        "qemu-img",
+        &["convert", "-O", "raw", qs, raw.to_str().unwrap()],
+    );
+    let want = std::fs::read(&raw).unwrap();
+    let o = rbdkit(&["convert", qs, "-"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        o.stdout == want,
+        "stdout differs from qemu-img's raw output"
+    );
+    assert!(stderr(&o).contains("converted"), "{}", stderr(&o));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rbdkit"))
+        .args(["convert", "-", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let bytes = std::fs::read(&q).unwrap();
+    let feeder = std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = stdin.write_all(&bytes);
+    });
+    let o = child.wait_with_output().unwrap();
+    let _ = feeder.join();
+    assert_one_line_error(&o, 2, &["out of guest order", "file"]);
+}

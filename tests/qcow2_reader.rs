@@ -286,7 +286,9 @@ fn raw_source_and_format_detection() {
     assert_eq!(as_raw.virtual_size(), std::fs::metadata(&q).unwrap().len());
     assert_eq!("qcow2".parse::<Format>().unwrap(), Format::Qcow2);
     assert_eq!("raw".parse::<Format>().unwrap(), Format::Raw);
-    assert!("vmdk".parse::<Format>().is_err());
+    assert_eq!("vmdk".parse::<Format>().unwrap(), Format::Vmdk);
+    assert_eq!("vpc".parse::<Format>().unwrap(), Format::Vhd);
+    assert!("vdi".parse::<Format>().is_err());
     let tiny = dir.path().join("tiny");
     std::fs::write(&tiny, b"QF").unwrap();
     assert_eq!(open(&tiny, None).unwrap().format_name(), "raw");

@@ -248,9 +248,10 @@ pub fn copy_qcow2_stream(
     run(producer, sink, opts, ctl, Order::Layout, size)
 }
 
-/// Copies a streamOptimized VMDK arriving as a stream into `sink` in one pass; its grains
-/// come in guest order, but pieces finish decoding out of order, so `sink` must take writes
-/// anywhere, as for a qcow2 stream.
+/// Copies a streamOptimized VMDK arriving as a stream into `sink` in one pass. Its grains come
+/// in guest order (the decoder refuses any other) with the gaps as zeros, so the consumer puts
+/// back in order what the decode threads finish out of order, as for a raw stream: any sink,
+/// and the hasher never waits.
 pub fn copy_vmdk_stream(
     stream: VmdkStream,
     sink: &mut dyn Sink,
@@ -263,7 +264,7 @@ pub fn copy_vmdk_stream(
         stream,
         chunk: opts.chunk_size,
     };
-    run(producer, sink, opts, ctl, Order::Layout, size)
+    run(producer, sink, opts, ctl, Order::Guest, size)
 }
 
 #[cfg(test)]

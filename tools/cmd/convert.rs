@@ -6,6 +6,7 @@ use rbdkit::copy::{checksum_disk, Control};
 use rbdkit::input::Input;
 use rbdkit::output::OutputFile;
 use rbdkit::units::format_size;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
@@ -16,7 +17,8 @@ pub struct ConvertArgs {
     /// Source image (qcow2 or raw), or `-` for stdin (a qcow2 stream is decoded as it arrives).
     pub src: PathBuf,
     /// Destination raw file (sparse), a path or `nfs://HOST[:PORT]/EXPORT/FILE` (a Cinder NFS
-    /// volume, written through a userspace NFSv3 client without mounting the share).
+    /// volume, written through a userspace NFSv3 client without mounting the share), or `-`
+    /// for stdout as a raw stream (not from a qcow2 stream, whose data arrives out of order).
     pub dest: PathBuf,
     /// Replace DEST if it exists.
     #[arg(long)]
@@ -31,6 +33,13 @@ pub struct ConvertArgs {
 
 /// Converts.
 pub fn run(a: ConvertArgs, g: &Global) -> rbdkit::Result<ExitCode> {
+    let to_stdout = OutputFile::is_stdout(&a.dest);
+    if to_stdout && std::io::stdout().is_terminal() {
+        return Err(rbdkit::Error::InvalidInput(format!(
+            "convert {} -: stdout is a terminal; redirect it (> FILE, | CMD) or name a file",
+            a.src.display()
+        )));
+    }
     let cancel = crate::cancel::flag();
     let source = Input::open(&a.src, &a.copy.open_options(&a.src)?)?;
     let format = source.format_name();
@@ -55,19 +64,16 @@ pub fn run(a: ConvertArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         }
         other => other?,
     };
-    let nfs = OutputFile::is_nfs(&a.dest);
+    let local = !OutputFile::is_nfs(&a.dest) && !to_stdout;
     out.commit()?;
     let mut stats = stats;
-    if stats.checksum_fell_back && !nfs {
+    if stats.checksum_fell_back && local {
         // A qcow2 stream's data came too far out of guest order to hash on the way: hash
         // the file written (on a share it is not read back; the checksum stays unknown).
         let written = rbdkit::disk::raw::RawFile::open(&a.dest)?;
         stats.checksum = Some(checksum_disk(&written, &opts, &ctl)?);
     }
-    if g.json() {
-        super::print_json(
-            g,
-            &serde_json::json!({
+    let report = serde_json::json!({
                 "source": a.src.display().to_string(),
                 "source_format": format,
                 "dest": a.dest.display().to_string(),
@@ -77,22 +83,26 @@ pub fn run(a: ConvertArgs, g: &Global) -> rbdkit::Result<ExitCode> {
                 "elapsed_s": stats.elapsed_s,
                 "checksum_algorithm": kind,
                 "checksum": stats.checksum,
-            }),
-        )?;
-    } else {
-        outln!(
-            "converted {} ({}, {}) to {}: {} written, {} left sparse, {:.2} s{}",
-            a.src.display(),
-            format,
-            format_size(stats.virtual_size),
-            a.dest.display(),
-            format_size(stats.bytes_written),
-            format_size(stats.bytes_zero_skipped),
-            stats.elapsed_s,
-            kind.zip(stats.checksum)
-                .map(|(k, s)| format!(", {} {s}", k.name()))
-                .unwrap_or_default()
-        );
+    });
+    let summary = format!(
+        "converted {} ({}, {}) to {}: {} written, {} left sparse, {:.2} s{}",
+        a.src.display(),
+        format,
+        format_size(stats.virtual_size),
+        a.dest.display(),
+        format_size(stats.bytes_written),
+        format_size(stats.bytes_zero_skipped),
+        stats.elapsed_s,
+        kind.zip(stats.checksum)
+            .map(|(k, s)| format!(", {} {s}", k.name()))
+            .unwrap_or_default()
+    );
+    // With the data on stdout, the report goes to stderr.
+    match (to_stdout, g.json()) {
+        (false, true) => super::print_json(g, &report)?,
+        (false, false) => outln!("{summary}"),
+        (true, true) => eprintln!("{report}"),
+        (true, false) => eprintln!("{summary}"),
     }
     Ok(ExitCode::SUCCESS)
 }
