@@ -17,7 +17,9 @@ pub mod vhdx;
 pub mod vmdk;
 
 pub use policy::FilePolicy;
-pub use source::{extents_from_data, DiskSource, Extent, ExtentKind};
+pub use source::{
+    check_read_range, extents_from_data, push_extent, DiskSource, Extent, ExtentKind,
+};
 
 use crate::error::{Error, Result};
 use std::io::Read;

@@ -1,6 +1,7 @@
 //! Raw disk images: the file's bytes are the guest's bytes. Holes (SEEK_HOLE) are reported as
 //! unallocated so sparse raw files copy without reading their holes.
 use super::{DiskSource, Extent, ExtentKind};
+use crate::disk::source::push_extent;
 use crate::error::{Error, Result};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -95,14 +96,7 @@ impl DiskSource for RawFile {
                 },
             };
             let next = next.max(pos + 1).min(end);
-            match out.last_mut() {
-                Some(last) if last.kind == kind && last.end() == pos => last.len += next - pos,
-                _ => out.push(Extent {
-                    offset: pos,
-                    len: next - pos,
-                    kind,
-                }),
-            }
+            push_extent(&mut out, pos, next - pos, kind);
             pos = next;
         }
         Ok(out)

@@ -1,5 +1,5 @@
 //! The `DiskSource` trait: what the copy engine needs from any virtual disk format.
-use crate::error::Result;
+use crate::error::{Error, Result};
 use serde::Serialize;
 
 /// How a guest range reads, as qemu's block status reports it.
@@ -33,6 +33,27 @@ impl Extent {
     pub fn end(&self) -> u64 {
         self.offset + self.len
     }
+}
+
+/// Appends `len` bytes of `kind` at `offset` to `out`, into its last extent when that one has
+/// the same kind and ends there: readers report runs, not one extent per cluster or block.
+pub fn push_extent(out: &mut Vec<Extent>, offset: u64, len: u64, kind: ExtentKind) {
+    match out.last_mut() {
+        Some(last) if last.kind == kind && last.end() == offset => last.len += len,
+        _ => out.push(Extent { offset, len, kind }),
+    }
+}
+
+/// Refuses a read of `len` bytes at `offset` that does not lie inside a virtual disk of `size`
+/// bytes, naming the image `shown`.
+pub fn check_read_range(shown: &str, offset: u64, len: usize, size: u64) -> Result<()> {
+    if offset.checked_add(len as u64).is_none_or(|e| e > size) {
+        return Err(Error::bad_image(
+            shown,
+            format!("read of {len} bytes at offset {offset} is past the virtual size {size}"),
+        ));
+    }
+    Ok(())
 }
 
 /// The extents of `[offset, end)` for a disk whose data lies in `data` (`(start, len)`, in

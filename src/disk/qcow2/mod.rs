@@ -35,6 +35,7 @@ pub use stream::Qcow2Stream;
 
 use super::policy::{FilePolicy, NamedFile};
 use super::{DiskSource, Extent, ExtentKind};
+use crate::disk::source::{check_read_range, push_extent};
 use crate::error::{Error, Result};
 use l2::{L2Cache, Layout, OFFSET_MASK};
 use std::path::{Path, PathBuf};
@@ -467,10 +468,7 @@ impl DiskSource for Qcow2 {
     fn extents(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
         let end = offset.saturating_add(len).min(self.header.size);
         let mut out: Vec<Extent> = Vec::new();
-        let mut push = |offset: u64, len: u64, kind: ExtentKind| match out.last_mut() {
-            Some(last) if last.kind == kind && last.end() == offset => last.len += len,
-            _ => out.push(Extent { offset, len, kind }),
-        };
+        let mut push = |offset, len, kind| push_extent(&mut out, offset, len, kind);
         let mut pos = offset;
         while pos < end {
             let (m, run) = self.walk(pos, end - pos, true)?;
@@ -511,16 +509,7 @@ impl DiskSource for Qcow2 {
                     .into(),
             ));
         }
-        if offset
-            .checked_add(buf.len() as u64)
-            .is_none_or(|e| e > self.header.size)
-        {
-            return Err(self.bad(format!(
-                "read of {} bytes at offset {offset} is past the virtual size {}",
-                buf.len(),
-                self.header.size
-            )));
-        }
+        check_read_range(&self.path, offset, buf.len(), self.header.size)?;
         let cs = self.layout.cluster_size();
         // Scratch for compressed clusters, allocated on first use and reused within this call.
         let (mut input, mut cluster) = (Vec::new(), Vec::new());

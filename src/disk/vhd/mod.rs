@@ -15,6 +15,7 @@ pub use footer::{DiskType, Footer};
 use super::policy::FilePolicy;
 use super::qcow2::{ByteSource, FileBytes};
 use super::{DiskSource, Extent, ExtentKind};
+use crate::disk::source::{check_read_range, push_extent};
 use crate::error::{Error, Result};
 use crate::text::escape;
 use std::path::Path;
@@ -147,33 +148,14 @@ impl DiskSource for Vhd {
             } else {
                 ExtentKind::Unallocated
             };
-            match out.last_mut() {
-                Some(l) if l.kind == kind && l.end() == pos => l.len += next - pos,
-                _ => out.push(Extent {
-                    offset: pos,
-                    len: next - pos,
-                    kind,
-                }),
-            }
+            push_extent(&mut out, pos, next - pos, kind);
             pos = next;
         }
         Ok(out)
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        if offset
-            .checked_add(buf.len() as u64)
-            .is_none_or(|e| e > self.footer.size)
-        {
-            return Err(Error::bad_image(
-                &self.shown,
-                format!(
-                    "read of {} bytes at offset {offset} is past the virtual size {}",
-                    buf.len(),
-                    self.footer.size
-                ),
-            ));
-        }
+        check_read_range(&self.shown, offset, buf.len(), self.footer.size)?;
         let io = |e| Error::io(format!("read {}", self.shown), e);
         let Some(d) = &self.dynamic else {
             return self.file.read_exact_at(buf, offset).map_err(io);

@@ -20,6 +20,7 @@ pub use metadata::Metadata;
 use super::policy::FilePolicy;
 use super::qcow2::{ByteSource, FileBytes};
 use super::{DiskSource, Extent, ExtentKind};
+use crate::disk::source::{check_read_range, push_extent};
 use crate::error::{Error, Result};
 use std::path::Path;
 
@@ -105,33 +106,14 @@ impl DiskSource for Vhdx {
                 Block::Zero => ExtentKind::Zero,
                 Block::Unallocated => ExtentKind::Unallocated,
             };
-            match out.last_mut() {
-                Some(l) if l.kind == kind && l.end() == pos => l.len += next - pos,
-                _ => out.push(Extent {
-                    offset: pos,
-                    len: next - pos,
-                    kind,
-                }),
-            }
+            push_extent(&mut out, pos, next - pos, kind);
             pos = next;
         }
         Ok(out)
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        if offset
-            .checked_add(buf.len() as u64)
-            .is_none_or(|e| e > self.meta.size)
-        {
-            return Err(Error::bad_image(
-                &self.shown,
-                format!(
-                    "read of {} bytes at offset {offset} is past the virtual size {}",
-                    buf.len(),
-                    self.meta.size
-                ),
-            ));
-        }
+        check_read_range(&self.shown, offset, buf.len(), self.meta.size)?;
         let bs = self.bat.block_size();
         let mut pos = 0usize;
         while pos < buf.len() {

@@ -29,6 +29,7 @@ pub use tables::{Grain, GrainTables};
 use super::policy::FilePolicy;
 use super::qcow2::{ByteSource, FileBytes};
 use super::{DiskSource, Extent, ExtentKind};
+use crate::disk::source::{check_read_range, push_extent};
 use crate::error::{Error, Result};
 use crate::text::escape;
 use header::SECTOR;
@@ -469,10 +470,7 @@ impl DiskSource for Vmdk {
     fn extents(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
         let end = offset.saturating_add(len).min(self.size);
         let mut out: Vec<Extent> = Vec::new();
-        let mut push = |offset: u64, len: u64, kind: ExtentKind| match out.last_mut() {
-            Some(last) if last.kind == kind && last.end() == offset => last.len += len,
-            _ => out.push(Extent { offset, len, kind }),
-        };
+        let mut push = |offset, len, kind| push_extent(&mut out, offset, len, kind);
         for p in &self.parts {
             let (s, e) = (offset.max(p.start), end.min(p.start + p.len));
             if s >= e {
@@ -487,19 +485,7 @@ impl DiskSource for Vmdk {
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        if offset
-            .checked_add(buf.len() as u64)
-            .is_none_or(|e| e > self.size)
-        {
-            return Err(Error::bad_image(
-                &self.shown,
-                format!(
-                    "read of {} bytes at offset {offset} is past the virtual size {}",
-                    buf.len(),
-                    self.size
-                ),
-            ));
-        }
+        check_read_range(&self.shown, offset, buf.len(), self.size)?;
         let end = offset + buf.len() as u64;
         for p in &self.parts {
             let (s, e) = (offset.max(p.start), end.min(p.start + p.len));
