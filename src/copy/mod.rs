@@ -183,7 +183,6 @@ pub fn copy_disk(
     ctl: &Control,
 ) -> Result<CopyStats> {
     let size = src.virtual_size();
-    sink.ensure_size(size)?;
     let producer = DiskProducer {
         src,
         chunk: opts.chunk_size,
@@ -219,7 +218,6 @@ pub fn copy_diff_stream<R: Read + Send>(
     ctl: &Control,
 ) -> Result<CopyStats> {
     let size = reader.header.size;
-    sink.ensure_size(size)?;
     let producer = produce::diff_stream::DiffStreamProducer {
         reader,
         chunk: opts.chunk_size,
@@ -240,7 +238,6 @@ pub fn copy_qcow2_stream(
     ctl: &Control,
 ) -> Result<CopyStats> {
     let size = stream.virtual_size();
-    sink.ensure_size(size)?;
     let producer = Qcow2StreamProducer {
         stream,
         chunk: opts.chunk_size,
@@ -259,7 +256,6 @@ pub fn copy_vmdk_stream(
     ctl: &Control,
 ) -> Result<CopyStats> {
     let size = stream.virtual_size();
-    sink.ensure_size(size)?;
     let producer = VmdkStreamProducer {
         stream,
         chunk: opts.chunk_size,

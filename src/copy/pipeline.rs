@@ -179,8 +179,8 @@ impl<'scope> Emitter<'_, 'scope> {
     }
 }
 
-/// Runs `producer` into `sink`; `known_total` is the disk size when known up front (for
-/// progress), 0 for a stream.
+/// Runs `producer` into `sink`; `known_total` is the disk size when known up front (the sink
+/// is grown to it first, and progress shows it), 0 for a stream.
 pub(crate) fn run(
     producer: impl Produce,
     sink: &mut dyn Sink,
@@ -193,6 +193,10 @@ pub(crate) fn run(
         return Err(Error::InvalidInput(
             "this source arrives out of guest order and cannot be written to a stream; write it to a file or an image".into(),
         ));
+    }
+    // A disk's size is known up front: the target gets it before the first write.
+    if known_total > 0 {
+        sink.ensure_size(known_total)?;
     }
     let started = Instant::now();
     // Pieces that fit in the budget at once: the queues are as long (zero pieces, which hold
