@@ -4,12 +4,17 @@
 # clients client.glance and client.cinder with the caps OpenStack gives them. Everything (conf,
 # keyrings, data, logs, pid files, sockets) lives in one state directory; nothing goes to /etc or /var.
 #
-# Usage: scripts/dev-cluster.sh up|down|status|env|mgr [--dir DIR] [--mon-port PORT]
+# Usage: scripts/dev-cluster.sh up|down|status|env|mgr|osds [--dir DIR] [--mon-port PORT]
 #                               [--osd-size SIZE] [--min-compat-client luminous|mimic] [--mgr] [--keep]
 #   mgr                   start a ceph-mgr (mgr.x, with its always-on pg_autoscaler) on a running
 #                         cluster and wait until `ceph osd pool autoscale-status` answers; does
 #                         nothing when one already runs. Only the pg tests need it, so `up` starts
 #                         none by default (rbdkit itself never needs a mgr).
+#   osds --root NAME [--count N]
+#                         add OSDs (default 3) under a CRUSH root NAME of their own (one host
+#                         bucket each), so the default root's pools are not moved; does nothing
+#                         when NAME already has N OSDs up. For erasure-coded pools and two-root
+#                         tests.
 #   --mgr                 `up` also starts the mgr
 #   --dir                 state directory (env RBDKIT_CLUSTER_DIR; default <repo>/.state/cluster)
 #   --mon-port            monitor msgr2 port (env RBDKIT_MON_PORT; default 3300, msgr1 on 6789;
@@ -29,6 +34,8 @@ OSD_SIZE=20G
 COMPAT=luminous
 KEEP=0
 MGR=0
+ROOT_NAME=
+COUNT=3
 while [ $# -gt 0 ]; do
   case $1 in
     --dir) DIR=$2; shift 2;;
@@ -37,6 +44,8 @@ while [ $# -gt 0 ]; do
     --min-compat-client) COMPAT=$2; shift 2;;
     --keep) KEEP=1; shift;;
     --mgr) MGR=1; shift;;
+    --root) ROOT_NAME=$2; shift 2;;
+    --count) COUNT=$2; shift 2;;
     *) echo "dev-cluster: unknown option $1" >&2; exit 2;;
   esac
 done
@@ -115,6 +124,27 @@ bluestore fsck on mkfs = false
 C
 }
 
+# start_osd LOCATION: creates, registers and starts one more OSD; prints nothing, sets OSD_ID.
+# LOCATION is a CRUSH location (`root=NAME host=NAME-host`), empty for the default root.
+start_osd() {
+  local location=$1 uuid key id
+  uuid=$(uuidgen); key=$(ceph-authtool --gen-print-key)
+  umask 077
+  printf '{"cephx_secret": "%s"}' "$key" > "$DIR/osd-new.json"
+  id=$(c osd new "$uuid" -i "$DIR/osd-new.json") || die "ceph osd new failed"
+  rm -f "$DIR/osd-new.json"
+  mkdir -p "$DIR/data/osd.$id"
+  printf '[osd.%s]\n\tkey = %s\n' "$id" "$key" > "$DIR/ceph.osd.$id.keyring"
+  cp "$DIR/ceph.osd.$id.keyring" "$DIR/data/osd.$id/keyring"
+  umask 022
+  local loc=()
+  [ -n "$location" ] && loc=(--crush-location "$location")
+  ceph-osd -c "$CONF" --mkfs --osd-uuid "$uuid" -i "$id" >"$DIR/log/mkfs-osd.$id.out" 2>&1 \
+    || die "ceph-osd --mkfs failed: $(tail -3 "$DIR/log/mkfs-osd.$id.out")"
+  ceph-osd -c "$CONF" -i "$id" "${loc[@]}" >/dev/null 2>&1 || die "ceph-osd.$id did not start"
+  OSD_ID=$id
+}
+
 up() {
   if running; then
     if osd_up; then echo "dev-cluster: already running ($CONF)"; return 0; fi
@@ -136,19 +166,7 @@ up() {
   ceph-mon -c "$CONF" -i a || die "ceph-mon did not start"
   wait_for 30 "the monitor" c mon stat
 
-  local uuid key id
-  uuid=$(uuidgen); key=$(ceph-authtool --gen-print-key)
-  umask 077
-  printf '{"cephx_secret": "%s"}' "$key" > "$DIR/osd-new.json"
-  id=$(c osd new "$uuid" -i "$DIR/osd-new.json") || die "ceph osd new failed"
-  rm -f "$DIR/osd-new.json"
-  mkdir -p "$DIR/data/osd.$id"
-  printf '[osd.%s]\n\tkey = %s\n' "$id" "$key" > "$DIR/ceph.osd.$id.keyring"
-  cp "$DIR/ceph.osd.$id.keyring" "$DIR/data/osd.$id/keyring"
-  umask 022
-  ceph-osd -c "$CONF" --mkfs --osd-uuid "$uuid" -i "$id" >"$DIR/log/mkfs-osd.out" 2>&1 \
-    || die "ceph-osd --mkfs failed: $(tail -3 "$DIR/log/mkfs-osd.out")"
-  ceph-osd -c "$CONF" -i "$id" >/dev/null 2>&1 || die "ceph-osd did not start"
+  start_osd ""
   wait_for 60 "the OSD to come up" osd_up
 
   if [ "$COMPAT" != luminous ]; then
@@ -205,6 +223,41 @@ mgr() {
   echo "dev-cluster: mgr up in $((SECONDS - t0)) s"
 }
 
+# OSDs up under one CRUSH root (from `ceph osd tree`).
+osds_up_in_root() { # osds_up_in_root ROOT
+  c osd tree -f json | python3 -c '
+import json, sys
+t = json.load(sys.stdin); root = sys.argv[1]
+nodes = {n["id"]: n for n in t["nodes"]}
+def leaves(n):
+    if n["type"] == "osd":
+        return [n]
+    return [l for c in n.get("children", []) for l in leaves(nodes[c])]
+r = [n for n in t["nodes"] if n["type"] == "root" and n["name"] == root]
+print(sum(1 for o in (leaves(r[0]) if r else []) if o.get("status") == "up"))' "$1"
+}
+
+root_complete() { [ "$(osds_up_in_root "$ROOT_NAME")" -ge "$COUNT" ]; }
+
+# Adds OSDs under a CRUSH root of their own, so the pools of the default root (one OSD) keep
+# their placement: an erasure-coded pool (k+m OSDs) or a second root for the pg tests lives there.
+osds() {
+  running || die "no cluster runs in $DIR: run '$0 up --dir $DIR' first"
+  [ -n "$ROOT_NAME" ] || die "osds needs --root NAME"
+  local have want=$COUNT t0=$SECONDS
+  have=$(osds_up_in_root "$ROOT_NAME") || die "ceph osd tree failed"
+  if [ "$have" -ge "$want" ]; then
+    echo "dev-cluster: root $ROOT_NAME already has $have OSDs up"; return 0
+  fi
+  c osd crush add-bucket "$ROOT_NAME" root >/dev/null 2>&1 || true
+  local i
+  for ((i = have; i < want; i++)); do
+    start_osd "root=$ROOT_NAME host=$ROOT_NAME-$i"
+  done
+  wait_for 90 "$want OSDs up under root $ROOT_NAME" root_complete
+  echo "dev-cluster: root $ROOT_NAME has $want OSDs up ($((SECONDS - t0)) s)"
+}
+
 stop_pidfile() { # stop_pidfile FILE GRACE_SECONDS
   local f=$1 grace=$2 pid
   [ -f "$f" ] || return 0
@@ -243,5 +296,7 @@ case $cmd in
   status) status;;
   env) echo "export CEPH_CONF=$CONF";;
   mgr) mgr;;
-  *) echo "usage: $0 up|down|status|env|mgr [--dir DIR] [--mon-port PORT] [--osd-size SIZE] [--min-compat-client luminous|mimic] [--mgr] [--keep]" >&2; exit 2;;
+  osds) osds;;
+  osds-up) osds_up_in_root "$ROOT_NAME";;
+  *) echo "usage: $0 up|down|status|env|mgr|osds [--dir DIR] [--mon-port PORT] [--osd-size SIZE] [--min-compat-client luminous|mimic] [--mgr] [--keep] [--root NAME] [--count N]" >&2; exit 2;;
 esac

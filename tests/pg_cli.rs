@@ -12,7 +12,7 @@ fn openstack(osds: u32, method: Method) -> Vec<(String, u32)> {
         roots: Vec::new(),
         release: CephRelease::Pacific,
         raw_capacity: None,
-        pools: rbdkit::pg::openstack_preset(PoolSize::Replicated(3)),
+        pools: rbdkit::pg::preset("openstack", PoolSize::Replicated(3)).unwrap(),
         target_pgs_per_osd: 100,
         method,
         max_pg_per_osd: 250,
@@ -150,6 +150,7 @@ fn plan_cli_json_warnings_and_bad_input() {
         vec!["--osds", "3", "--pool", "a:5", "--root", "ssd"],
         vec!["--osds", "0", "--pool", "a:5"],
         vec!["--osds", "3", "--pool", "a:150"],
+        vec!["--osds", "3", "--pool", "a:-1"],
         vec!["--osds", "3", "--pool", "a:5:4+"],
         vec!["--osds", "3"],
     ] {
@@ -158,6 +159,131 @@ fn plan_cli_json_warnings_and_bad_input() {
         let out = rbdkit_offline(&args);
         assert_one_line_error(&out, 2, &[]);
     }
+}
+
+fn plan_json(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["pg", "plan", "--format", "json"];
+    all.extend(args);
+    let out = rbdkit_offline(&all);
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// PGCalc's own rules for a row (from its calculator's script): a %Data of 0 gets the
+/// minimum, above 100 is an error, each row can have its own OSD set and Target PGs per OSD,
+/// and the %Data of the pools on one OSD set add up to 100. rbdkit's 65536 cap is said.
+#[test]
+fn pgcalc_row_rules() {
+    // %Data 0: the minimum, nearestPow2(floor(OSDs / size) + 1), doubled while below the OSDs:
+    // 10 OSDs, size 3: nearestPow2(4) = 4 < 10 → 8.
+    let j = plan_json(&["--osds", "10", "--pool", "empty:0", "--pool", "rest:100"]);
+    assert_eq!(j["pools"][0]["pg_num"], 8, "{j}");
+    assert_eq!(j["warnings"].as_array().unwrap().len(), 0, "{j}");
+    // Two OSD sets, each holding 100 % of its own data: no percentage warning; a set that
+    // does not add up is named.
+    let j = plan_json(&[
+        "--osds",
+        "10",
+        "--root",
+        "ssd:5",
+        "--pool",
+        "a:100",
+        "--pool",
+        "b:100:3:root=ssd",
+    ]);
+    assert_eq!(j["warnings"].as_array().unwrap().len(), 0, "{j}");
+    // Root ssd's 5 OSDs: floor(100 * 5 / 3) = 166 → 128 (not below 0.75 * 166).
+    assert_eq!(j["pools"][1]["pg_num"], 128, "{j}");
+    let j = plan_json(&[
+        "--osds",
+        "10",
+        "--root",
+        "ssd:5",
+        "--pool",
+        "a:100",
+        "--pool",
+        "b:60:3:root=ssd",
+    ]);
+    let w = j["warnings"].to_string();
+    assert!(w.contains("root ssd add up to 60%"), "{w}");
+    assert!(!w.contains("root default"), "{w}");
+    // A row's own Target PGs per OSD: floor(300 * 12 * 50 / 300) = 600 → 512, where the
+    // plan's 100 gives floor(200) → 256.
+    let j = plan_json(&[
+        "--osds",
+        "12",
+        "--pool",
+        "a:50:3:target=300",
+        "--pool",
+        "b:50",
+    ]);
+    assert_eq!(j["pools"][0]["pg_num"], 512, "{j}");
+    assert_eq!(j["pools"][0]["target_pgs_per_osd"], 300, "{j}");
+    assert_eq!(j["pools"][1]["pg_num"], 256, "{j}");
+    assert_eq!(j["pools"][1]["target_pgs_per_osd"], 100, "{j}");
+    let text = stdout(&rbdkit_offline(&[
+        "pg",
+        "plan",
+        "--osds",
+        "12",
+        "--pool",
+        "a:50:3:target=300",
+        "--pool",
+        "b:50",
+    ]));
+    assert!(text.lines().nth(1).unwrap().ends_with("target"), "{text}");
+    // The autoscaler has one target for the cluster: a per-pool one is refused, not ignored.
+    let out = rbdkit_offline(&[
+        "pg",
+        "plan",
+        "--osds",
+        "12",
+        "--pool",
+        "a:50:3:target=300",
+        "--method",
+        "autoscale",
+    ]);
+    assert_one_line_error(&out, 2, &["target_pgs_per_osd", "--target-pgs-per-osd"]);
+    // Past mon_max_pool_pg_num: what PGCalc gives is said, and the plan caps it.
+    let j = plan_json(&[
+        "--osds",
+        "10000",
+        "--pool",
+        "a:100",
+        "--size",
+        "1",
+        "--target-pgs-per-osd",
+        "300",
+    ]);
+    assert_eq!(j["pools"][0]["pg_num"], 65536, "{j}");
+    assert!(
+        j["warnings"]
+            .to_string()
+            .contains("PGCalc gives 4194304 PGs"),
+        "{j}"
+    );
+    // A root past mon_max_pg_per_osd is named.
+    let j = plan_json(&["--osds", "4", "--pool", "a:100:3:target=400"]);
+    assert!(j["warnings"].to_string().contains("root default: "), "{j}");
+    // PGCalc's presets: each adds up to 100 % (no warning), and PGCalc's own numbers for
+    // 100 OSDs at 200 PGs per OSD come out (its "RBD and libRados": 75 % → floor(5000) →
+    // 4096; 25 % → 1666 → 2048).
+    for preset in ["openstack", "openstack-rgw", "rgw", "rbd"] {
+        let j = plan_json(&["--osds", "100", "--preset", preset]);
+        assert_eq!(j["warnings"].as_array().unwrap().len(), 0, "{preset}: {j}");
+    }
+    let j = plan_json(&[
+        "--osds",
+        "100",
+        "--preset",
+        "rbd",
+        "--target-pgs-per-osd",
+        "200",
+    ]);
+    assert_eq!(j["pools"][0]["pg_num"], 4096, "{j}");
+    assert_eq!(j["pools"][1]["pg_num"], 2048, "{j}");
+    let out = rbdkit_offline(&["pg", "plan", "--osds", "3", "--preset", "ceph"]);
+    assert_one_line_error(&out, 2, &["openstack, openstack-rgw, rgw, rbd"]);
 }
 
 fn ceph(conf: &str, args: &[&str]) -> std::process::Output {

@@ -9,7 +9,6 @@ use common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 fn ceph(conf: &str, args: &[&str]) -> std::process::Output {
@@ -27,26 +26,9 @@ fn ceph_ok(conf: &str, args: &[&str]) {
     assert!(o.status.success(), "ceph {args:?}: {}", stderr(&o));
 }
 
-/// Starts the dev cluster's mgr once (idempotent across test binaries too).
+/// Starts the dev cluster's mgr (the script does nothing when one runs).
 fn mgr(conf: &str) {
-    static STARTED: OnceLock<()> = OnceLock::new();
-    STARTED.get_or_init(|| {
-        let dir = std::path::Path::new(conf).parent().unwrap().to_path_buf();
-        let t = Instant::now();
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/dev-cluster.sh");
-        let o = Command::new("bash")
-            .args([script, "mgr", "--dir"])
-            .arg(&dir)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "dev-cluster.sh mgr: {}{}",
-            stdout(&o),
-            stderr(&o)
-        );
-        eprintln!("mgr ready in {:.1} s", t.elapsed().as_secs_f64());
-    });
+    dev_cluster(conf, "mgr", &[]);
 }
 
 fn mgr_finals(conf: &str) -> BTreeMap<String, u64> {

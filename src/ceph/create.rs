@@ -106,12 +106,13 @@ impl IoCtx {
         let o = ImageOptions::new(&opts)?;
         // SAFETY: valid ioctx, C string and options handle for the call.
         let ret = unsafe { sys::rbd_create4(self.handle.raw, c_name.as_ptr(), size, o.0) };
-        if ret == -libc::ENOENT {
-            if let Some(e) = super::create_defaults::missing_data_pool(self, name, &opts) {
+        if ret < 0 {
+            let action = format!("create image {}", self.describe(name));
+            if let Some(e) =
+                super::create_defaults::data_pool_error(self.cluster(), &action, &opts, ret)
+            {
                 return Err(e);
             }
-        }
-        if ret < 0 {
             return Err(create_error(&self.describe(name), ret));
         }
         Ok(())
@@ -148,6 +149,12 @@ impl IoCtx {
         if ret < 0 {
             let from = format!("{}@{snap}", parent_io.describe(parent));
             let to = child_io.describe(child);
+            let action = format!("clone {from} to {to}");
+            if let Some(e) =
+                super::create_defaults::data_pool_error(self.cluster(), &action, opts, ret)
+            {
+                return Err(e);
+            }
             return Err(clone_error(&from, &to, ret, opts.clone_format));
         }
         Ok(())

@@ -10,7 +10,7 @@
 //!
 //! Nothing here prints; the options are only read, never set.
 use super::features::{check_requested, Features, SETTABLE};
-use super::{Cluster, CreateOptions, IoCtx};
+use super::{Cluster, CreateOptions};
 use crate::error::{Error, Result};
 use librbd_sys as sys;
 
@@ -104,24 +104,55 @@ fn default_order(cluster: &Cluster) -> Result<u8> {
     })
 }
 
-/// After a create failed with ENOENT: the error to give when the data pool it names (the
-/// option, or `rbd_default_data_pool`) does not exist, which librbd only logs.
-pub(crate) fn missing_data_pool(io: &IoCtx, name: &str, opts: &CreateOptions) -> Option<Error> {
+/// Why librbd refused `action` (`create image POOL/NAME`, `clone A@S to B`) because of the new
+/// image's data pool, when that is the cause: the
+/// pool (from `--data-pool`, else `rbd_default_data_pool`) does not exist (`ENOENT`), or it is
+/// an erasure-coded pool without `allow_ec_overwrites`, which RBD needs (`EINVAL`). `None` when
+/// no data pool is involved or it is not the cause: the caller reports librbd's error.
+pub(crate) fn data_pool_error(
+    cluster: &Cluster,
+    action: &str,
+    opts: &CreateOptions,
+    ret: i32,
+) -> Option<Error> {
     let (pool, from) = match &opts.data_pool {
         Some(p) => (p.clone(), "--data-pool"),
         None => {
-            let p = io.cluster().conf_get("rbd_default_data_pool").ok()?;
+            let p = cluster.conf_get("rbd_default_data_pool").ok()?;
             (p, "rbd_default_data_pool in the cluster config")
         }
     };
-    if pool.is_empty() || io.cluster().ioctx(&pool, None).is_ok() {
+    if pool.is_empty() {
         return None;
     }
-    Some(Error::Other(format!(
-        "create image {}: ENOENT — data pool {} ({from}) does not exist; list pools with `ceph osd pool ls`",
-        io.describe(name),
-        pool.escape_debug()
-    )))
+    let shown = pool.escape_debug();
+    if ret == -libc::ENOENT && cluster.ioctx(&pool, None).is_err() {
+        return Some(Error::Other(format!(
+            "{action}: ENOENT — data pool {shown} ({from}) does not exist; list pools with `ceph osd pool ls`"
+        )));
+    }
+    if ret == -libc::EINVAL && ec_without_overwrites(cluster, &pool) {
+        return Some(Error::Other(format!(
+            "{action}: EINVAL — data pool {shown} ({from}) is erasure-coded without overwrites, which RBD needs; run `ceph osd pool set {shown} allow_ec_overwrites true`"
+        )));
+    }
+    None
+}
+
+/// Whether `pool` is an erasure-coded pool with `allow_ec_overwrites` off. The monitor answers
+/// the question only for erasure-coded pools; any other answer (a replicated pool, no mon caps)
+/// is "no", so the caller keeps librbd's own error.
+fn ec_without_overwrites(cluster: &Cluster, pool: &str) -> bool {
+    let cmd = serde_json::json!({
+        "prefix": "osd pool get", "pool": pool, "var": "allow_ec_overwrites", "format": "json"
+    });
+    let Ok((out, _)) = cluster.mon_command(&cmd.to_string()) else {
+        return false;
+    };
+    serde_json::from_slice::<serde_json::Value>(&out)
+        .ok()
+        .and_then(|v| v["allow_ec_overwrites"].as_bool())
+        == Some(false)
 }
 
 #[cfg(test)]

@@ -7,8 +7,9 @@
 /// The autoscaler's floor (`PG_NUM_MIN` in Pacific's pg_autoscaler).
 pub const PG_NUM_MIN: u32 = 32;
 
-/// Largest pg_num either method returns (Ceph's `mon_max_pool_pg_num` default is 65536).
-const MAX_PG: f64 = 65536.0;
+/// Largest pg_num either formula returns, only to keep the arithmetic in `u32`: far above
+/// `mon_max_pool_pg_num` (65536), so the plan can say what the formula gave before it caps it.
+const MAX_PG: f64 = (1u32 << 30) as f64;
 
 /// PGCalc's `nearestPow2`: 2^round(log2 x), doubled when below 0.75·x. 1 for x < 1.
 pub fn nearest_pow2_pgcalc(x: f64) -> u32 {

@@ -470,7 +470,8 @@ pub fn judge_new_pool(
         .expect("a create always has a verdict")
 }
 
-/// Checks the live pools. `shares` gives percent per pool name (others share the rest equally).
+/// Checks the live pools. `shares` gives percent per pool name; the other pools of a CRUSH root
+/// share what is left of that root's 100 % equally.
 pub fn check(
     state: &ClusterState,
     release: CephRelease,
@@ -480,20 +481,29 @@ pub fn check(
     set_size: &[(String, u32)],
 ) -> Result<CheckReport> {
     let in_osds = state.in_osds.max(1);
-    let given: f64 = shares
-        .iter()
-        .filter(|(n, _)| state.pools.iter().any(|p| &p.name == n))
-        .map(|s| s.1)
-        .sum();
-    let unnamed = state
-        .pools
-        .iter()
-        .filter(|p| !shares.iter().any(|(n, _)| n == &p.name))
-        .count();
-    let default_share = if unnamed > 0 {
-        (100.0 - given).max(0.0) / unnamed as f64
-    } else {
-        0.0
+    // As in PGCalc, a share is of the data on one set of OSDs: the pools of each CRUSH root
+    // split that root's 100 %, and a pool's PGs are spread over its root's OSDs only.
+    let root_of = |p: &LivePool| p.autoscale.as_ref().map(|a| a.crush_root);
+    let osds_of = |p: &LivePool| {
+        state
+            .rule_osds
+            .get(&p.crush_rule)
+            .copied()
+            .filter(|&n| n > 0)
+            .unwrap_or(in_osds)
+    };
+    let share_of = |p: &LivePool| {
+        if let Some((_, s)) = shares.iter().find(|(n, _)| n == &p.name) {
+            return *s;
+        }
+        let same_root = || state.pools.iter().filter(|q| root_of(q) == root_of(p));
+        let given: f64 = same_root()
+            .filter_map(|q| shares.iter().find(|(n, _)| n == &q.name).map(|s| s.1))
+            .sum();
+        let unnamed = same_root()
+            .filter(|q| !shares.iter().any(|(n, _)| n == &q.name))
+            .count();
+        (100.0 - given).max(0.0) / unnamed.max(1) as f64
     };
     let auto = autoscale_now(state, release);
     let cluster_raw: u64 = state
@@ -509,13 +519,14 @@ pub fn check(
         .pools
         .iter()
         .map(|p| {
-            let percent = shares.iter().find(|(n, _)| n == &p.name).map_or(default_share, |s| s.1);
-            let recommended = pgcalc_pg_num(state.in_osds, p.size, percent, target_per_osd);
+            let percent = share_of(p);
+            let osds = osds_of(p);
+            let recommended = pgcalc_pg_num(osds, p.size, percent, target_per_osd);
             let off = autoscaler_would_change(p.pg_num, recommended);
             if off {
                 warnings.push(format!(
                     "pool {} has pg_num {} but {}% of the data on {} OSDs calls for {} (off by more than 3x)",
-                    p.name, p.pg_num, percent, state.in_osds, recommended
+                    p.name, p.pg_num, percent, osds, recommended
                 ));
             }
             let a = auto.as_ref().and_then(|r| r.pools.iter().find(|a| a.name == p.name));
@@ -527,7 +538,7 @@ pub fn check(
                 percent,
                 recommended_pg_num: recommended,
                 off_by_more_than_3x: off,
-                pg_replicas_per_osd: p.pg_num as f64 * p.size as f64 / in_osds as f64,
+                pg_replicas_per_osd: p.pg_num as f64 * p.size as f64 / osds as f64,
                 autoscale_pg_num: a.map(|a| a.pg_num_final),
                 autoscale_will_change: will_change,
                 autoscale_mode: p.autoscale.as_ref().map_or("off", |a| a.mode.name()).into(),

@@ -86,6 +86,10 @@ pub struct PoolPlan {
     pub root: String,
     /// Bulk flag.
     pub bulk: bool,
+    /// PGCalc's "Target PGs per OSD" this pool was sized with (its own `target_pgs_per_osd`, else
+    /// the plan's); absent for the autoscaler.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_pgs_per_osd: Option<u32>,
     /// The autoscaler pass that sized it (autoscale method).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pass: Option<autoscale::Pass>,
@@ -124,11 +128,7 @@ pub fn mon_max_pg_replicas(max_pg_per_osd: u32, in_osds: u32) -> u64 {
 
 /// Plans pg_num for every pool, with the commands that create them in the modelled release.
 pub fn plan(input: &PlanInput) -> Plan {
-    let total_pct: f64 = input.pools.iter().map(|p| p.percent).sum();
     let mut warnings = Vec::new();
-    if input.method == Method::Pgcalc && (total_pct - 100.0).abs() > 0.01 {
-        warnings.push(format!("pool percentages add up to {total_pct}%, not 100%"));
-    }
     let mut roots = vec![PlanRoot {
         name: "default".into(),
         osds: input.osds,
@@ -148,16 +148,30 @@ pub fn plan(input: &PlanInput) -> Plan {
             }
         }
     }
+    if input.method == Method::Pgcalc {
+        // PGCalc's %Data is a share of one OSD set's data: the pools of each root add up to 100.
+        for (i, root) in roots.iter().enumerate() {
+            let on_root = input.pools.iter().filter(|p| root_index(p) == i);
+            let (count, total) = on_root.fold((0, 0.0), |(n, t), p| (n + 1, t + p.percent));
+            if count > 0 && (total - 100.0_f64).abs() > 0.01 {
+                warnings.push(format!(
+                    "the pools on root {} add up to {total}% of its data, not 100%",
+                    root.name
+                ));
+            }
+        }
+    }
     let sized: Vec<(u32, Option<autoscale::Pass>)> = match input.method {
         Method::Pgcalc => input
             .pools
             .iter()
             .map(|p| {
                 let osds = roots[root_index(p)].osds;
-                (
-                    pgcalc_pg_num(osds, p.size.size(), p.percent, input.target_pgs_per_osd),
-                    None,
-                )
+                let target = p
+                    .options
+                    .target_pgs_per_osd
+                    .unwrap_or(input.target_pgs_per_osd);
+                (pgcalc_pg_num(osds, p.size.size(), p.percent, target), None)
             })
             .collect(),
         Method::Autoscale => autoscale_plan(input, &roots, &root_index, &mut warnings),
@@ -168,8 +182,12 @@ pub fn plan(input: &PlanInput) -> Plan {
         let root = &roots[root_index(spec)];
         if pg_num > MON_MAX_POOL_PG_NUM {
             warnings.push(format!(
-                "pool {}: the autoscaler proposes {pg_num} PGs; rbdkit plans {MON_MAX_POOL_PG_NUM}, the monitor's mon_max_pool_pg_num default, which refuses more",
-                spec.name
+                "pool {}: {} gives {pg_num} PGs; rbdkit plans {MON_MAX_POOL_PG_NUM}, the monitor's mon_max_pool_pg_num default, which refuses more",
+                spec.name,
+                match input.method {
+                    Method::Pgcalc => "PGCalc",
+                    Method::Autoscale => "the autoscaler",
+                }
             ));
             pg_num = MON_MAX_POOL_PG_NUM;
         }
@@ -188,6 +206,11 @@ pub fn plan(input: &PlanInput) -> Plan {
             pg_replicas_per_osd: pg_num as f64 * size as f64 / root.osds.max(1) as f64,
             root: root.name.clone(),
             bulk: spec.options.bulk,
+            target_pgs_per_osd: (input.method == Method::Pgcalc).then(|| {
+                spec.options
+                    .target_pgs_per_osd
+                    .unwrap_or(input.target_pgs_per_osd)
+            }),
             pass,
         });
     }
@@ -230,6 +253,19 @@ pub fn plan(input: &PlanInput) -> Plan {
             size: p.size,
             crush_rule: rule,
         });
+    }
+    for root in &roots {
+        let per_osd: f64 = pools
+            .iter()
+            .filter(|p| p.root == root.name)
+            .map(|p| p.pg_replicas_per_osd)
+            .sum();
+        if per_osd > input.max_pg_per_osd as f64 {
+            warnings.push(format!(
+                "root {}: {per_osd:.0} PG replicas per OSD, above mon_max_pg_per_osd {} (health warning TOO_MANY_PGS; OSDs stop creating PGs at 3x): lower the targets or add OSDs",
+                root.name, input.max_pg_per_osd
+            ));
+        }
     }
     let total: u64 = pools.iter().map(|p| p.pg_num as u64 * p.size as u64).sum();
     let all_osds: u32 = roots.iter().map(|r| r.osds).sum();
@@ -425,20 +461,65 @@ pub fn create_commands(input: &PlanInput, roots: &[PlanRoot], pools: &[PoolPlan]
     cmds
 }
 
-/// The OpenStack preset of PGCalc: volumes 53 %, backups 25 %, vms 15 %, images 7 %.
-pub fn openstack_preset(size: PoolSize) -> Vec<PoolSpec> {
-    [
-        ("volumes", 53.0),
-        ("backups", 25.0),
-        ("vms", 15.0),
-        ("images", 7.0),
-    ]
-    .into_iter()
-    .map(|(name, percent)| PoolSpec {
-        name: name.into(),
-        percent,
-        size,
-        options: PoolOptions::default(),
-    })
-    .collect()
+/// PGCalc's "Ceph Use Case Selector" presets that rbdkit offers, by the name `--preset` takes.
+pub const PRESETS: [&str; 4] = ["openstack", "openstack-rgw", "rgw", "rbd"];
+
+/// The pools of a PGCalc preset (`PRESETS`), each of `size`: PGCalc's shares of the data, with
+/// OpenStack's default pool names (Cinder `volumes` and `backups`, Nova `vms`, Glance `images`)
+/// in place of PGCalc's (`cinder-volumes`, ...), and its Jewel-and-later RGW pools. `None` for
+/// a name PGCalc has no preset of.
+pub fn preset(name: &str, size: PoolSize) -> Option<Vec<PoolSpec>> {
+    const RGW_SMALL: [&str; 12] = [
+        ".rgw.root",
+        "default.rgw.control",
+        "default.rgw.data.root",
+        "default.rgw.gc",
+        "default.rgw.log",
+        "default.rgw.intent-log",
+        "default.rgw.meta",
+        "default.rgw.usage",
+        "default.rgw.users.keys",
+        "default.rgw.users.email",
+        "default.rgw.users.swift",
+        "default.rgw.users.uid",
+    ];
+    let rgw = |data: f64| {
+        let mut v: Vec<(&str, f64)> = RGW_SMALL.iter().map(|n| (*n, 0.1)).collect();
+        v.push(("default.rgw.buckets.extra", 1.0));
+        v.push(("default.rgw.buckets.index", 3.0));
+        v.push(("default.rgw.buckets.data", data));
+        v
+    };
+    let shares: Vec<(&str, f64)> = match name {
+        "openstack" => vec![
+            ("volumes", 53.0),
+            ("backups", 25.0),
+            ("vms", 15.0),
+            ("images", 7.0),
+        ],
+        "openstack-rgw" => {
+            let mut v = rgw(19.0);
+            v.extend([
+                ("backups", 18.0),
+                ("volumes", 42.8),
+                ("vms", 10.0),
+                ("images", 5.0),
+            ]);
+            v
+        }
+        "rgw" => rgw(94.8),
+        "rbd" => vec![("rbd", 75.0), ("myObjects", 25.0)],
+        _ => return None,
+    };
+    Some(
+        shares
+            .into_iter()
+            .map(|(name, percent)| PoolSpec {
+                name: name.into(),
+                percent,
+                size,
+                options: PoolOptions::default(),
+            })
+            .collect(),
+    )
 }

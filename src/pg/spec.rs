@@ -96,6 +96,9 @@ pub struct PoolOptions {
     pub stored: Option<u64>,
     /// `pg_num=N`: the pool's current pg_num, for the 3x threshold.
     pub pg_num: Option<u32>,
+    /// `target_pgs_per_osd=N` (or `target=N`): PGCalc's per-row "Target PGs per OSD", in place
+    /// of `--target-pgs-per-osd` for this pool. PGCalc only: the autoscaler has one target.
+    pub target_pgs_per_osd: Option<u32>,
 }
 
 impl PoolOptions {
@@ -138,9 +141,10 @@ impl PoolOptions {
                 "mode" => o.mode = Some(AutoscaleMode::parse(value).ok_or_else(|| bad("use on, warn or off"))?),
                 "stored" => o.stored = Some(size()?),
                 "pg_num" => o.pg_num = Some(count()?),
+                "target_pgs_per_osd" | "target" => o.target_pgs_per_osd = Some(count()?),
                 _ => {
                     return Err(bad(
-                        "known keys: bulk, bias, target_size_ratio (ratio), target_size_bytes (bytes), pg_num_min, pg_num_max, root, mode, stored, pg_num",
+                        "known keys: bulk, bias, target_size_ratio (ratio), target_size_bytes (bytes), pg_num_min, pg_num_max, root, mode, stored, pg_num, target_pgs_per_osd (target)",
                     ))
                 }
             }
@@ -186,8 +190,9 @@ impl PoolSpec {
             .trim_end_matches('%')
             .parse()
             .map_err(|_| bad("percent is not a number"))?;
-        if !(percent > 0.0 && percent <= 100.0) {
-            return Err(bad("percent must be above 0 and at most 100"));
+        // PGCalc takes 0 (an empty pool gets its minimum) and marks anything above 100 an error.
+        if !(0.0..=100.0).contains(&percent) {
+            return Err(bad("percent must be from 0 to 100"));
         }
         let size = match size {
             Some(s) => PoolSize::parse(s)?,
@@ -220,7 +225,7 @@ mod tests {
         let e = PoolSpec::parse("ec:20:4+2", PoolSize::Replicated(3)).unwrap();
         assert_eq!(e.size, PoolSize::Erasure { k: 4, m: 2 });
         assert!((e.size.efficiency() - 4.0 / 6.0).abs() < 1e-9);
-        let o = PoolSpec::parse("vms:15:2:bulk,bias=2,ratio=0.2,bytes=1T,pg_num_min=64,pg_num_max=512,root=ssd,mode=warn,stored=5G,pg_num=8", PoolSize::Replicated(3)).unwrap();
+        let o = PoolSpec::parse("vms:15:2:bulk,bias=2,ratio=0.2,bytes=1T,pg_num_min=64,pg_num_max=512,root=ssd,mode=warn,stored=5G,pg_num=8,target=200", PoolSize::Replicated(3)).unwrap();
         assert_eq!(o.size, PoolSize::Replicated(2));
         assert_eq!(
             o.options,
@@ -234,15 +239,24 @@ mod tests {
                 root: Some("ssd".into()),
                 mode: Some(AutoscaleMode::Warn),
                 stored: Some(5 << 30),
-                pg_num: Some(8)
+                pg_num: Some(8),
+                target_pgs_per_osd: Some(200),
             }
+        );
+        // PGCalc's empty pool: 0 % is a share, not an error.
+        assert_eq!(
+            PoolSpec::parse("x:0", PoolSize::Replicated(3))
+                .unwrap()
+                .percent,
+            0.0
         );
         let d = PoolSpec::parse("vms:15:bulk", PoolSize::Replicated(3)).unwrap();
         assert!(d.options.bulk && d.size == PoolSize::Replicated(3));
         for bad in [
             "x",
-            "x:0",
+            "x:-1",
             "x:101",
+            "x:5:target=0",
             "x:a",
             ":5",
             "x:5:0",

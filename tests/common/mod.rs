@@ -270,3 +270,42 @@ pub fn nfs_dir() -> PathBuf {
             .expect("RBDKIT_NFS_DIR is not set: run the tests with scripts/test.sh"),
     )
 }
+
+/// Runs `scripts/dev-cluster.sh COMMAND --dir DIR [ARGS]` on the dev cluster of `conf`, one call
+/// at a time per test binary (its `mgr` and `osds` commands are idempotent, not concurrent), and
+/// panics with the script's output when it fails.
+pub fn dev_cluster(conf: &str, command: &str, args: &[&str]) {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::path::Path::new(conf)
+        .parent()
+        .expect("conf has a directory");
+    let t = Instant::now();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/dev-cluster.sh");
+    let o = Command::new("bash")
+        .args([script, command, "--dir"])
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "dev-cluster.sh {command}: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    eprintln!(
+        "dev-cluster.sh {command} {args:?}: {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+}
+
+/// The CRUSH root that [`second_root`] fills with three OSDs of their own.
+pub const SECOND_ROOT: &str = "second";
+
+/// Makes sure the dev cluster of `conf` has a CRUSH root [`SECOND_ROOT`] with three OSDs, beside
+/// the default root's one: room for an erasure-coded 2+1 pool and for pools on a second root.
+/// The default root's pools do not move.
+pub fn second_root(conf: &str) {
+    dev_cluster(conf, "osds", &["--root", SECOND_ROOT, "--count", "3"]);
+}

@@ -37,7 +37,8 @@ pub struct PlanArgs {
     /// mode, stored, pg_num). Repeatable; pools are created, and autoscaled, in this order.
     #[arg(long = "pool")]
     pub pools: Vec<String>,
-    /// Pool set: `openstack` (volumes 53 %, backups 25 %, vms 15 %, images 7 %).
+    /// A PGCalc preset: `openstack` (volumes 53 %, backups 25 %, vms 15 %, images 7 %),
+    /// `openstack-rgw` (those and RGW's pools), `rgw`, `rbd` (rbd 75 %, myObjects 25 %).
     #[arg(long)]
     pub preset: Option<String>,
     /// A further CRUSH root NAME:OSDS (pools opt in with root=NAME). Repeatable.
@@ -75,10 +76,11 @@ pub struct CheckArgs {
     /// monitor would refuse it.
     #[arg(long = "new-pool")]
     pub new_pool: Option<String>,
-    /// Expected data share of a live pool, NAME:PERCENT (others share the rest). Repeatable.
+    /// Expected data share of a live pool on its CRUSH root, NAME:PERCENT (the root's other
+    /// pools share the rest). Repeatable.
     #[arg(long = "pool")]
     pub pools: Vec<String>,
-    /// `openstack` shares for the recommendation.
+    /// A PGCalc preset's shares for the recommendation (as `pg plan --preset`).
     #[arg(long)]
     pub preset: Option<String>,
     /// Target PG replicas per OSD for the recommendation.
@@ -100,12 +102,13 @@ fn pools_from(
 ) -> rbdkit::Result<Vec<PoolSpec>> {
     let mut out = match preset {
         None => Vec::new(),
-        Some("openstack") => pg::openstack_preset(size),
-        Some(other) => {
-            return Err(Error::InvalidInput(format!(
-                "unknown preset '{other}': use openstack"
-            )))
-        }
+        Some(name) => pg::preset(name, size).ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "unknown preset '{}': use one of {}",
+                name.escape_debug(),
+                pg::PRESETS.join(", ")
+            ))
+        })?,
     };
     for p in pools {
         let spec = PoolSpec::parse(p, size)?;
@@ -126,6 +129,11 @@ pub fn run(c: PgCommand, g: &Global) -> rbdkit::Result<ExitCode> {
 
 /// The installed client's release, from `ceph --version`: what an offline plan models unless
 /// told, since that is the cluster the operator is most likely about to create pools on.
+/// Width of a table's pool column: 16, or the longest name (RGW's run to 25).
+fn name_width<'a>(names: impl Iterator<Item = &'a str>) -> usize {
+    names.map(|n| n.chars().count()).max().unwrap_or(0).max(16)
+}
+
 fn installed_release() -> Option<CephRelease> {
     let out = std::process::Command::new("ceph")
         .arg("--version")
@@ -172,8 +180,19 @@ fn plan(a: PlanArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     let pools = pools_from(&a.pools, a.preset.as_deref(), size)?;
     if pools.is_empty() {
         return Err(Error::InvalidInput(
-            "no pools: give --pool NAME:PERCENT[:SIZE] or --preset openstack".into(),
+            "no pools: give --pool NAME:PERCENT[:SIZE] or --preset openstack (or openstack-rgw, rgw, rbd)".into(),
         ));
+    }
+    if matches!(a.method, MethodArg::Autoscale) {
+        if let Some(p) = pools
+            .iter()
+            .find(|p| p.options.target_pgs_per_osd.is_some())
+        {
+            return Err(Error::InvalidInput(format!(
+                "pool {}: target_pgs_per_osd is PGCalc's per-pool target; the autoscaler has one for the cluster (mon_target_pg_per_osd): use --target-pgs-per-osd",
+                p.name
+            )));
+        }
     }
     let roots = a
         .roots
@@ -222,22 +241,34 @@ fn plan(a: PlanArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         },
         plan.release
     );
+    let w = name_width(plan.pools.iter().map(|p| p.name.as_str()));
+    // PGCalc's per-row targets get a column when a pool has its own.
+    let own_targets = plan
+        .pools
+        .iter()
+        .any(|p| p.target_pgs_per_osd.is_some_and(|t| t != a.target));
+    let target_col = |t: Option<u32>| match t {
+        Some(t) if own_targets => format!(" {t:>7}"),
+        _ => String::new(),
+    };
     outln!(
-        "{:<16} {:>8} {:<14} {:>8} {:>12}",
+        "{:<w$} {:>8} {:<14} {:>8} {:>12}{}",
         "pool",
         "percent",
         "size",
         "pg_num",
-        "PGs/OSD"
+        "PGs/OSD",
+        if own_targets { "  target" } else { "" }
     );
     for p in &plan.pools {
         outln!(
-            "{:<16} {:>7}% {:<14} {:>8} {:>12.1}",
+            "{:<w$} {:>7}% {:<14} {:>8} {:>12.1}{}",
             p.name,
             p.percent,
             format!("{} ({})", p.size, p.kind),
             p.pg_num,
-            p.pg_replicas_per_osd
+            p.pg_replicas_per_osd,
+            target_col(p.target_pgs_per_osd)
         );
     }
     outln!(
@@ -246,7 +277,7 @@ fn plan(a: PlanArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     );
     if let Some(c) = &caps {
         outln!(
-            "{:<16} {:>14} {:>18} {:>14}",
+            "{:<w$} {:>14} {:>18} {:>14}",
             "pool",
             "raw share",
             "usable (nearfull)",
@@ -254,7 +285,7 @@ fn plan(a: PlanArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         );
         for p in c {
             outln!(
-                "{:<16} {:>14} {:>18} {:>14}",
+                "{:<w$} {:>14} {:>18} {:>14}",
                 p.name,
                 format_size(p.raw_share),
                 format_size(p.usable_at_nearfull),
@@ -363,8 +394,9 @@ fn check(a: CheckArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         state.mon_max_pg_per_osd_source,
         report.release
     );
+    let w = name_width(report.pools.iter().map(|p| p.name.as_str()));
     outln!(
-        "{:<16} {:>8} {:>6} {:>8} {:>12} {:>10} {:>10} {:<6}",
+        "{:<w$} {:>8} {:>6} {:>8} {:>12} {:>10} {:>10} {:<6}",
         "pool",
         "pg_num",
         "size",
@@ -381,7 +413,7 @@ fn check(a: CheckArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             None => "-".into(),
         };
         outln!(
-            "{:<16} {:>8} {:>6} {:>7.1}% {:>12} {:>10.1} {:>10} {:<6}{}",
+            "{:<w$} {:>8} {:>6} {:>7.1}% {:>12} {:>10.1} {:>10} {:<6}{}",
             p.name,
             p.pg_num,
             p.size,
