@@ -396,3 +396,148 @@ fn printed_create_commands_succeed() {
         }
     }
 }
+
+/// The tests on the clone-v2 cluster change its pools and sizes: one at a time, so each sees
+/// the pools it compares.
+static V2_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn two_crush_roots_match_the_mgr() {
+    let _turn = V2_TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let conf = conf_v2();
+    second_root(&conf);
+    mgr(&conf);
+    let rule = unique("secondrule");
+    ceph_ok(
+        &conf,
+        &[
+            "osd",
+            "crush",
+            "rule",
+            "create-replicated",
+            &rule,
+            SECOND_ROOT,
+            "osd",
+        ],
+    );
+    let _rule_gone = RuleGone(conf.clone(), rule.clone());
+    let names: Vec<String> = ["bulk", "ratio", "dflt"]
+        .iter()
+        .map(|n| unique(&format!("root{n}")))
+        .collect();
+    let _pools = Pools(conf.clone(), names.clone());
+    let n = |i: usize| names[i].as_str();
+    // Two pools on the second root's three OSDs (size 3 and 2), one on the default root's one:
+    // each root has its own PG budget, mon_target_pg_per_osd times its OSDs.
+    for (name, rule, size, extra) in [
+        (n(0), rule.as_str(), "3", vec!["--bulk"]),
+        (n(1), rule.as_str(), "2", vec!["--target-size-ratio", "0.3"]),
+        (
+            n(2),
+            "replicated_rule",
+            "1",
+            vec!["--target-size-ratio", "0.5"],
+        ),
+    ] {
+        let mut args = vec![
+            "osd",
+            "pool",
+            "create",
+            name,
+            "8",
+            "8",
+            "replicated",
+            rule,
+            "--size",
+            size,
+        ];
+        args.extend(extra);
+        ceph_ok(&conf, &args);
+    }
+    let finals = assert_agrees(&conf, "two CRUSH roots", &[n(0), n(1), n(2)]);
+    eprintln!("agreed with the mgr on two roots: {finals:?}");
+    // PGs per OSD are counted on each pool's own root.
+    let o = rbdkit_with(&conf, &["pg", "check", "--format", "json"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    for (name, size, osds) in [(n(0), 3.0, 3.0), (n(2), 1.0, 1.0)] {
+        let p = v["pools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap();
+        let pg = p["pg_num"].as_f64().unwrap();
+        assert_eq!(
+            p["pg_replicas_per_osd"].as_f64().unwrap(),
+            pg * size / osds,
+            "{p}"
+        );
+    }
+}
+
+#[test]
+fn set_size_verdicts_match_the_monitor() {
+    let _turn = V2_TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let conf = conf_v2();
+    second_root(&conf);
+    let pool = unique("setsize");
+    let _pools = Pools(conf.clone(), vec![pool.clone()]);
+    // A pg_num that makes the monitor's ceiling (mon_max_pg_per_osd x max(in OSDs, 3)) fall
+    // between sizes 3 and 6: the largest power of two within a third of the room left.
+    let o = rbdkit_with(&conf, &["pg", "check", "--format", "json"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let room = v["max_pg_replicas"].as_u64().unwrap() - v["total_pg_replicas"].as_u64().unwrap();
+    let pg_num = 1u64 << (room / 3).ilog2();
+    ceph_ok(
+        &conf,
+        &[
+            "osd",
+            "pool",
+            "create",
+            &pool,
+            &pg_num.to_string(),
+            &pg_num.to_string(),
+            "replicated",
+            "--size",
+            "1",
+        ],
+    );
+    let (mut allowed, mut refused) = (0, 0);
+    for size in 2..=10u32 {
+        let arg = format!("{pool}:{size}");
+        let o = rbdkit_with(
+            &conf,
+            &["pg", "check", "--set-size", &arg, "--format", "json"],
+        );
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let predicted = v["set_size"][0]["allowed"].as_bool().unwrap();
+        assert_eq!(o.status.code(), Some(if predicted { 0 } else { 1 }), "{v}");
+        let real = ceph(
+            &conf,
+            &["osd", "pool", "set", &pool, "size", &size.to_string()],
+        );
+        assert_eq!(
+            predicted,
+            real.status.success(),
+            "size {size}: rbdkit {}, the monitor: {}",
+            v["set_size"][0],
+            stderr(&real)
+        );
+        if predicted {
+            allowed += 1;
+        } else {
+            assert!(stderr(&real).contains("ERANGE"), "{}", stderr(&real));
+            let plain = stdout(&rbdkit_with(&conf, &["pg", "check", "--set-size", &arg]));
+            assert!(
+                plain.contains(&format!("set size {pool} {size}: ")),
+                "{plain}"
+            );
+            refused += 1;
+            break;
+        }
+    }
+    assert!(
+        allowed > 0 && refused > 0,
+        "allowed {allowed}, refused {refused}"
+    );
+}
