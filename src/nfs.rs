@@ -212,6 +212,27 @@ pub async fn remove(c: &mut Client, dir: &nfs_fh3, name: &str, url: &NfsUrl) -> 
     }
 }
 
+/// Sets the size of a file (SETATTR): shrinking frees what lies past the new size, growing
+/// adds a hole.
+pub async fn set_size(c: &mut Client, fh: &nfs_fh3, size: u64, url: &NfsUrl) -> Result<()> {
+    let args = nfs3::SETATTR3args {
+        object: fh.clone(),
+        new_attributes: sattr3 {
+            size: Nfs3Option::Some(size),
+            ..sattr3::default()
+        },
+        guard: Nfs3Option::None,
+    };
+    match c
+        .setattr(&args)
+        .await
+        .map_err(|e| nfs_err("set the size of", url, e))?
+    {
+        Nfs3Result::Ok(_) => Ok(()),
+        Nfs3Result::Err((s, _)) => Err(nfs_err("set the size of", url, s)),
+    }
+}
+
 /// (size, used) of a file.
 pub async fn getattr(c: &mut Client, fh: &nfs_fh3, url: &NfsUrl) -> Result<(u64, u64)> {
     match c

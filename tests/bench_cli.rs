@@ -105,6 +105,72 @@ fn phases_on_nfs_file_and_rbd_side_by_side() {
     assert!(!image_exists(&conf(), rbd.trim_start_matches("rbd:")));
 }
 
+/// `--phases --repeat`: each run's first-write phase writes into holes again, because bench
+/// empties the targets it created between runs (shrinks them to 0 and grows them back), and the
+/// summary has the runs of every phase. An existing target is not emptied: refused.
+#[test]
+fn repeated_phases_write_into_holes_every_run() {
+    let nfs = format!("{}/{}", nfs_url(), unique("nfsrep"));
+    let file = format!("file:{}/{}", nfs_dir().display(), unique("rep"));
+    let rbd = format!("rbd:volumes/{}", unique("benchrep"));
+    let (_, report) = bench_report(&[
+        &nfs,
+        &file,
+        &rbd,
+        "--size",
+        "8M",
+        "--phases",
+        "--repeat",
+        "2",
+        "--runtime",
+        "1s",
+    ]);
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), 18, "3 targets x 2 runs x 3 phases");
+    for t in [&nfs, &file, &rbd] {
+        for run in 0..2 {
+            let first = results
+                .iter()
+                .find(|r| {
+                    r["target"] == t.as_str() && r["run"] == run && r["phase"] == "first-write"
+                })
+                .unwrap_or_else(|| panic!("{t}: no first-write phase in run {run}"));
+            let (before, after) = (
+                first["allocated_before"].as_u64().unwrap(),
+                first["allocated_after"].as_u64().unwrap(),
+            );
+            // NFS-Ganesha and the filesystem may keep a block of metadata: far below 8 MiB.
+            assert!(
+                before < 1 << 20,
+                "{t} run {run}: {before} bytes allocated before the first write"
+            );
+            assert!(after > before, "{t} run {run}: {before} -> {after}");
+        }
+    }
+    for s in report["summary"].as_array().unwrap() {
+        assert_eq!(s["runs"], 2, "{s}");
+    }
+    // An existing target keeps its data: emptying it is refused before anything is written.
+    let existing = std::env::temp_dir().join(unique("keep"));
+    std::fs::write(&existing, vec![9u8; 1 << 20]).unwrap();
+    let target = format!("file:{}", existing.display());
+    let out = bench(&[
+        &target,
+        "--phases",
+        "--repeat",
+        "2",
+        "--allow-existing",
+        "--runtime",
+        "1s",
+    ]);
+    // (after the --allow-existing notice, which names what a run would overwrite)
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let last = stderr(&out).lines().last().unwrap_or_default().to_string();
+    assert!(last.contains("--repeat") && last.contains("name a new target"), "{last}");
+    assert_eq!(std::fs::read(&existing).unwrap(), vec![9u8; 1 << 20]);
+    let _ = std::fs::remove_file(&existing);
+}
+
 #[test]
 fn reads_of_a_fresh_target_are_prefilled_first() {
     let file = format!("file:{}/{}", nfs_dir().display(), unique("readvol"));

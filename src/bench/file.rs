@@ -258,6 +258,16 @@ impl Target for FileTarget {
         }]
     }
 
+    fn make_holes(&self) -> Result<()> {
+        let what = || format!("empty {}", self.path.display());
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.path)
+            .map_err(|e| Error::io(what(), e))?;
+        f.set_len(0).map_err(|e| Error::io(what(), e))?;
+        f.set_len(self.meta.size).map_err(|e| Error::io(what(), e))
+    }
+
     fn finish(self: Box<Self>, keep: bool) -> Result<()> {
         if self.meta.created && !keep {
             std::fs::remove_file(&self.path)

@@ -187,6 +187,11 @@ pub trait Target: Send + Sync {
     fn allocated_bytes(&self) -> Result<Option<u64>>;
     /// Facts that change results (cache mode, O_DIRECT, ...).
     fn notes(&self) -> Vec<String>;
+    /// Frees everything written to a target this run created, keeping its size, so it is all
+    /// holes again: a repeated `--phases` run measures first writes into holes each time. Each
+    /// target shrinks to 0 and grows back, which frees the storage on all of them (RBD removes
+    /// the objects; files and NFS files drop their blocks).
+    fn make_holes(&self) -> Result<()>;
     /// Closes it, and removes it if this run created it and `keep` is false.
     fn finish(self: Box<Self>, keep: bool) -> Result<()>;
 }
@@ -365,11 +370,6 @@ pub fn check_config(cfg: &BenchConfig) -> Result<()> {
     if cfg.repeat == 0 {
         return Err(Error::InvalidInput("--repeat must be at least 1".into()));
     }
-    if cfg.phases && cfg.repeat > 1 {
-        return Err(Error::InvalidInput(
-            "--phases with --repeat: a target's holes are written only once, so a repeated first-write phase would measure overwrites; repeat a plain --rw run instead".into(),
-        ));
-    }
     if cfg.phases && cfg.prefill {
         return Err(Error::InvalidInput(
             "--phases with --prefill: the first-write phase measures writes into holes, which a prefill would fill".into(),
@@ -403,6 +403,16 @@ fn run_all(
     report: &mut BenchReport,
 ) -> Result<()> {
     check_config(cfg)?;
+    for t in targets.iter().filter(|t| !t.created()) {
+        if cfg.phases && cfg.repeat > 1 {
+            // Each run's first-write phase needs holes: only a target of our own is emptied,
+            // and every target is checked before the first one is written.
+            return Err(Error::InvalidInput(format!(
+                "{}: --phases with --repeat empties the target between runs, and bench empties only a target it created: name a new target",
+                t.name()
+            )));
+        }
+    }
     for t in targets {
         if t.size() < cfg.bs {
             return Err(Error::InvalidInput(format!(
@@ -421,6 +431,14 @@ fn run_all(
             )));
         }
         for run in 0..cfg.repeat.max(1) {
+            if cfg.phases && run > 0 {
+                progress(Event::Phase(&format!(
+                    "{}: emptying it for run {}",
+                    t.name(),
+                    run + 1
+                )));
+                t.make_holes()?;
+            }
             let mut phases = Vec::new();
             let r = run_target(t.as_ref(), cfg, run, stop, progress, &mut phases);
             let target_notes = t.notes();

@@ -8,7 +8,7 @@ use super::workload::random_fill;
 use super::{JobSpec, OpenPolicy, Recorder, Target, TargetMeta};
 use crate::error::{Error, Result};
 pub use crate::nfs::NfsUrl;
-use crate::nfs::{connect, create_new, getattr, lookup, parent_dir, remove, runtime};
+use crate::nfs::{connect, create_new, getattr, lookup, parent_dir, remove, runtime, set_size};
 use nfs3_client::nfs3_types::nfs3::{self, nfs_fh3, stable_how, Nfs3Result};
 use nfs3_client::nfs3_types::xdr_codec::Opaque;
 use std::cell::RefCell;
@@ -172,6 +172,14 @@ impl Target for NfsTarget {
 
     fn notes(&self) -> Vec<String> {
         vec!["userspace NFSv3, one connection per I/O in flight, UNSTABLE writes".into()]
+    }
+
+    fn make_holes(&self) -> Result<()> {
+        runtime()?.block_on(async {
+            let (mut c, _) = connect(&self.url, self.mount_port).await?;
+            set_size(&mut c, &self.fh, 0, &self.url).await?;
+            set_size(&mut c, &self.fh, self.meta.size, &self.url).await
+        })
     }
 
     fn finish(self: Box<Self>, keep: bool) -> Result<()> {

@@ -168,6 +168,12 @@ impl Target for RbdTarget {
         vec![format!("librbd aio, rbd_cache = {}", self.cache)]
     }
 
+    fn make_holes(&self) -> Result<()> {
+        let size = self.meta.size;
+        self.image.resize(0, &mut |_, _| {})?;
+        self.image.resize(size, &mut |_, _| {})
+    }
+
     fn finish(self: Box<Self>, keep: bool) -> Result<()> {
         // Our own open handle is a watcher: close it before removing the image.
         let RbdTarget {

@@ -11,10 +11,10 @@
 use super::{PoolBuf, Sink};
 use crate::error::{Error, Result};
 use crate::nfs::{
-    connect, create_new, lookup, nfs_err, parent_dir, remove, runtime, Client, NfsUrl,
+    connect, create_new, lookup, nfs_err, parent_dir, remove, runtime, set_size, Client, NfsUrl,
 };
 use nfs3_client::nfs3_types::nfs3::{
-    self, diropargs3, filename3, nfs_fh3, sattr3, stable_how, writeverf3, Nfs3Option, Nfs3Result,
+    self, diropargs3, filename3, nfs_fh3, stable_how, writeverf3, Nfs3Result,
 };
 use nfs3_client::nfs3_types::xdr_codec::Opaque;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -264,22 +264,7 @@ impl Sink for NfsSink {
             .verifier;
         let c = &mut self.control;
         self.rt.block_on(async {
-            let attrs = sattr3 {
-                size: Nfs3Option::Some(size),
-                ..sattr3::default()
-            };
-            match c
-                .setattr(&nfs3::SETATTR3args {
-                    object: fh.clone(),
-                    new_attributes: attrs,
-                    guard: Nfs3Option::None,
-                })
-                .await
-                .map_err(|e| nfs_err("set the size of", &url, e))?
-            {
-                Nfs3Result::Ok(_) => {}
-                Nfs3Result::Err((s, _)) => return Err(nfs_err("set the size of", &url, s)),
-            }
+            set_size(c, &fh, size, &url).await?;
             let commit = c
                 .commit(&nfs3::COMMIT3args {
                     file: fh,
