@@ -15,6 +15,9 @@
 #                         bucket each), so the default root's pools are not moved; does nothing
 #                         when NAME already has N OSDs up. For erasure-coded pools and two-root
 #                         tests.
+#   --rootfs DIR          `up` runs the cluster from a root filesystem of another Ceph release
+#                         (scripts/ceph-rootfs.sh up prints DIR); later commands on the same
+#                         --dir find it themselves
 #   --mgr                 `up` also starts the mgr
 #   --dir                 state directory (env RBDKIT_CLUSTER_DIR; default <repo>/.state/cluster)
 #   --mon-port            monitor msgr2 port (env RBDKIT_MON_PORT; default 3300, msgr1 on 6789;
@@ -36,6 +39,8 @@ KEEP=0
 MGR=0
 ROOT_NAME=
 COUNT=3
+ROOTFS=
+ARGS=("$@")
 while [ $# -gt 0 ]; do
   case $1 in
     --dir) DIR=$2; shift 2;;
@@ -46,12 +51,32 @@ while [ $# -gt 0 ]; do
     --mgr) MGR=1; shift;;
     --root) ROOT_NAME=$2; shift 2;;
     --count) COUNT=$2; shift 2;;
+    --rootfs) ROOTFS=$2; shift 2;;
     *) echo "dev-cluster: unknown option $1" >&2; exit 2;;
   esac
 done
 mkdir -p "$(dirname "$DIR")"
 DIR=$(cd "$(dirname "$DIR")" && pwd)/$(basename "$DIR")
 CONF=$DIR/ceph.conf
+
+# A cluster of another Ceph release (scripts/ceph-rootfs.sh) runs this script, and so its
+# daemons and CLI, inside that root filesystem, with the repository and the state directory
+# bind-mounted at the same paths: the conf, keyrings and sockets it writes work from outside
+# too. `up --rootfs` records the root in the state directory; later commands find it there.
+if [ -z "${RBDKIT_IN_ROOTFS:-}" ]; then
+  [ -z "$ROOTFS" ] && [ -f "$DIR.rootfs" ] && ROOTFS=$(cat "$DIR.rootfs")
+  if [ -n "$ROOTFS" ]; then
+    [ -f "$ROOTFS/.rbdkit-ready" ] || { echo "dev-cluster: $ROOTFS is not a root from scripts/ceph-rootfs.sh up" >&2; exit 1; }
+    bind() { mountpoint -q "$ROOTFS$1" || { mkdir -p "$ROOTFS$1" && mount --bind "$1" "$ROOTFS$1"; }; }
+    mountpoint -q "$ROOTFS/proc" || mount -t proc proc "$ROOTFS/proc"
+    bind /dev
+    bind "$ROOT"
+    case $(dirname "$DIR")/ in "$ROOT"/*) ;; *) bind "$(dirname "$DIR")";; esac
+    [ "$cmd" = up ] && echo "$ROOTFS" > "$DIR.rootfs"
+    [ "$cmd" = down ] && [ "$KEEP" = 0 ] && rm -f "$DIR.rootfs"
+    exec chroot "$ROOTFS" env RBDKIT_IN_ROOTFS=1 bash "$ROOT/scripts/dev-cluster.sh" "$cmd" "${ARGS[@]}"
+  fi
+fi
 if [ "$MON_PORT" = 3300 ]; then V1_PORT=6789; else V1_PORT=$((MON_PORT + 1000)); fi
 T=30
 c() { timeout "$T" ceph -c "$CONF" --connect-timeout 20 "$@"; }
@@ -214,6 +239,19 @@ mgr() {
   for m in mgr_module.py mgr_util.py ceph_module.py object_format.py pg_autoscaler progress; do
     [ -e "$src/$m" ] && ln -sfn "$src/$m" "$mods/$m"
   done
+  # Reef's mgr_util imports bcrypt (for the dashboard's passwords). Debian's bcrypt is a PyO3
+  # extension, which refuses to load in the mgr's subinterpreters (PyO3 issue 576), and then
+  # every module fails, pg_autoscaler too. Neither module here hashes a password: a stand-in
+  # that fails if called lets them load. Ceph's own code is used as shipped.
+  if grep -q '^import bcrypt' "$src/mgr_util.py" 2>/dev/null \
+     && compgen -G '/usr/lib/python3/dist-packages/bcrypt/_bcrypt*.so' >/dev/null; then
+    cat > "$mods/bcrypt.py" <<'PY'
+"""Stand-in for bcrypt in rbdkit's dev-cluster mgr (see scripts/dev-cluster.sh)."""
+def _unavailable(*args, **kwargs):
+    raise RuntimeError("bcrypt is not available in the rbdkit dev cluster's mgr")
+hashpw = gensalt = checkpw = kdf = _unavailable
+PY
+  fi
   c auth get-or-create mgr.x mon 'allow profile mgr' osd 'allow *' mds 'allow *' \
     -o "$DIR/data/mgr.x/keyring" >/dev/null || die "mgr keyring failed"
   chmod 600 "$DIR/data/mgr.x/keyring"
@@ -298,5 +336,5 @@ case $cmd in
   mgr) mgr;;
   osds) osds;;
   osds-up) osds_up_in_root "$ROOT_NAME";;
-  *) echo "usage: $0 up|down|status|env|mgr|osds [--dir DIR] [--mon-port PORT] [--osd-size SIZE] [--min-compat-client luminous|mimic] [--mgr] [--keep] [--root NAME] [--count N]" >&2; exit 2;;
+  *) echo "usage: $0 up|down|status|env|mgr|osds [--dir DIR] [--mon-port PORT] [--osd-size SIZE] [--min-compat-client luminous|mimic] [--mgr] [--keep] [--root NAME] [--count N] [--rootfs DIR]" >&2; exit 2;;
 esac

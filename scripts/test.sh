@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine: installs the system packages, builds, starts two real
-# Ceph clusters (clone v1: require-min-compat-client luminous; clone v2: mimic) and the NFS
+# The whole test suite on a fresh machine: installs the system packages, builds, starts three real
+# Ceph clusters (clone v1: require-min-compat-client luminous; clone v2: mimic; and a reef one
+# from Debian 13's packages in a root filesystem of its own, scripts/ceph-rootfs.sh) and the NFS
 # server, runs `cargo test --workspace --release`, and stops everything it started.
 # Extra arguments go to cargo test, e.g. `scripts/test.sh -- clone` or `scripts/test.sh --test clone_cli`.
-# Ports (env): RBDKIT_TEST_MON_PORT (default 3320), RBDKIT_TEST_MON_PORT_V2 (default 3340).
+# Ports (env): RBDKIT_TEST_MON_PORT (default 3320), RBDKIT_TEST_MON_PORT_V2 (default 3340),
+# RBDKIT_TEST_MON_PORT_REEF (default 3350).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 STATE=${RBDKIT_TEST_STATE:-$ROOT/.state/test}
 PORT1=${RBDKIT_TEST_MON_PORT:-3320}
 PORT2=${RBDKIT_TEST_MON_PORT_V2:-3340}
+PORT_REEF=${RBDKIT_TEST_MON_PORT_REEF:-3350}
 t_start=$SECONDS
 phase() { printf '\n== %s (%ds elapsed)\n' "$*" $((SECONDS - t_start)); }
 
@@ -27,9 +30,11 @@ stop_all() {
   for s in "${started[@]}"; do
     case $s in
       nfs) bash scripts/nfs-server.sh down >/dev/null 2>&1 || true;;
+      rootfs) ;; # unmounted below, after the cluster that runs from it
       *) bash scripts/dev-cluster.sh down --dir "$s" >/dev/null 2>&1 || true;;
     esac
   done
+  case " ${started[*]} " in *" rootfs "*) bash scripts/ceph-rootfs.sh umount || true;; esac
   exit $rc
 }
 trap stop_all EXIT
@@ -43,6 +48,12 @@ bash scripts/dev-cluster.sh up --dir "$STATE/cluster-v2" --mon-port "$PORT2" --m
 export CEPH_CONF=$STATE/cluster/ceph.conf
 export RBDKIT_CLUSTER_DIR=$STATE/cluster
 export RBDKIT_CEPH_CONF_V2=$STATE/cluster-v2/ceph.conf
+
+phase "Ceph reef cluster on port $PORT_REEF (Debian 13's Ceph 18.2.7, from its own root filesystem)"
+ROOTFS=$(bash scripts/ceph-rootfs.sh up)
+started+=(rootfs "$STATE/cluster-reef")
+bash scripts/dev-cluster.sh up --dir "$STATE/cluster-reef" --mon-port "$PORT_REEF" --rootfs "$ROOTFS"
+export RBDKIT_CEPH_CONF_REEF=$STATE/cluster-reef/ceph.conf
 
 if [ -f scripts/nfs-server.sh ]; then
   phase "NFS server"

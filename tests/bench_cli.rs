@@ -166,7 +166,10 @@ fn repeated_phases_write_into_holes_every_run() {
     // (after the --allow-existing notice, which names what a run would overwrite)
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let last = stderr(&out).lines().last().unwrap_or_default().to_string();
-    assert!(last.contains("--repeat") && last.contains("name a new target"), "{last}");
+    assert!(
+        last.contains("--repeat") && last.contains("name a new target"),
+        "{last}"
+    );
     assert_eq!(std::fs::read(&existing).unwrap(), vec![9u8; 1 << 20]);
     let _ = std::fs::remove_file(&existing);
 }

@@ -342,8 +342,17 @@ fn a_refused_new_pool_exits_1_plain_and_json() {
 }
 
 #[test]
-fn live_check_predicts_what_pool_create_does() {
-    let conf = conf();
+fn live_check_predicts_what_pacific_pool_create_does() {
+    live_check_predicts_what_pool_create_does(&conf());
+}
+
+#[test]
+fn live_check_predicts_what_reef_pool_create_does() {
+    live_check_predicts_what_pool_create_does(&conf_reef());
+}
+
+fn live_check_predicts_what_pool_create_does(conf: &str) {
+    let conf = conf.to_string();
     let j = check_json(&conf, "probe:1:1");
     let names: Vec<&str> = j["pools"]
         .as_array()
@@ -397,12 +406,12 @@ fn live_check_predicts_what_pool_create_does() {
     assert!(!out.status.success(), "the monitor refused it as predicted");
     let err = stderr(&out);
     assert!(err.contains("ERANGE"), "{err}");
-    let predicted = v["new_pool"]["projected_pg_replicas"].as_u64().unwrap();
+    // The monitor's refusal, word for word, in the release it runs (pacific counts all PGs
+    // against all in OSDs, reef those of the pool's CRUSH rule on the OSDs under its root).
+    let predicted = v["new_pool"]["message"].as_str().unwrap();
     assert!(
-        err.contains(&format!(
-            "would mean {predicted} total pgs, which exceeds max {max}"
-        )),
-        "{err}"
+        err.contains(predicted),
+        "the monitor: {err}\nrbdkit: {predicted}"
     );
     let allowed_name = unique("pgallowed");
     let v = check_json(&conf, &format!("{allowed_name}:{fits}:1"));

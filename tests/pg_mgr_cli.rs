@@ -114,8 +114,28 @@ impl Drop for Pools {
 }
 
 #[test]
-fn check_predicts_the_real_autoscaler() {
-    let conf = conf();
+fn check_predicts_the_real_pacific_autoscaler() {
+    assert_models(&conf(), "pacific");
+    predicts_the_real_autoscaler(&conf());
+}
+
+#[test]
+fn check_predicts_the_real_reef_autoscaler() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    assert_models(&conf_reef(), "reef");
+    predicts_the_real_autoscaler(&conf_reef());
+}
+
+/// The release `pg check` models by default is the running monitor's.
+fn assert_models(conf: &str, release: &str) {
+    let o = rbdkit_with(conf, &["pg", "check", "--format", "json"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["release"], release, "{}", stderr(&o));
+}
+
+/// rbdkit's model of the release the cluster runs against that cluster's own mgr.
+fn predicts_the_real_autoscaler(conf: &str) {
+    let conf = conf.to_string();
     mgr(&conf);
     let names: Vec<String> = ["bulkbig", "ratio", "bytes", "minpg", "written"]
         .iter()
@@ -397,14 +417,24 @@ fn printed_create_commands_succeed() {
     }
 }
 
-/// The tests on the clone-v2 cluster change its pools and sizes: one at a time, so each sees
-/// the pools it compares.
-static V2_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// The tests on the clone-v2 and reef clusters change pools and sizes that the others there
+/// count: one at a time, so each sees the pools it compares.
+static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[test]
-fn two_crush_roots_match_the_mgr() {
-    let _turn = V2_TURN.lock().unwrap_or_else(|e| e.into_inner());
-    let conf = conf_v2();
+fn two_crush_roots_match_the_pacific_mgr() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    two_crush_roots_match_the_mgr(&conf_v2());
+}
+
+#[test]
+fn two_crush_roots_match_the_reef_mgr() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    two_crush_roots_match_the_mgr(&conf_reef());
+}
+
+fn two_crush_roots_match_the_mgr(conf: &str) {
+    let conf = conf.to_string();
     second_root(&conf);
     mgr(&conf);
     let rule = unique("secondrule");
@@ -476,9 +506,19 @@ fn two_crush_roots_match_the_mgr() {
 }
 
 #[test]
-fn set_size_verdicts_match_the_monitor() {
-    let _turn = V2_TURN.lock().unwrap_or_else(|e| e.into_inner());
-    let conf = conf_v2();
+fn set_size_verdicts_match_the_pacific_monitor() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    set_size_verdicts_match_the_monitor(&conf_v2());
+}
+
+#[test]
+fn set_size_verdicts_match_the_reef_monitor() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    set_size_verdicts_match_the_monitor(&conf_reef());
+}
+
+fn set_size_verdicts_match_the_monitor(conf: &str) {
+    let conf = conf.to_string();
     second_root(&conf);
     let pool = unique("setsize");
     let _pools = Pools(conf.clone(), vec![pool.clone()]);

@@ -18,6 +18,13 @@ pub fn conf_v2() -> String {
     conf_from("RBDKIT_CEPH_CONF_V2")
 }
 
+/// The reef dev cluster's conf: Debian 13's Ceph 18.2.7, run from its own root filesystem
+/// (`scripts/ceph-rootfs.sh`), for the tests that compare rbdkit's reef model with a real reef
+/// monitor and mgr.
+pub fn conf_reef() -> String {
+    conf_from("RBDKIT_CEPH_CONF_REEF")
+}
+
 fn conf_from(var: &str) -> String {
     match std::env::var(var) {
         Ok(c) if std::path::Path::new(&c).exists() => c,
