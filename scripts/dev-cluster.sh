@@ -67,14 +67,15 @@ if [ -z "${RBDKIT_IN_ROOTFS:-}" ]; then
   [ -z "$ROOTFS" ] && [ -f "$DIR.rootfs" ] && ROOTFS=$(cat "$DIR.rootfs")
   if [ -n "$ROOTFS" ]; then
     [ -f "$ROOTFS/.rbdkit-ready" ] || { echo "dev-cluster: $ROOTFS is not a root from scripts/ceph-rootfs.sh up" >&2; exit 1; }
-    bind() { mountpoint -q "$ROOTFS$1" || { mkdir -p "$ROOTFS$1" && mount --bind "$1" "$ROOTFS$1"; }; }
-    mountpoint -q "$ROOTFS/proc" || mount -t proc proc "$ROOTFS/proc"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    bind() { mountpoint -q "$ROOTFS$1" || { $SUDO mkdir -p "$ROOTFS$1" && $SUDO mount --bind "$1" "$ROOTFS$1"; }; }
+    mountpoint -q "$ROOTFS/proc" || $SUDO mount -t proc proc "$ROOTFS/proc"
     bind /dev
     bind "$ROOT"
     case $(dirname "$DIR")/ in "$ROOT"/*) ;; *) bind "$(dirname "$DIR")";; esac
     [ "$cmd" = up ] && echo "$ROOTFS" > "$DIR.rootfs"
     [ "$cmd" = down ] && [ "$KEEP" = 0 ] && rm -f "$DIR.rootfs"
-    exec chroot "$ROOTFS" env RBDKIT_IN_ROOTFS=1 bash "$ROOT/scripts/dev-cluster.sh" "$cmd" "${ARGS[@]}"
+    exec $SUDO chroot "$ROOTFS" env RBDKIT_IN_ROOTFS=1 bash "$ROOT/scripts/dev-cluster.sh" "$cmd" "${ARGS[@]}"
   fi
 fi
 if [ "$MON_PORT" = 3300 ]; then V1_PORT=6789; else V1_PORT=$((MON_PORT + 1000)); fi
