@@ -3,7 +3,8 @@
 //! producer (walks the input) → decode threads (read or decompress, zero-scan, block-hash,
 //! maybe write) → consumer (guest order or as they come) → sink; one hasher behind a frontier.
 //! Producers: a random-access disk (raw file, qcow2 file, RBD image or snapshot), a raw stream,
-//! a qcow2 stream. Sinks: a sparse file, an RBD image, nothing (checksum only), a raw stream.
+//! a qcow2 stream. Sinks: a sparse file, an RBD image, nothing (checksum only), a raw stream,
+//! a qcow2 file ([`qcow2_out`], which encodes and compresses on the decode threads).
 //! `convert`, `import-raw`, `export`, `copy`, `checksum` and `--verify` are pairings of these
 //! ([`copy_disk`], [`copy_stream`], [`copy_qcow2_stream`], [`copy_vmdk_stream`]).
 //!
@@ -22,6 +23,7 @@ mod hasher;
 mod piece;
 mod pipeline;
 mod produce;
+pub mod qcow2_out;
 pub mod sink_changed;
 #[cfg(feature = "rbd")]
 pub mod sink_diff;
@@ -104,6 +106,28 @@ pub trait Sink {
 pub trait ConcurrentWrite: Send + Sync {
     /// Writes `data` at `offset`.
     fn write_at(&self, offset: u64, data: &[u8]) -> Result<()>;
+    /// Writes a piece the calling decode thread just read, at guest offset `guest`: by
+    /// default its non-zero runs, each with [`ConcurrentWrite::write_at`]. A target that
+    /// encodes what it stores (a qcow2 file: clusters, compressed) overrides it, so the
+    /// encoding runs here, on the decode threads, in parallel.
+    fn write_piece(&self, guest: u64, piece: &PieceData) -> Result<()> {
+        for &(start, n) in piece.runs {
+            self.write_at(guest + start as u64, &piece.buf[start..start + n])?;
+        }
+        Ok(())
+    }
+}
+
+/// A piece as a decode thread hands it to [`ConcurrentWrite::write_piece`].
+pub struct PieceData<'a> {
+    /// Its bytes; a buffer from the copy's pool, where a writer takes any memory it needs
+    /// (inside the copy's budget).
+    pub buf: &'a PoolBuf,
+    /// The ranges of `buf` that were read (`(start, len)`); the rest reads as zeros and its
+    /// bytes are stale.
+    pub extents: &'a [(usize, usize)],
+    /// The non-zero runs (`(start, len)`, inside the extents): what belongs in the target.
+    pub runs: &'a [(usize, usize)],
 }
 
 /// Tuning of a copy.

@@ -1,7 +1,7 @@
 //! A piece of the virtual disk on its way from a producer to the sink: what a decode thread
 //! made of it (its non-zero runs, its block digests, maybe already written).
 use super::digest::{whole_block_digests, BlockDigest};
-use super::{Checksum, ConcurrentWrite, PoolBuf};
+use super::{Checksum, ConcurrentWrite, PieceData, PoolBuf};
 use crate::error::Result;
 use crate::zero::push_nonzero_runs;
 
@@ -93,9 +93,12 @@ impl Scan {
         let body = match &self.direct {
             None => Body::Unwritten(read),
             Some(w) => {
-                for &(start, n) in &runs {
-                    w.write_at(guest + start as u64, &read.buf[start..start + n])?;
-                }
+                let piece = PieceData {
+                    buf: &read.buf,
+                    extents: &read.extents,
+                    runs: &runs,
+                };
+                w.write_piece(guest, &piece)?;
                 // The buffer goes back to the pool now, unless the hasher needs its bytes.
                 Body::Written((self.checksum.is_some() && digests.is_none()).then_some(read))
             }

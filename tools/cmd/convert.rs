@@ -1,10 +1,11 @@
-//! `rbdkit convert SRC DEST`: qcow2 (or raw) to a sparse raw file, byte-identical to
-//! `qemu-img convert -O raw`, published atomically under DEST.
+//! `rbdkit convert SRC DEST`: any image rbdkit reads to a sparse raw file, byte-identical to
+//! `qemu-img convert -O raw`, or to a qcow2 file (`-O qcow2`, compressed with `--compress`),
+//! published atomically under DEST.
 use crate::global::Global;
 use clap::Args;
 use rbdkit::copy::{checksum_disk, Control};
 use rbdkit::input::Input;
-use rbdkit::output::OutputFile;
+use rbdkit::output::{OutputFile, OutputFormat};
 use rbdkit::units::format_size;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -16,13 +17,15 @@ use std::sync::atomic::Ordering;
 pub struct ConvertArgs {
     /// Source image (qcow2 or raw), or `-` for stdin (a qcow2 stream is decoded as it arrives).
     pub src: PathBuf,
-    /// Destination raw file (sparse), a path or `nfs://HOST[:PORT]/EXPORT/FILE` (a Cinder NFS
+    /// Destination file (raw and sparse, or qcow2 with -O qcow2), a path or `nfs://HOST[:PORT]/EXPORT/FILE` (a Cinder NFS
     /// volume, written through a userspace NFSv3 client without mounting the share), or `-`
     /// for stdout as a raw stream (not from a qcow2 stream, whose data arrives out of order).
     pub dest: PathBuf,
     /// Replace DEST if it exists.
     #[arg(long)]
     pub overwrite: bool,
+    #[command(flatten)]
+    pub output: super::outfmt::OutputFlags,
     /// Also compute a checksum of the virtual disk: `sha256-tree` (what `import-raw` prints by
     /// default), `sha256-blocks`, `sha256` (what `sha256sum DEST` prints) or `none`.
     #[arg(long, value_enum, default_value = "none")]
@@ -40,12 +43,13 @@ pub fn run(a: ConvertArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             a.src.display()
         )));
     }
+    let out_format = a.output.format()?;
     let cancel = crate::cancel::flag();
     let source = Input::open(&a.src, &a.copy.open_options(&a.src)?)?;
     let format = source.format_name();
     let kind = a.checksum.kind();
     let opts = a.copy.copy_options(4 << 20, kind)?;
-    let mut out = OutputFile::create(&a.dest, a.overwrite)?;
+    let mut out = OutputFile::create_as(&a.dest, a.overwrite, out_format)?;
     let total = source.virtual_size().unwrap_or(0);
     let bar = crate::progress::bytes_bar(total, "converting", !g.no_progress);
     let ctl = Control {
@@ -70,8 +74,17 @@ pub fn run(a: ConvertArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     if stats.checksum_fell_back && local {
         // A qcow2 stream's data came too far out of guest order to hash on the way: hash
         // the file written (on a share it is not read back; the checksum stays unknown).
-        let written = rbdkit::disk::raw::RawFile::open(&a.dest)?;
-        stats.checksum = Some(checksum_disk(&written, &opts, &ctl)?);
+        let written: Box<dyn rbdkit::disk::DiskSource> = match out_format {
+            OutputFormat::Raw => Box::new(rbdkit::disk::raw::RawFile::open(&a.dest)?),
+            OutputFormat::Qcow2(_) => rbdkit::disk::open(
+                &a.dest,
+                &rbdkit::disk::OpenOptions {
+                    format: Some(rbdkit::disk::Format::Qcow2),
+                    ..Default::default()
+                },
+            )?,
+        };
+        stats.checksum = Some(checksum_disk(written.as_ref(), &opts, &ctl)?);
     }
     let report = serde_json::json!({
                 "source": a.src.display().to_string(),

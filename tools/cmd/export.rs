@@ -1,13 +1,14 @@
 //! `rbdkit export POOL/IMAGE[@SNAP] DEST|-`: an RBD image or snapshot out to a sparse raw file
-//! (published atomically; an NFS share's mounted path makes a Cinder NFS volume) or to stdout as
-//! a raw stream (a Glance or Nova download), reading only the objects that exist, in parallel.
+//! (published atomically; an NFS share's mounted path makes a Cinder NFS volume), a qcow2 file
+//! (`-O qcow2`, compressed with `--compress`), or to stdout as a raw stream (a Glance or Nova
+//! download), reading only the objects that exist, in parallel.
 use crate::global::Global;
 use clap::Args;
 use rbdkit::ceph::{Image, ImageSpec};
 use rbdkit::copy::sink_stream::StreamSink;
 use rbdkit::copy::{copy_disk, Control, CopyStats, Sink};
 use rbdkit::disk::rbd::RbdDisk;
-use rbdkit::output::OutputFile;
+use rbdkit::output::{OutputFile, OutputFormat};
 use rbdkit::units::format_size;
 use rbdkit::Error;
 use std::io::IsTerminal;
@@ -15,19 +16,24 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
+/// The cluster size of the qcow2 files rbdkit writes.
+const QCOW2_CLUSTER: u64 = 1 << rbdkit::copy::qcow2_out::layout::CLUSTER_BITS;
+
 /// Arguments of `rbdkit export`.
 #[derive(Args)]
 pub struct ExportArgs {
     /// The image or snapshot to read, POOL[/NAMESPACE]/IMAGE[@SNAP] (a snapshot gives a
     /// consistent copy of an image in use).
     pub src: ImageSpec,
-    /// A raw file (sparse, published under this name only when complete): a path or
+    /// A raw file (sparse; qcow2 with -O qcow2), published under this name only when complete: a path or
     /// `nfs://HOST[:PORT]/EXPORT/FILE` (a Cinder NFS volume, written through a userspace NFSv3
     /// client without mounting the share); or `-` for stdout.
     pub dest: PathBuf,
     /// Replace DEST if it exists.
     #[arg(long)]
     pub overwrite: bool,
+    #[command(flatten)]
+    pub output: super::outfmt::OutputFlags,
     /// Checksum of the virtual disk, as `import-raw` and `checksum` print it: `sha256-tree`,
     /// `sha256-blocks`, `sha256` (what `sha256sum` of the raw image prints) or `none`.
     #[arg(long, value_enum, default_value = "sha256-tree")]
@@ -45,12 +51,22 @@ pub fn run(a: ExportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
             a.src
         )));
     }
+    let format = a.output.format()?;
+    if to_stdout && format != OutputFormat::Raw {
+        // Refused before connecting: the same one line as for any other output.
+        OutputFile::create_as(&a.dest, a.overwrite, format)?;
+    }
     let kind = a.checksum.kind();
     let cluster = g.connect_for_bulk_io()?;
     let io = cluster.ioctx(&a.src.pool, a.src.namespace.as_deref())?;
     let image = Image::open_read_only(&io, &a.src.image, a.src.snap.as_deref())?;
     let info = image.stat()?;
-    let opts = a.engine.copy_options(info.object_size, kind)?;
+    // Pieces of whole qcow2 clusters, however small the objects.
+    let chunk = match format {
+        OutputFormat::Raw => info.object_size,
+        OutputFormat::Qcow2(_) => info.object_size.max(QCOW2_CLUSTER),
+    };
+    let opts = a.engine.copy_options(chunk, kind)?;
     let disk = RbdDisk::new(&image, info.size);
     let cancel = crate::cancel::flag();
     let bar = crate::progress::bytes_bar(info.size, "exporting", !g.no_progress);
@@ -63,7 +79,7 @@ pub fn run(a: ExportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         let mut sink = StreamSink::new(Box::new(std::io::stdout()), "stdout");
         copy(&mut sink)
     } else {
-        let mut out = OutputFile::create(&a.dest, a.overwrite)?;
+        let mut out = OutputFile::create_as(&a.dest, a.overwrite, format)?;
         copy(out.sink()).and_then(|st| out.commit().map(|()| st))
     };
     bar.finish_and_clear();

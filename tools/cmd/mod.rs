@@ -29,6 +29,7 @@ pub mod info;
 pub mod inspect;
 #[cfg(feature = "rbd")]
 mod layout;
+mod outfmt;
 pub mod pg;
 #[cfg(feature = "rbd")]
 mod publish;
