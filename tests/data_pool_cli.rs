@@ -7,22 +7,7 @@
 mod common;
 use common::*;
 use serde_json::Value;
-use std::process::{Command, Output};
-
-fn ceph(conf: &str, args: &[&str]) -> Output {
-    Command::new("timeout")
-        .arg("60")
-        .arg("ceph")
-        .args(args)
-        .env("CEPH_CONF", conf)
-        .output()
-        .unwrap()
-}
-
-fn ceph_ok(conf: &str, args: &[&str]) {
-    let o = ceph(conf, args);
-    assert!(o.status.success(), "ceph {args:?}: {}", stderr(&o));
-}
+use std::process::Command;
 
 /// Erasure-coded pools (and their profile) made for one test, removed when it ends: declare it
 /// before the images' `Cleanup`, so the images go first.
@@ -99,12 +84,12 @@ impl EcPools {
 impl Drop for EcPools {
     fn drop(&mut self) {
         for p in &self.pools {
-            let _ = ceph(
+            let _ = ceph_with(
                 &self.conf,
                 &["osd", "pool", "rm", p, p, "--yes-i-really-really-mean-it"],
             );
         }
-        let _ = ceph(
+        let _ = ceph_with(
             &self.conf,
             &["osd", "erasure-code-profile", "rm", &self.profile],
         );

@@ -286,16 +286,6 @@ fn pgcalc_row_rules() {
     assert_one_line_error(&out, 2, &["openstack, openstack-rgw, rgw, rbd"]);
 }
 
-fn ceph(conf: &str, args: &[&str]) -> std::process::Output {
-    Command::new("timeout")
-        .arg("60")
-        .arg("ceph")
-        .args(args)
-        .env("CEPH_CONF", conf)
-        .output()
-        .unwrap()
-}
-
 fn check_json(conf: &str, new_pool: &str) -> serde_json::Value {
     let out = rbdkit_with(
         conf,
@@ -366,7 +356,7 @@ fn live_check_predicts_what_pool_create_does(conf: &str) {
     assert!(j["in_osds"].as_u64().unwrap() >= 1);
     // Lower the monitor's limit so the boundary is a few dozen PGs, and read it back.
     assert!(
-        ceph(&conf, &["config", "set", "mon", "mon_max_pg_per_osd", "20"])
+        ceph_with(&conf, &["config", "set", "mon", "mon_max_pg_per_osd", "20"])
             .status
             .success()
     );
@@ -389,7 +379,7 @@ fn live_check_predicts_what_pool_create_does(conf: &str) {
     let refused_name = unique("pgrefused");
     let v = check_json(&conf, &format!("{refused_name}:{}:1", fits + 1));
     assert_eq!(v["new_pool"]["allowed"], false);
-    let out = ceph(
+    let out = ceph_with(
         &conf,
         &[
             "osd",
@@ -416,7 +406,7 @@ fn live_check_predicts_what_pool_create_does(conf: &str) {
     let allowed_name = unique("pgallowed");
     let v = check_json(&conf, &format!("{allowed_name}:{fits}:1"));
     assert_eq!(v["new_pool"]["allowed"], true);
-    let out = ceph(
+    let out = ceph_with(
         &conf,
         &[
             "osd",
@@ -431,7 +421,7 @@ fn live_check_predicts_what_pool_create_does(conf: &str) {
         ],
     );
     let created = out.status.success();
-    let _ = ceph(
+    let _ = ceph_with(
         &conf,
         &[
             "osd",
@@ -454,6 +444,6 @@ fn live_check_predicts_what_pool_create_does(conf: &str) {
 struct Restore(String);
 impl Drop for Restore {
     fn drop(&mut self) {
-        let _ = ceph(&self.0, &["config", "rm", "mon", "mon_max_pg_per_osd"]);
+        let _ = ceph_with(&self.0, &["config", "rm", "mon", "mon_max_pg_per_osd"]);
     }
 }

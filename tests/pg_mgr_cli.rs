@@ -11,28 +11,13 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn ceph(conf: &str, args: &[&str]) -> std::process::Output {
-    Command::new("timeout")
-        .arg("60")
-        .arg("ceph")
-        .args(args)
-        .env("CEPH_CONF", conf)
-        .output()
-        .unwrap()
-}
-
-fn ceph_ok(conf: &str, args: &[&str]) {
-    let o = ceph(conf, args);
-    assert!(o.status.success(), "ceph {args:?}: {}", stderr(&o));
-}
-
 /// Starts the dev cluster's mgr (the script does nothing when one runs).
 fn mgr(conf: &str) {
     dev_cluster(conf, "mgr", &[]);
 }
 
 fn mgr_finals(conf: &str) -> BTreeMap<String, u64> {
-    let o = ceph(conf, &["osd", "pool", "autoscale-status", "-f", "json"]);
+    let o = ceph_with(conf, &["osd", "pool", "autoscale-status", "-f", "json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     v.as_array()
@@ -105,7 +90,7 @@ struct Pools(String, Vec<String>);
 impl Drop for Pools {
     fn drop(&mut self) {
         for p in &self.1 {
-            let _ = ceph(
+            let _ = ceph_with(
                 &self.0,
                 &["osd", "pool", "rm", p, p, "--yes-i-really-really-mean-it"],
             );
@@ -121,9 +106,10 @@ fn check_predicts_the_real_pacific_autoscaler() {
 
 #[test]
 fn check_predicts_the_real_reef_autoscaler() {
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    assert_models(&conf_reef(), "reef");
-    predicts_the_real_autoscaler(&conf_reef());
+    in_turn(&conf_reef(), |conf| {
+        assert_models(conf, "reef");
+        predicts_the_real_autoscaler(conf);
+    });
 }
 
 /// The release `pg check` models by default is the running monitor's.
@@ -357,7 +343,7 @@ impl Drop for RuleGone {
     fn drop(&mut self) {
         // After the pools using it (fields drop in declaration order within the test; this
         // guard is declared first so it drops last).
-        let _ = ceph(&self.0, &["osd", "crush", "rule", "rm", &self.1]);
+        let _ = ceph_with(&self.0, &["osd", "crush", "rule", "rm", &self.1]);
     }
 }
 
@@ -403,10 +389,10 @@ fn printed_create_commands_succeed() {
             assert!(out.status.success(), "{c}: {}", stderr(&out));
         }
         for (i, p) in [&a, &b].iter().enumerate() {
-            let o = ceph(&conf, &["osd", "pool", "get", p, "size", "-f", "json"]);
+            let o = ceph_with(&conf, &["osd", "pool", "get", p, "size", "-f", "json"]);
             let v: Value = serde_json::from_slice(&o.stdout).unwrap();
             assert_eq!(v["size"], 2, "{p}");
-            let o = ceph(&conf, &["osd", "pool", "get", p, "pg_num", "-f", "json"]);
+            let o = ceph_with(&conf, &["osd", "pool", "get", p, "pg_num", "-f", "json"]);
             let v: Value = serde_json::from_slice(&o.stdout).unwrap();
             assert_eq!(v["pg_num"], j["pools"][i]["pg_num"], "{p} ({method})");
             ceph_ok(
@@ -421,16 +407,20 @@ fn printed_create_commands_succeed() {
 /// count: one at a time, so each sees the pools it compares.
 static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Runs `check` on the cluster of `conf` in its turn (see [`TURN`]).
+fn in_turn(conf: &str, check: fn(&str)) {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    check(conf)
+}
+
 #[test]
 fn two_crush_roots_match_the_pacific_mgr() {
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    two_crush_roots_match_the_mgr(&conf_v2());
+    in_turn(&conf_v2(), two_crush_roots_match_the_mgr);
 }
 
 #[test]
 fn two_crush_roots_match_the_reef_mgr() {
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    two_crush_roots_match_the_mgr(&conf_reef());
+    in_turn(&conf_reef(), two_crush_roots_match_the_mgr);
 }
 
 fn two_crush_roots_match_the_mgr(conf: &str) {
@@ -507,14 +497,12 @@ fn two_crush_roots_match_the_mgr(conf: &str) {
 
 #[test]
 fn set_size_verdicts_match_the_pacific_monitor() {
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    set_size_verdicts_match_the_monitor(&conf_v2());
+    in_turn(&conf_v2(), set_size_verdicts_match_the_monitor);
 }
 
 #[test]
 fn set_size_verdicts_match_the_reef_monitor() {
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
-    set_size_verdicts_match_the_monitor(&conf_reef());
+    in_turn(&conf_reef(), set_size_verdicts_match_the_monitor);
 }
 
 fn set_size_verdicts_match_the_monitor(conf: &str) {
@@ -552,7 +540,7 @@ fn set_size_verdicts_match_the_monitor(conf: &str) {
         let v: Value = serde_json::from_slice(&o.stdout).unwrap();
         let predicted = v["set_size"][0]["allowed"].as_bool().unwrap();
         assert_eq!(o.status.code(), Some(if predicted { 0 } else { 1 }), "{v}");
-        let real = ceph(
+        let real = ceph_with(
             &conf,
             &["osd", "pool", "set", &pool, "size", &size.to_string()],
         );

@@ -278,6 +278,24 @@ pub fn nfs_dir() -> PathBuf {
     )
 }
 
+/// The `ceph` CLI against `conf`, with a 60 s limit (a cluster that stopped answering fails
+/// the test instead of hanging it).
+pub fn ceph_with(conf: &str, args: &[&str]) -> Output {
+    Command::new("timeout")
+        .arg("60")
+        .arg("ceph")
+        .args(args)
+        .env("CEPH_CONF", conf)
+        .output()
+        .expect("run ceph")
+}
+
+/// [`ceph_with`], panicking with ceph's stderr when it fails.
+pub fn ceph_ok(conf: &str, args: &[&str]) {
+    let o = ceph_with(conf, args);
+    assert!(o.status.success(), "ceph {args:?}: {}", stderr(&o));
+}
+
 /// Runs `scripts/dev-cluster.sh COMMAND --dir DIR [ARGS]` on the dev cluster of `conf`, one call
 /// at a time per test binary (its `mgr` and `osds` commands are idempotent, not concurrent), and
 /// panics with the script's output when it fails.
