@@ -13,12 +13,8 @@
 # Usage: CEPH_CONF=... scripts/bench-backup.sh [ROUNDS=3] [WORKDIR=/var/tmp/rbdkit-bench]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=${1:-3}
-WORK=${2:-/var/tmp/rbdkit-bench}
-: "${CEPH_CONF:?set CEPH_CONF (eval \"\$(scripts/dev-cluster.sh env)\")}"
-RBDKIT=${RBDKIT:-${CARGO_TARGET_DIR:-target}/release/rbdkit}
-[ -x "$RBDKIT" ] || cargo build --release --quiet
-mkdir -p "$WORK"
+. scripts/bench-lib.sh
+bench_args "$@"
 POOL=volumes
 BPOOL=backups
 tag=$$
@@ -43,7 +39,6 @@ cleanup() {
 trap cleanup EXIT
 rbd import --no-progress --image-feature layering "$WORK/thin10g.raw" "$POOL/$VOL"
 
-. scripts/bench-lib.sh
 
 # change SEED: 256 MiB of new random data at seeded offsets (48 x 4 MiB + 1024 x 64 KiB),
 # written with rbd import-diff of a hand-made stream (no tool under test writes it).

@@ -14,12 +14,8 @@
 # Usage: CEPH_CONF=... scripts/bench-export.sh [ROUNDS=3] [WORKDIR=/var/tmp/rbdkit-bench]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=${1:-3}
-WORK=${2:-/var/tmp/rbdkit-bench}
-: "${CEPH_CONF:?set CEPH_CONF (eval \"\$(scripts/dev-cluster.sh env)\")}"
-RBDKIT=${RBDKIT:-${CARGO_TARGET_DIR:-target}/release/rbdkit}
-[ -x "$RBDKIT" ] || cargo build --release --quiet
-mkdir -p "$WORK"
+. scripts/bench-lib.sh
+bench_args "$@"
 POOL=images
 tag=$$
 SRC="$POOL/bx-src-$tag"
@@ -39,7 +35,6 @@ rbd create --size 2G --image-feature layering "$DENSE"
 rbd bench --io-type write --io-size 4M --io-threads 16 --io-total 2G --io-pattern seq "$DENSE" >/dev/null
 trap 'rbd rm --no-progress "$SRC" >/dev/null 2>&1 || true; rbd rm --no-progress "$DENSE" >/dev/null 2>&1 || true' EXIT
 
-. scripts/bench-lib.sh
 
 run_job() {
   local t out="$WORK/bx-out-$tag.raw"

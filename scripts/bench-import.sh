@@ -21,12 +21,8 @@
 # Usage: CEPH_CONF=... scripts/bench-import.sh [ROUNDS=3] [WORKDIR=/var/tmp/rbdkit-bench]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=${1:-3}
-WORK=${2:-/var/tmp/rbdkit-bench}
-: "${CEPH_CONF:?set CEPH_CONF (eval \"\$(scripts/dev-cluster.sh env)\")}"
-RBDKIT=${RBDKIT:-${CARGO_TARGET_DIR:-target}/release/rbdkit}
-[ -x "$RBDKIT" ] || cargo build --release --quiet
-mkdir -p "$WORK"
+. scripts/bench-lib.sh
+bench_args "$@"
 POOL=images
 tag=$$
 
@@ -68,7 +64,6 @@ PY
   done
 }
 
-. scripts/bench-lib.sh
 
 has_qemu_rbd=0
 # A missing rbd module shows as an unknown protocol; a present one reaches the cluster.

@@ -1,5 +1,17 @@
 # Shared by the side-by-side benchmark scripts (sourced, not run): timing with cold caches,
 # seeded shuffles and medians. Needs $POOL for rmimg.
+
+# The arguments and set-up every side-by-side script shares: ROUNDS ($1, default 3), WORK ($2,
+# default /var/tmp/rbdkit-bench, created), a cluster in CEPH_CONF, and RBDKIT (the release
+# binary, built when missing).
+bench_args() {
+  ROUNDS=${1:-3}
+  WORK=${2:-/var/tmp/rbdkit-bench}
+  : "${CEPH_CONF:?set CEPH_CONF (eval \"\$(scripts/dev-cluster.sh env)\")}"
+  RBDKIT=${RBDKIT:-${CARGO_TARGET_DIR:-target}/release/rbdkit}
+  [ -x "$RBDKIT" ] || cargo build --release --quiet
+  mkdir -p "$WORK"
+}
 now() { date +%s.%N; }
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
 rmimg() { rbd rm --no-progress "$POOL/$1" >/dev/null 2>&1 || true; }

@@ -15,12 +15,8 @@
 # Usage: CEPH_CONF=... scripts/bench-qcow2-out.sh [ROUNDS=3] [WORKDIR=/var/tmp/rbdkit-bench]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=${1:-3}
-WORK=${2:-/var/tmp/rbdkit-bench}
-: "${CEPH_CONF:?set CEPH_CONF (eval \"\$(scripts/dev-cluster.sh env)\")}"
-RBDKIT=${RBDKIT:-${CARGO_TARGET_DIR:-target}/release/rbdkit}
-[ -x "$RBDKIT" ] || cargo build --release --quiet
-mkdir -p "$WORK"
+. scripts/bench-lib.sh
+bench_args "$@"
 POOL=images
 tag=$$
 SRC="$POOL/bq-src-$tag"
@@ -46,7 +42,6 @@ rbd import --no-progress --image-feature layering "$WORK/fs1g.raw" "$SRC"
 OUT="$WORK/bq-out-$tag.qcow2"
 trap 'rbd rm --no-progress "$SRC" >/dev/null 2>&1 || true; rm -f "$OUT"' EXIT
 
-. scripts/bench-lib.sh
 
 run_job() {
   local t

@@ -13,15 +13,10 @@
 # Usage: CEPH_CONF=... scripts/bench-vmdk.sh [ROUNDS=3] [WORKDIR=/var/tmp/rbdkit-bench]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=${1:-3}
-WORK=${2:-/var/tmp/rbdkit-bench}
-: "${CEPH_CONF:?set CEPH_CONF (eval \"\$(scripts/dev-cluster.sh env)\")}"
-RBDKIT=${RBDKIT:-${CARGO_TARGET_DIR:-target}/release/rbdkit}
-[ -x "$RBDKIT" ] || cargo build --release --quiet
-mkdir -p "$WORK"
+. scripts/bench-lib.sh
+bench_args "$@"
 POOL=images
 tag=$$
-. scripts/bench-lib.sh
 
 src="$WORK/dense-so.vmdk"
 if [ ! -f "$src" ]; then
