@@ -64,10 +64,16 @@ up() {
 # Everything mounted under DIR, deepest first.
 umount_all() {
   [ -d "$DIR" ] || return 0
-  local m
-  awk -v d="$DIR/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r | while read -r m; do
-    $SUDO umount -l "$m" 2>/dev/null || true
+  local m pass
+  # A path mounted twice (two clusters' binds of one directory) needs one umount per mount.
+  for pass in 1 2 3 4; do
+    m=$(awk -v d="$DIR/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r)
+    [ -n "$m" ] || return 0
+    while read -r m; do $SUDO umount -l "$m" 2>/dev/null || true; done <<<"$m"
   done
+  if awk -v d="$DIR/" 'index($2, d) == 1' /proc/mounts | grep -q .; then
+    die "mounts under $DIR remain; see /proc/mounts before removing it"
+  fi
 }
 
 case $cmd in
