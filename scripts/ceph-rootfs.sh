@@ -3,8 +3,8 @@
 # filesystem (debootstrap) with that suite's ceph-mon, ceph-osd and ceph-mgr, whose daemons
 # `scripts/dev-cluster.sh up --rootfs DIR` runs under chroot on this machine's kernel and
 # loopback. Debian 12 ships only pacific (16.2.15) and download.ceph.com is out of reach here;
-# Debian 13 (trixie) ships reef (18.2.7), so the pg tests check rbdkit's reef model against a
-# real reef monitor and mgr.
+# Debian 13 (trixie) ships reef (18.2.7) and Debian unstable (sid) tentacle (20.2.x), so the pg
+# tests check rbdkit's reef and tentacle models against real monitors and mgrs of those releases.
 #
 # Usage: scripts/ceph-rootfs.sh up|path|umount [--suite SUITE] [--dir DIR]
 #   up       build DIR once (about 45 s of debootstrap and 100 s of apt on a fresh machine;
@@ -53,9 +53,16 @@ up() {
   $SUDO mkdir -p "$(dirname "$DIR")"
   $SUDO debootstrap --variant=minbase "$SUITE" "$DIR" "$(mirror)" >"$DIR.debootstrap.log" 2>&1 \
     || die "debootstrap $SUITE failed: $(tail -3 "$DIR.debootstrap.log")"
+  # No service starts inside the root (the dev cluster runs the daemons itself): newer
+  # suites' maintainer scripts otherwise fail on systemctl, and cryptsetup-bin's without /proc.
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$DIR/usr/sbin/policy-rc.d" >/dev/null
+  $SUDO chmod 755 "$DIR/usr/sbin/policy-rc.d"
+  $SUDO mount -t proc proc "$DIR/proc"
+  local rc=0
   $SUDO chroot "$DIR" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-    ceph-mon ceph-osd ceph-mgr ceph-common uuid-runtime procps python3 >"$DIR.apt.log" 2>&1 \
-    || die "installing ceph in the $SUITE root failed: $(tail -3 "$DIR.apt.log")"
+    ceph-mon ceph-osd ceph-mgr ceph-common uuid-runtime procps python3 >"$DIR.apt.log" 2>&1 || rc=$?
+  $SUDO umount "$DIR/proc"
+  [ $rc -eq 0 ] || die "installing ceph in the $SUITE root failed: $(grep -m1 'error processing' "$DIR.apt.log" || tail -1 "$DIR.apt.log")"
   $SUDO touch "$DIR/.rbdkit-ready"
   echo "ceph-rootfs: $SUITE with $($SUDO chroot "$DIR" ceph --version | cut -d' ' -f1-3,5) in $((SECONDS - t0)) s" >&2
   echo "$DIR"

@@ -99,6 +99,16 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
 
 osd_up() { c osd stat -f json | grep -q '"num_up_osds":[1-9]'; }
 
+# Tentacle (20.x) makes AES-256 (krb5) cephx keys by default, which pacific's librados and CLI,
+# the host's client, cannot parse: the keys this script makes are AES-128 wherever ceph-authtool
+# can choose, and that monitor is told to accept them.
+KEY_TYPE=()
+INSECURE_KEY=""
+case $(ceph-authtool --help 2>&1 || true) in *--key-type*)
+  KEY_TYPE=(--key-type=aes)
+  INSECURE_KEY=$'mon auth allow insecure key = true\nmon auth emergency allowed ciphers = aes, aes256k';;
+esac
+
 write_conf() {
   local fsid=$1
   cat > "$CONF" <<C
@@ -123,6 +133,7 @@ osd pool default pg autoscale mode = off
 mon data avail warn = 2
 mon data avail crit = 1
 paxos propose interval = 0.1
+$INSECURE_KEY
 [client]
 log file = /dev/null
 [mon]
@@ -154,7 +165,7 @@ C
 # LOCATION is a CRUSH location (`root=NAME host=NAME-host`), empty for the default root.
 start_osd() {
   local location=$1 uuid key id
-  uuid=$(uuidgen); key=$(ceph-authtool --gen-print-key)
+  uuid=$(uuidgen); key=$(ceph-authtool --gen-print-key "${KEY_TYPE[@]}")
   umask 077
   printf '{"cephx_secret": "%s"}' "$key" > "$DIR/osd-new.json"
   id=$(c osd new "$uuid" -i "$DIR/osd-new.json") || die "ceph osd new failed"
@@ -182,8 +193,8 @@ up() {
   chmod 700 "$DIR"
   local fsid; fsid=$(uuidgen)
   write_conf "$fsid"
-  ceph-authtool --create-keyring "$DIR/ceph.mon..keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
-  ceph-authtool --create-keyring "$DIR/ceph.client.admin.keyring" --gen-key -n client.admin \
+  ceph-authtool --create-keyring "$DIR/ceph.mon..keyring" --gen-key "${KEY_TYPE[@]}" -n mon. --cap mon 'allow *' >/dev/null
+  ceph-authtool --create-keyring "$DIR/ceph.client.admin.keyring" --gen-key "${KEY_TYPE[@]}" -n client.admin \
     --cap mon 'allow *' --cap osd 'allow *' --cap mds 'allow *' --cap mgr 'allow *' >/dev/null
   cat "$DIR/ceph.client.admin.keyring" >> "$DIR/ceph.mon..keyring"
   monmaptool --create --fsid "$fsid" --addv a "[v2:127.0.0.1:$MON_PORT,v1:127.0.0.1:$V1_PORT]" "$DIR/monmap" >/dev/null

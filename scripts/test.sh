@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs the system packages, builds, starts three real
-# Ceph clusters (clone v1: require-min-compat-client luminous; clone v2: mimic; and a reef one
-# from Debian 13's packages in a root filesystem of its own, scripts/ceph-rootfs.sh) and the NFS
-# server, runs `cargo test --workspace --release`, and stops everything it started.
+# Ceph clusters (clone v1: require-min-compat-client luminous; clone v2: mimic; reef from Debian
+# 13's packages and tentacle from Debian unstable's, each in a root filesystem of its own,
+# scripts/ceph-rootfs.sh) and the NFS server, runs `cargo test --workspace --release`, and stops
+# everything it started.
 # Extra arguments go to cargo test, e.g. `scripts/test.sh -- clone` or `scripts/test.sh --test clone_cli`.
 # Ports (env): RBDKIT_TEST_MON_PORT (default 3320), RBDKIT_TEST_MON_PORT_V2 (default 3340),
-# RBDKIT_TEST_MON_PORT_REEF (default 3350).
+# RBDKIT_TEST_MON_PORT_REEF (default 3350), RBDKIT_TEST_MON_PORT_TENTACLE (default 3360).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -13,6 +14,7 @@ STATE=${RBDKIT_TEST_STATE:-$ROOT/.state/test}
 PORT1=${RBDKIT_TEST_MON_PORT:-3320}
 PORT2=${RBDKIT_TEST_MON_PORT_V2:-3340}
 PORT_REEF=${RBDKIT_TEST_MON_PORT_REEF:-3350}
+PORT_TENTACLE=${RBDKIT_TEST_MON_PORT_TENTACLE:-3360}
 t_start=$SECONDS
 phase() { printf '\n== %s (%ds elapsed)\n' "$*" $((SECONDS - t_start)); }
 
@@ -20,25 +22,42 @@ phase "system packages"
 bash scripts/install-deps.sh
 command -v cargo >/dev/null || { echo "test.sh: cargo not found; install a Rust toolchain (rustup)" >&2; exit 1; }
 
-phase "build (release, tests included)"
-cargo test --workspace --release --no-run --quiet
-
 started=()
+rootfs_pids=()
 stop_all() {
-  local rc=$?
+  local rc=$? p
+  for p in "${rootfs_pids[@]}"; do kill -- -"$p" 2>/dev/null || true; done
   phase "stopping what the tests started"
   for s in "${started[@]}"; do
     case $s in
       nfs) bash scripts/nfs-server.sh down >/dev/null 2>&1 || true;;
-      rootfs) ;; # unmounted below, after the cluster that runs from it
+      rootfs:*) ;; # unmounted below, after the cluster that runs from it
       *) bash scripts/dev-cluster.sh down --dir "$s" >/dev/null 2>&1 || true;;
     esac
   done
-  case " ${started[*]} " in *" rootfs "*) bash scripts/ceph-rootfs.sh umount || true;; esac
+  for s in "${started[@]}"; do
+    case $s in rootfs:*) bash scripts/ceph-rootfs.sh umount --suite "${s#rootfs:}" || true;; esac
+  done
   exit $rc
 }
 trap stop_all EXIT
 trap 'exit 130' INT TERM
+
+# The root filesystems of the other releases are network- and disk-bound: built (once per
+# machine) while cargo builds.
+mkdir -p "$STATE"
+for suite in trixie sid; do
+  setsid bash scripts/ceph-rootfs.sh up --suite "$suite" >"$STATE/rootfs-$suite.out" 2>"$STATE/rootfs-$suite.log" &
+  rootfs_pids+=($!)
+done
+wait_rootfs() { # SUITE INDEX: waits for that root filesystem; sets ROOTFS to its directory
+  wait "${rootfs_pids[$2]}" || { cat "$STATE/rootfs-$1.log" >&2; echo "test.sh: the $1 root filesystem failed" >&2; exit 1; }
+  cat "$STATE/rootfs-$1.log" >&2
+  ROOTFS=$(cat "$STATE/rootfs-$1.out")
+}
+
+phase "build (release, tests included)"
+cargo test --workspace --release --no-run --quiet
 
 phase "Ceph cluster (clone v1) on port $PORT1 and cluster (clone v2) on port $PORT2"
 started+=("$STATE/cluster")
@@ -50,10 +69,16 @@ export RBDKIT_CLUSTER_DIR=$STATE/cluster
 export RBDKIT_CEPH_CONF_V2=$STATE/cluster-v2/ceph.conf
 
 phase "Ceph reef cluster on port $PORT_REEF (Debian 13's Ceph 18.2.7, from its own root filesystem)"
-ROOTFS=$(bash scripts/ceph-rootfs.sh up)
-started+=(rootfs "$STATE/cluster-reef")
+wait_rootfs trixie 0
+started+=(rootfs:trixie "$STATE/cluster-reef")
 bash scripts/dev-cluster.sh up --dir "$STATE/cluster-reef" --mon-port "$PORT_REEF" --rootfs "$ROOTFS"
 export RBDKIT_CEPH_CONF_REEF=$STATE/cluster-reef/ceph.conf
+
+phase "Ceph tentacle cluster on port $PORT_TENTACLE (Debian unstable's Ceph 20.2.x, from its own root filesystem)"
+wait_rootfs sid 1
+started+=(rootfs:sid "$STATE/cluster-tentacle")
+bash scripts/dev-cluster.sh up --dir "$STATE/cluster-tentacle" --mon-port "$PORT_TENTACLE" --rootfs "$ROOTFS"
+export RBDKIT_CEPH_CONF_TENTACLE=$STATE/cluster-tentacle/ceph.conf
 
 if [ -f scripts/nfs-server.sh ]; then
   phase "NFS server"

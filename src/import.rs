@@ -5,7 +5,7 @@
 //! to its final name. Any error or cancellation removes the temporary image; an existing image
 //! is never overwritten. After a SIGKILL the leftover is recognisable by its name and
 //! [`find_leftovers`] / [`remove_leftover`] clean it up.
-use crate::ceph::{full_advice, full_condition, Cluster};
+use crate::ceph::{explain_full, full_advice, full_condition, Cluster};
 use crate::ceph::{CreateOptions, Image, ImageSpec, IoCtx};
 use crate::copy::sink_rbd::RbdSink;
 use crate::copy::{checksum_disk, Checksum, Control, CopyOptions, CopyStats};
@@ -151,18 +151,8 @@ pub fn import(
 
 /// A full cluster shows up as timed-out or refused writes; name the real cause.
 fn explain_stall(cluster: &Cluster, dest: &ImageSpec, e: Error) -> Error {
-    match e.errno() {
-        Some(libc::ETIMEDOUT | libc::ENOSPC | libc::EDQUOT) => match full_condition(cluster) {
-            Some(why) => {
-                let advice = full_advice(&why);
-                e.context(format!(
-                    "import into {dest} stopped: {advice}; nothing was published"
-                ))
-            }
-            None => e,
-        },
-        _ => e,
-    }
+    let what = format!("import into {dest} stopped");
+    explain_full(cluster, e, &what, "nothing was published")
 }
 
 /// Copies into the temporary image, verifies, snapshots, and renames it to its final name.

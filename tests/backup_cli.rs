@@ -91,12 +91,7 @@ fn backup(vol: &str, extra: &[&str]) -> serde_json::Value {
 }
 
 fn snaps_of(spec: &str) -> Vec<String> {
-    rbd_json(&conf(), &["snap", "ls", spec])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap().to_string())
-        .collect()
+    snap_names(&conf(), spec)
 }
 
 /// Restores `backups/BASE@SNAP` into a new image and checks it byte for byte against the

@@ -1,5 +1,6 @@
-//! Faults on purpose, against the real dev cluster: the OSD killed and restarted mid-import and
-//! mid-bench, monitors unreachable for every command, and the cluster driven FULL mid-import.
+//! Faults on purpose, against the real dev cluster: the OSD killed and restarted mid-import,
+//! mid-bench and mid-backup, monitors unreachable for every command, and the cluster driven
+//! FULL mid-import and before and during a backup.
 //! These tests disturb the whole cluster, so they run one at a time (a lock), and each puts
 //! the cluster back the way it found it.
 mod common;
@@ -313,4 +314,168 @@ fn a_full_cluster_stops_the_import_with_a_clear_error() {
     let out = rbdkit(&["cleanup", "images"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(images_named(&name).is_empty(), "{:?}", images_named(&name));
+}
+
+/// Snapshots of `spec`, by name.
+fn snaps_of(spec: &str) -> Vec<String> {
+    snap_names(&conf(), spec)
+}
+
+/// A volume of 1 GiB holding `data` of sequential writes.
+fn volume_with_data(c: &mut Cleanup, prefix: &str, data: &str) -> String {
+    let spec = format!("volumes/{}", unique(prefix));
+    assert!(rbd_with(&conf(), &["create", &spec, "--size", "1G"])
+        .status
+        .success());
+    c.add(&spec);
+    let o = rbd_with(
+        &conf(),
+        &[
+            "bench",
+            "--io-type",
+            "write",
+            "--io-size",
+            "4M",
+            "--io-total",
+            data,
+            "--io-pattern",
+            "seq",
+            &spec,
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    spec
+}
+
+/// `rbdkit backup SPEC backups` in the background, once it is copying data: its snapshot of the
+/// volume exists and it has not finished. `before` names the snapshots the volume already has.
+fn backup_copying(spec: &str, extra: &[&str], before: usize) -> Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rbdkit"))
+        .args([
+            "backup",
+            spec,
+            "backups",
+            "--format",
+            "json",
+            "--no-progress",
+        ])
+        .args(extra)
+        .env("CEPH_CONF", conf())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while snaps_of(spec).len() <= before {
+        assert!(
+            Instant::now() < deadline,
+            "the backup never took its snapshot"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the backup ended before the fault: {}",
+        stderr(&child.wait_with_output().unwrap())
+    );
+    child
+}
+
+/// Restores `backups/BASE@SNAP` into a new image and compares it with `spec@snap` by content.
+fn restore_equals(c: &mut Cleanup, base: &str, snap: &str, spec: &str) {
+    let dest = format!("volumes/{}", unique("rstf"));
+    let o = rbdkit(&["restore", &format!("{base}@{snap}"), &dest]);
+    c.add(&dest);
+    assert!(o.status.success(), "restore: {}", stderr(&o));
+    let sum = |s: &str| {
+        let o = Command::new("sh")
+            .args(["-c", "rbd export --no-progress \"$0\" - | sha256sum", s])
+            .env("CEPH_CONF", conf())
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        stdout(&o)
+    };
+    assert_eq!(sum(&dest), sum(&format!("{spec}@{snap}")), "{base}@{snap}");
+}
+
+#[test]
+fn osd_restart_mid_backup_completes_and_restores_identical() {
+    let _g = serial();
+    let mut c = Cleanup::new(&conf());
+    let spec = volume_with_data(&mut c, "volume-osdbk", "512M");
+    let child = backup_copying(&spec, &[], 0);
+    kill_osd();
+    std::thread::sleep(Duration::from_secs(3));
+    start_osd();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let base = j["base"].as_str().unwrap().to_string();
+    c.add(&base);
+    let snap = j["snap"].as_str().unwrap();
+    assert_eq!(j["kind"], "full");
+    restore_equals(&mut c, &base, snap, &spec);
+}
+
+#[test]
+fn a_full_cluster_stops_a_backup_and_keeps_the_previous_one() {
+    let _g = serial();
+    let mut c = Cleanup::new(&conf());
+    let spec = volume_with_data(&mut c, "volume-fullbk", "256M");
+    let first = rbdkit(&["backup", &spec, "backups", "--format", "json"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let j: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    let base = j["base"].as_str().unwrap().to_string();
+    c.add(&base);
+    let s1 = j["snap"].as_str().unwrap().to_string();
+    let o = rbd_with(
+        &conf(),
+        &[
+            "bench",
+            "--io-type",
+            "write",
+            "--io-size",
+            "4M",
+            "--io-total",
+            "256M",
+            "--io-pattern",
+            "rand",
+            &spec,
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Already full: the incremental is refused and leaves no snapshot behind.
+    let unfull = Unfull;
+    set_full_ratios("0.0007", "0.0006", "0.0005");
+    wait_health(true);
+    let out = rbdkit(&["backup", &spec, "backups", "--op-timeout", "5"]);
+    assert_one_line_error(&out, 1, &["cluster is full"]);
+    drop(unfull);
+    wait_health(false);
+    assert_eq!(snaps_of(&spec), vec![s1.clone()], "the volume's snapshots");
+    assert_eq!(snaps_of(&base), vec![s1.clone()], "the backups");
+
+    // Goes full while the incremental copies: it stops with the condition named.
+    let unfull = Unfull;
+    let child = backup_copying(&spec, &["--op-timeout", "5"], 1);
+    set_full_ratios("0.0007", "0.0006", "0.0005");
+    let out = child.wait_with_output().unwrap();
+    wait_health(true);
+    drop(unfull);
+    wait_health(false);
+    if out.status.success() {
+        panic!(
+            "the backup finished before the cluster was full: {}",
+            stderr(&out)
+        );
+    }
+    assert_one_line_error(&out, 1, &["cluster is full"]);
+    assert_eq!(snaps_of(&base), vec![s1.clone()], "no new backup on {base}");
+    // The volume keeps no snapshot of the failed backup once clean-up has run.
+    let o = rbdkit(&["cleanup", "volumes"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(snaps_of(&spec), vec![s1.clone()], "the volume's snapshots");
+    restore_equals(&mut c, &base, &s1, &spec);
 }

@@ -341,6 +341,11 @@ fn live_check_predicts_what_reef_pool_create_does() {
     live_check_predicts_what_pool_create_does(&conf_reef());
 }
 
+#[test]
+fn live_check_predicts_what_tentacle_pool_create_does() {
+    live_check_predicts_what_pool_create_does(&conf_tentacle());
+}
+
 fn live_check_predicts_what_pool_create_does(conf: &str) {
     let conf = conf.to_string();
     let j = check_json(&conf, "probe:1:1");

@@ -112,6 +112,14 @@ fn check_predicts_the_real_reef_autoscaler() {
     });
 }
 
+#[test]
+fn check_predicts_the_real_tentacle_autoscaler() {
+    in_turn(&conf_tentacle(), |conf| {
+        assert_models(conf, "tentacle");
+        predicts_the_real_autoscaler(conf);
+    });
+}
+
 /// The release `pg check` models by default is the running monitor's.
 fn assert_models(conf: &str, release: &str) {
     let o = rbdkit_with(conf, &["pg", "check", "--format", "json"]);
@@ -403,7 +411,7 @@ fn printed_create_commands_succeed() {
     }
 }
 
-/// The tests on the clone-v2 and reef clusters change pools and sizes that the others there
+/// The tests on the clone-v2, reef and tentacle clusters change pools and sizes that the others there
 /// count: one at a time, so each sees the pools it compares.
 static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -421,6 +429,11 @@ fn two_crush_roots_match_the_pacific_mgr() {
 #[test]
 fn two_crush_roots_match_the_reef_mgr() {
     in_turn(&conf_reef(), two_crush_roots_match_the_mgr);
+}
+
+#[test]
+fn two_crush_roots_match_the_tentacle_mgr() {
+    in_turn(&conf_tentacle(), two_crush_roots_match_the_mgr);
 }
 
 fn two_crush_roots_match_the_mgr(conf: &str) {
@@ -505,6 +518,11 @@ fn set_size_verdicts_match_the_reef_monitor() {
     in_turn(&conf_reef(), set_size_verdicts_match_the_monitor);
 }
 
+#[test]
+fn set_size_verdicts_match_the_tentacle_monitor() {
+    in_turn(&conf_tentacle(), set_size_verdicts_match_the_monitor);
+}
+
 fn set_size_verdicts_match_the_monitor(conf: &str) {
     let conf = conf.to_string();
     second_root(&conf);
@@ -568,4 +586,117 @@ fn set_size_verdicts_match_the_monitor(conf: &str) {
         allowed > 0 && refused > 0,
         "allowed {allowed}, refused {refused}"
     );
+}
+
+#[test]
+fn reef_leaves_a_2x_growth_as_its_mgr_does() {
+    in_turn(&conf_reef(), |conf| {
+        growth_verdict_matches_the_mgr(conf, false)
+    });
+}
+
+#[test]
+fn tentacle_grows_on_its_dynamic_threshold_as_its_mgr_does() {
+    in_turn(&conf_tentacle(), |conf| {
+        growth_verdict_matches_the_mgr(conf, true)
+    });
+}
+
+/// Sets `norecover` (the autoscaler of reef and later acts on nothing while it is set, but
+/// still answers autoscale-status) until dropped.
+struct NoRecover(String);
+impl NoRecover {
+    fn set(conf: &str) -> NoRecover {
+        ceph_ok(conf, &["osd", "set", "norecover"]);
+        NoRecover(conf.to_string())
+    }
+}
+impl Drop for NoRecover {
+    fn drop(&mut self) {
+        let _ = ceph_with(&self.0, &["osd", "unset", "norecover"]);
+    }
+}
+
+/// A bulk pool at half of its 512 or 1024 target: tentacle's dynamic threshold grows it, the
+/// 3x threshold of earlier releases does not. rbdkit's `autoscale_will_change` must equal the
+/// mgr's `would_adjust`, read while the mgr is kept from acting.
+fn growth_verdict_matches_the_mgr(conf: &str, grows: bool) {
+    mgr(conf);
+    let pool = unique("asgrow");
+    let _pools = Pools(conf.to_string(), vec![pool.clone()]);
+    let _hold = NoRecover::set(conf);
+    ceph_ok(
+        conf,
+        &[
+            "osd",
+            "pool",
+            "create",
+            &pool,
+            "8",
+            "8",
+            "replicated",
+            "--size",
+            "1",
+            "--bulk",
+            "--autoscale-mode",
+            "warn",
+        ],
+    );
+    ceph_ok(
+        conf,
+        &["osd", "pool", "set", &pool, "pg_autoscale_bias", "4"],
+    );
+    let target = assert_agrees(conf, "a bulk pool", &[&pool])[&pool];
+    assert!(
+        target == 512 || target == 1024,
+        "the set-up expects a bulk pool headed for 512 or 1024 PGs, the mgr says {target}"
+    );
+    let half = (target / 2).to_string();
+    ceph_ok(conf, &["osd", "pool", "set", &pool, "pg_num", &half]);
+    ceph_ok(
+        conf,
+        &["osd", "pool", "set", &pool, "pg_autoscale_mode", "on"],
+    );
+    let mgr_adjusts = || -> (u64, bool) {
+        let o = ceph_with(conf, &["osd", "pool", "autoscale-status", "-f", "json"]);
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let p = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["pool_name"] == pool.as_str())
+            .cloned();
+        let p = p.expect("the pool in autoscale-status");
+        (
+            p["pg_num_target"].as_u64().unwrap(),
+            p["would_adjust"] == true,
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let before = mgr_adjusts();
+        let o = rbdkit_with(conf, &["pg", "check", "--format", "json"]);
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let ours = v["pools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == pool.as_str())
+            .cloned();
+        let ours = ours.expect("the pool in pg check");
+        let after = mgr_adjusts();
+        let settled = before == after && after.0 == target / 2 && ours["pg_num"] == after.0;
+        if settled && ours["autoscale_will_change"] == after.1 {
+            assert_eq!(
+                after.1, grows,
+                "the mgr's would_adjust for {half} -> {target}"
+            );
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rbdkit {ours} vs the mgr's (pg_num_target, would_adjust) {after:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }

@@ -13,7 +13,9 @@
 use super::chain::{list_chains, BackupPoint, Chain};
 use super::digests::{self, BlockDigests};
 use super::names::{base_name, new_backup_id, snap_name, valid_backup_id};
-use crate::ceph::{full_advice, full_condition, Cluster, CreateOptions, Image, ImageSpec, IoCtx};
+use crate::ceph::{
+    explain_full, full_advice, full_condition, Cluster, CreateOptions, Image, ImageSpec, IoCtx,
+};
 use crate::copy::digest::BLOCK;
 use crate::copy::sink_digest::{DigestSink, Digests};
 use crate::copy::sink_rbd::RbdSink;
@@ -156,6 +158,17 @@ pub fn backup(
     }
     let src_io = src.ioctx(&req.volume.pool, req.volume.namespace.as_deref())?;
     let dest_io = dest.ioctx(&req.backup_pool, req.backup_namespace.as_deref())?;
+    // Opening the volume and snapshotting it are writes too: a full cluster would stall them
+    // until a timeout that names nothing.
+    for cluster in [src, dest] {
+        if let Some(why) = full_condition(cluster) {
+            return Err(Error::Other(format!(
+                "backup of {}: {}; nothing was made",
+                req.volume,
+                full_advice(&why)
+            )));
+        }
+    }
     let volume = Image::open(&src_io, &req.volume.image, None)
         .map_err(|e| cap_hint(e, src, &req.volume.pool, "open volumes in"))?;
     let parent = match req.full {
@@ -189,6 +202,13 @@ pub fn backup(
         Ok(r) => r,
         Err(e) => {
             let e = cap_hint(e, dest, &req.backup_pool, "write backups to");
+            let what = format!("backup of {} stopped", req.volume);
+            let e = explain_full(
+                dest,
+                e,
+                &what,
+                "no backup was made, the earlier ones are intact",
+            );
             return Err(match volume.snap_remove(&tmp_snap) {
                 Ok(()) => e,
                 Err(ce) => Error::Other(format!(
@@ -290,12 +310,6 @@ pub(crate) fn full_from(
     if dest_io.image_exists(&base_name)? {
         return Err(Error::Other(format!(
             "backup into {base}: EEXIST — the base image already exists; choose another --backup-id"
-        )));
-    }
-    if let Some(why) = full_condition(dest) {
-        return Err(Error::Other(format!(
-            "backup into {base}: {}; nothing was made",
-            full_advice(&why)
         )));
     }
     let create = CreateOptions {

@@ -27,7 +27,7 @@ pub use features::{
     check_requested, feature_names, flag_names, krbd_unsupported, op_feature_names, parse_feature,
     parse_features, Features,
 };
-pub use health::{full_advice, full_condition};
+pub use health::{explain_full, full_advice, full_condition};
 pub use image::{ctime_string, Changed, Image, ImageInfo, LinkedImage, SnapInfo, Timestamps};
 pub use ioctx::IoCtx;
 pub use spec::ImageSpec;

@@ -1,7 +1,8 @@
 //! The mgr `pg_autoscaler`'s pg_num targets, pass for pass as the module of each modelled
-//! release computes them (Pacific 16.2.15's `module.py` as Debian ships it; quincy, reef and squid
-//! as read from ceph's tree). Pure: the caller gathers pools, CRUSH roots and usage (offline from
-//! the command line, live from the cluster) and this module never talks to a cluster.
+//! release computes them (Pacific 16.2.15's and tentacle 20.2.4's `module.py` as Debian ships
+//! them; quincy, reef and squid as read from ceph's tree, reef checked against Debian's 18.2.7).
+//! Pure: the caller gathers pools, CRUSH roots and usage (offline from the command line, live
+//! from the cluster) and this module never talks to a cluster.
 //!
 //! The shape of the computation, and why results depend on pool order:
 //! - Pools are grouped into CRUSH subtrees by the OSDs under their rule's root; a root whose OSDs
@@ -364,7 +365,8 @@ pub fn autoscale(input: &AutoscaleInput) -> AutoscaleResult {
                 final_pg = final_pg.min(max as i64);
             }
             let current = p.pg_num_target as f64;
-            let would_adjust = (final_pg as f64 > current * input.threshold
+            let grow = input.release.grow_threshold(final_pg, input.threshold);
+            let would_adjust = (final_pg as f64 > current * grow
                 || (final_pg as f64) < current / input.threshold)
                 && (0.0..=1.0).contains(&final_ratio)
                 && p.mode == AutoscaleMode::On;

@@ -252,3 +252,54 @@ fn nearest_power_of_two_is_module_py_s() {
         assert_eq!(nearest_power_of_two(n), want, "{n}");
     }
 }
+
+/// Tentacle grows a pool headed for 512 or 1024 PGs on any increase (2048 on a doubling) where
+/// earlier releases wait for the 3x threshold; shrinking keeps the threshold in every release.
+#[test]
+fn tentacle_grows_on_its_dynamic_threshold() {
+    let c = &CASES[4];
+    let mut inp = input(c);
+    let finals: Vec<u32> = autoscale(&inp)
+        .pools
+        .iter()
+        .map(|p| p.pg_num_final)
+        .collect();
+    let grown = finals
+        .iter()
+        .position(|&f| f == 512 || f == 1024)
+        .expect("a case pool headed for 512 or 1024");
+    for (p, &f) in inp.pools.iter_mut().zip(&finals) {
+        p.pg_num_target = f;
+    }
+    inp.pools[grown].pg_num_target = finals[grown] / 2;
+    let adjust = |inp: &AutoscaleInput| -> Vec<bool> {
+        autoscale(inp)
+            .pools
+            .iter()
+            .map(|p| p.would_adjust)
+            .collect()
+    };
+    for release in [CephRelease::Pacific, CephRelease::Reef, CephRelease::Squid] {
+        inp.release = release;
+        assert!(
+            adjust(&inp).iter().all(|a| !a),
+            "{release}: a 2x step is under the threshold"
+        );
+    }
+    inp.release = CephRelease::Tentacle;
+    let got = adjust(&inp);
+    assert!(
+        got[grown],
+        "tentacle grows {} to {}",
+        finals[grown] / 2,
+        finals[grown]
+    );
+    assert_eq!(got.iter().filter(|a| **a).count(), 1, "{got:?}");
+    inp.pools[grown].pg_num_target = finals[grown] * 2;
+    assert!(
+        !adjust(&inp)[grown],
+        "tentacle shrinks only past the threshold"
+    );
+    assert_eq!(CephRelease::Tentacle.grow_threshold(2048, 3.0), 2.0);
+    assert_eq!(CephRelease::Tentacle.grow_threshold(256, 3.0), 3.0);
+}

@@ -18,18 +18,22 @@ pub enum CephRelease {
     Reef,
     /// 19.2.x: as modelled, the same rules as quincy.
     Squid,
+    /// 20.2.x (Debian 14's 20.2.4): reef's rules plus a dynamic threshold for growing a pool
+    /// (see [`CephRelease::grow_threshold`]).
+    Tentacle,
 }
 
 impl CephRelease {
-    /// Parses `pacific`, `quincy`, `reef`, `squid` (or their major numbers 16..=19).
+    /// Parses `pacific`, `quincy`, `reef`, `squid`, `tentacle` (or their major numbers 16..=20).
     pub fn parse(text: &str) -> Result<CephRelease> {
         match text.trim().to_ascii_lowercase().as_str() {
             "pacific" | "16" => Ok(CephRelease::Pacific),
             "quincy" | "17" => Ok(CephRelease::Quincy),
             "reef" | "18" => Ok(CephRelease::Reef),
             "squid" | "19" => Ok(CephRelease::Squid),
+            "tentacle" | "20" => Ok(CephRelease::Tentacle),
             _ => Err(Error::InvalidInput(format!(
-                "unknown Ceph release '{text}': use pacific, quincy, reef or squid"
+                "unknown Ceph release '{text}': use pacific, quincy, reef, squid or tentacle"
             ))),
         }
     }
@@ -47,6 +51,7 @@ impl CephRelease {
             17 => Some(CephRelease::Quincy),
             18 => Some(CephRelease::Reef),
             19 => Some(CephRelease::Squid),
+            20 => Some(CephRelease::Tentacle),
             _ => None,
         }
     }
@@ -58,6 +63,7 @@ impl CephRelease {
             CephRelease::Quincy => "quincy",
             CephRelease::Reef => "reef",
             CephRelease::Squid => "squid",
+            CephRelease::Tentacle => "tentacle",
         }
     }
 
@@ -65,6 +71,18 @@ impl CephRelease {
     /// rather than over every pool and every in OSD (pacific).
     pub fn mon_checks_per_rule(&self) -> bool {
         *self != CephRelease::Pacific
+    }
+
+    /// The factor a pool's new target must exceed its current pg_num by before the autoscaler
+    /// grows it. Tentacle's module grows a pool whose target is 512 or 1024 on any increase and
+    /// one of 2048 on a doubling (its `get_dynamic_threshold`, for scaling up only), so pools
+    /// do not stay stuck below the sizes that matter most; shrinking keeps `threshold`.
+    pub fn grow_threshold(&self, final_pg: i64, threshold: f64) -> f64 {
+        match (self, final_pg) {
+            (CephRelease::Tentacle, 512 | 1024) => 1.0,
+            (CephRelease::Tentacle, 2048) => 2.0,
+            _ => threshold,
+        }
     }
 
     /// Whether the autoscaler takes a pool's usage from the raw `bytes_used` (quincy and later)

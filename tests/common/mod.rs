@@ -25,6 +25,12 @@ pub fn conf_reef() -> String {
     conf_from("RBDKIT_CEPH_CONF_REEF")
 }
 
+/// The tentacle dev cluster's conf: Debian 14's Ceph 20.2.x, from its own root filesystem, for
+/// the tests that compare rbdkit's tentacle model with a real tentacle monitor and mgr.
+pub fn conf_tentacle() -> String {
+    conf_from("RBDKIT_CEPH_CONF_TENTACLE")
+}
+
 fn conf_from(var: &str) -> String {
     match std::env::var(var) {
         Ok(c) if std::path::Path::new(&c).exists() => c,
@@ -94,6 +100,16 @@ pub fn rbd_json(conf: &str, args: &[&str]) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("rbd printed JSON")
+}
+
+/// The names of `spec`'s snapshots, oldest first (`rbd snap ls`).
+pub fn snap_names(conf: &str, spec: &str) -> Vec<String> {
+    rbd_json(conf, &["snap", "ls", spec])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// Whether `rbd info` finds the image.

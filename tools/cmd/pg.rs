@@ -44,8 +44,8 @@ pub struct PlanArgs {
     /// A further CRUSH root NAME:OSDS (pools opt in with root=NAME). Repeatable.
     #[arg(long = "root")]
     pub roots: Vec<String>,
-    /// Release whose autoscaler and monitor check are modelled: pacific, quincy, reef, squid
-    /// (default: the installed ceph client's, else pacific).
+    /// Release whose autoscaler and monitor check are modelled: pacific, quincy, reef, squid,
+    /// tentacle (default: the installed ceph client's, else pacific).
     #[arg(long = "ceph-release")]
     pub ceph_release: Option<String>,
     /// Default pool size (replicas or k+m).
