@@ -766,3 +766,91 @@ fn a_file_source_sends_only_changed_blocks() {
     restore_matches(&mut c, &base, full["snap"].as_str().unwrap(), &v1);
     restore_matches(&mut c, &base, inc["snap"].as_str().unwrap(), &v2);
 }
+
+/// The block digests objects kept for `base@snap` (`base` as `backups/NAME`).
+fn digest_objects(base: &str, snap: &str) -> Vec<String> {
+    let name = base.trim_start_matches("backups/");
+    let o = Command::new("rados")
+        .args(["-p", "backups", "ls"])
+        .env("CEPH_CONF", conf())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let prefix = format!("rbdkit.backup-digests.{name}@{snap}.");
+    stdout(&o)
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn backup_rm_removes_one_backup_its_digests_and_the_base_with_the_last() {
+    let mut c = Cleanup::new(&conf());
+    let vol = unique("volume-bkrm");
+    let spec = format!("volumes/{vol}");
+    rbd_ok(&["create", &spec, "--size", "16M"]);
+    c.add(&spec);
+    bench_write(&spec, "64K", "2M");
+    let full = backup(&vol, &[]);
+    let base = full["base"].as_str().unwrap().to_string();
+    c.add(&base);
+    let s1 = full["snap"].as_str().unwrap().to_string();
+    bench_write(&spec, "64K", "1M");
+    let inc = backup(&vol, &[]);
+    let s2 = inc["snap"].as_str().unwrap().to_string();
+    let v2 = rbd_bytes(&format!("{spec}@{s2}"));
+    assert!(!digest_objects(&base, &s1).is_empty(), "digests are kept");
+
+    // The full backup goes; the incremental, a whole point in time, stays restorable.
+    let r = json(&rbdkit(&[
+        "backup",
+        "rm",
+        &format!("{base}@{s1}"),
+        "--format",
+        "json",
+    ]));
+    assert_eq!(
+        (r["base_removed"].as_bool(), r["was_latest"].as_bool()),
+        (Some(false), Some(false))
+    );
+    assert_eq!(snaps_of(&base), vec![s2.clone()]);
+    assert!(
+        digest_objects(&base, &s1).is_empty(),
+        "digests of {s1} left"
+    );
+    restore_matches(&mut c, &base, &s2, &v2);
+
+    // The last one, named by its backup id: the base image goes with it.
+    let by_id = format!("{base}@{}", inc["backup_id"].as_str().unwrap());
+    let o = rbdkit(&["backup", "rm", &by_id]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("and the base image") && text.contains("latest"),
+        "{text}"
+    );
+    assert!(!image_exists(&conf(), &base));
+    assert!(digest_objects(&base, &s2).is_empty());
+    // The next backup of the volume is full again.
+    let again = backup(&vol, &[]);
+    assert_eq!(again["kind"], "full");
+    let base2 = again["base"].as_str().unwrap().to_string();
+    c.add(&base2);
+
+    // A backup removed as Cinder removes it (the snapshot only) leaves its digests: `rm`
+    // takes those too.
+    let s3 = again["snap"].as_str().unwrap().to_string();
+    rbd_ok(&["snap", "rm", "--no-progress", &format!("{base2}@{s3}")]);
+    assert!(!digest_objects(&base2, &s3).is_empty());
+    let o = rbdkit(&["backup", "rm", &format!("{base2}@{s3}")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("block digests"), "{}", stdout(&o));
+    assert!(digest_objects(&base2, &s3).is_empty());
+
+    // Nothing to remove, or no snapshot named: one line, exit 2 (bad input).
+    let o = rbdkit(&["backup", "rm", &format!("{base2}@nosuch")]);
+    assert_one_line_error(&o, 2, &["no such backup", "backup ls"]);
+    let o = rbdkit(&["backup", "rm", &base2]);
+    assert_one_line_error(&o, 2, &["BASE@SNAP"]);
+}

@@ -169,6 +169,12 @@ pub fn load(io: &IoCtx, base: &str, snap: &str) -> Result<Option<BlockDigests>> 
     Ok(BlockDigests::decode(&bytes))
 }
 
+/// Whether digests of `base@snap` are stored (intact or not).
+pub fn exist(io: &IoCtx, base: &str, snap: &str) -> Result<bool> {
+    let part0 = format!("{}.0", object_name(base, snap));
+    Ok(io.read_object(&part0, PART as u64)?.is_some())
+}
+
 /// Removes the digests of `base@snap`.
 pub fn remove(io: &IoCtx, base: &str, snap: &str) -> Result<()> {
     let name = object_name(base, snap);

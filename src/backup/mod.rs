@@ -11,5 +11,6 @@ pub mod file;
 pub mod from_diff;
 pub mod names;
 pub mod rbd;
+pub mod remove;
 pub mod restore;
 pub mod to_diff;

@@ -5,6 +5,7 @@ use crate::global::Global;
 use clap::{Args, Subcommand};
 use rbdkit::backup::chain::list_chains;
 use rbdkit::backup::rbd::{backup, BackupRequest};
+use rbdkit::backup::remove::remove_backup;
 use rbdkit::ceph::ImageSpec;
 use rbdkit::copy::{Checksum, Control};
 use rbdkit::text::escape;
@@ -56,6 +57,18 @@ pub struct BackupArgs {
 pub enum BackupCommand {
     /// The backup chains in a backup pool: full backup, incrementals, sizes, dates.
     Ls(LsArgs),
+    /// Remove one backup: its snapshot on the base image and its block digests, and the base
+    /// image with the chain's last backup (as Cinder deletes a backup). The other backups of
+    /// the chain stay restorable.
+    Rm(RmArgs),
+}
+
+/// Arguments of `rbdkit backup rm`.
+#[derive(Args)]
+pub struct RmArgs {
+    /// The backup, BACKUP_POOL[/NAMESPACE]/BASE@SNAP (the backup id may stand for the snapshot
+    /// name; `rbdkit backup ls` lists them).
+    pub backup: String,
 }
 
 /// Arguments of `rbdkit backup ls`.
@@ -88,8 +101,10 @@ pub fn pool_spec(s: &str) -> rbdkit::Result<(String, Option<String>)> {
 
 /// Backs up, or lists.
 pub fn run(a: BackupArgs, g: &Global) -> rbdkit::Result<ExitCode> {
-    if let Some(BackupCommand::Ls(l)) = a.command {
-        return ls(l, g);
+    match a.command {
+        Some(BackupCommand::Ls(l)) => return ls(l, g),
+        Some(BackupCommand::Rm(r)) => return rm(r, g),
+        None => {}
     }
     let file_src = a
         .src
@@ -276,6 +291,49 @@ fn to_diff(
         } else {
             outln!("{line}");
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rm(a: RmArgs, g: &Global) -> rbdkit::Result<ExitCode> {
+    let spec = ImageSpec::parse(&a.backup)?;
+    let Some(snap) = spec.snap.as_deref() else {
+        return Err(Error::InvalidInput(format!(
+            "backup rm {spec}: name the backup as BASE@SNAP (`rbdkit backup ls {}` lists them)",
+            spec.pool
+        )));
+    };
+    let cluster = g.connect()?;
+    let io = cluster.ioctx(&spec.pool, spec.namespace.as_deref())?;
+    let r = remove_backup(&io, &spec.image, snap)?;
+    if g.json() {
+        return super::print_json(g, &r).map(|()| ExitCode::SUCCESS);
+    }
+    if r.digests_only {
+        outln!(
+            "removed the block digests of {}@{} (the backup itself was already gone)",
+            escape(&r.base),
+            escape(&r.snap)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    outln!(
+        "removed backup {} ({}@{})",
+        r.backup_id,
+        escape(&r.base),
+        escape(&r.snap)
+    );
+    if r.base_removed {
+        outln!(
+            "  and the base image {}, which held no other backup",
+            escape(&r.base)
+        );
+    }
+    if r.was_latest {
+        outln!(
+            "  it was the chain's latest: the volume's snapshot {} starts no incremental now (the next backup is full); `rbd snap rm` it on the volume",
+            escape(&r.snap)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
