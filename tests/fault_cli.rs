@@ -438,7 +438,7 @@ fn a_full_cluster_stops_a_backup_and_keeps_the_previous_one() {
             "--io-size",
             "4M",
             "--io-total",
-            "256M",
+            "512M",
             "--io-pattern",
             "rand",
             &spec,
@@ -459,7 +459,9 @@ fn a_full_cluster_stops_a_backup_and_keeps_the_previous_one() {
 
     // Goes full while the incremental copies: it stops with the condition named.
     let unfull = Unfull;
-    let child = backup_copying(&spec, &["--op-timeout", "5"], 1);
+    // One write in flight, so it is still copying when the monitor's full flag arrives.
+    let slow = ["--op-timeout", "5", "--concurrency", "1", "--threads", "1"];
+    let child = backup_copying(&spec, &slow, 1);
     set_full_ratios("0.0007", "0.0006", "0.0005");
     let out = child.wait_with_output().unwrap();
     wait_health(true);
