@@ -285,8 +285,9 @@ fn existing_outputs_are_kept_and_nonsense_is_refused() {
         "zstd",
     ]);
     assert_one_line_error(&o, 2, &["--compress goes with -O qcow2"]);
-    let o = rbdkit(&["convert", s(&src), "-", "-O", "qcow2"]);
-    assert_one_line_error(&o, 2, &["-O qcow2 to stdout (-) is not supported"]);
+    // To stdout qcow2 goes uncompressed only (tests/qcow2_stream_cli.rs streams it).
+    let o = rbdkit(&["convert", s(&src), "-", "-O", "qcow2", "--compress", "zlib"]);
+    assert_one_line_error(&o, 2, &["--compress with - (stdout)"]);
     let o = rbdkit(&[
         "convert",
         s(&src),
@@ -409,8 +410,24 @@ fn export_to_qcow2_matches_rbd_export() {
         assert!(std::fs::read(&out).unwrap() == before);
     }
     // Refused before connecting.
-    let o = rbdkit(&["export", "images/whatever", "-", "-O", "qcow2"]);
-    assert_one_line_error(&o, 2, &["not supported"]);
+    let o = rbdkit(&[
+        "export",
+        "images/whatever",
+        "-",
+        "-O",
+        "qcow2",
+        "--compress",
+        "zstd",
+    ]);
+    assert_one_line_error(&o, 2, &["--compress with - (stdout)"]);
+    let o = rbdkit(&[
+        "export",
+        "images/whatever",
+        "nfs://127.0.0.1/e/x.qcow2",
+        "-O",
+        "qcow2",
+    ]);
+    assert_one_line_error(&o, 2, &["nfs://", "not supported"]);
     let o = rbdkit(&["export", "images/whatever", "x.raw", "--compress", "zlib"]);
     assert_one_line_error(&o, 2, &["--compress goes with -O qcow2"]);
 }

@@ -24,6 +24,7 @@
 //! with an error when its first such piece arrives.
 pub mod encode;
 pub mod layout;
+pub mod stream;
 
 use super::{ConcurrentWrite, PieceData, PoolBuf, Sink};
 use crate::disk::qcow2::Compression;
