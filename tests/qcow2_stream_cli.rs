@@ -65,11 +65,9 @@ fn assert_good_stream(out: &Path, want: &[u8], clusters: u64, what: &str) {
         got.len(),
         want.len()
     );
-    assert_eq!(
-        v["allocated-clusters"].as_u64(),
-        Some(clusters),
-        "{what}: {v}"
-    );
+    // qemu-img check leaves the count out of an image with no cluster.
+    let stored = v["allocated-clusters"].as_u64().unwrap_or(0);
+    assert_eq!(stored, clusters, "{what}: {v}");
     assert_eq!(v["compressed-clusters"].as_u64().unwrap_or(0), 0, "{what}");
 }
 
@@ -134,8 +132,30 @@ fn convert_a_sparse_raw_file_to_stdout_as_qcow2() {
     assert!(std::fs::metadata(&out).unwrap().len() < (touched.len() as u64 + 10) * CLUSTER);
 }
 
-/// qcow2 files in (qemu's zero clusters are not stored; a dense image; an empty one): the
-/// stream stores exactly the clusters qemu allocated in the source.
+/// Clusters overlapping the ranges `qemu-img map` says hold data (not zero-flagged ones,
+/// even where qemu keeps their host cluster allocated).
+fn qemu_data_clusters(img: &Path) -> u64 {
+    let o = Command::new("qemu-img")
+        .args(["map", "--output=json", s(img)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut clusters: Vec<u64> = Vec::new();
+    for e in v.as_array().unwrap() {
+        if e["data"] == true && e["zero"] == false {
+            let (start, len) = (e["start"].as_u64().unwrap(), e["length"].as_u64().unwrap());
+            clusters.extend(start / CLUSTER..(start + len).div_ceil(CLUSTER));
+        }
+    }
+    clusters.sort_unstable();
+    clusters.dedup();
+    clusters.len() as u64
+}
+
+/// qcow2 files in (qemu's zero clusters are not stored, even one qemu keeps allocated; a
+/// dense image; an empty one): the stream stores exactly the clusters holding data in the
+/// source.
 #[test]
 fn convert_a_qcow2_file_to_stdout_as_qcow2() {
     let dir = tempfile::tempdir().unwrap();
@@ -159,7 +179,7 @@ fn convert_a_qcow2_file_to_stdout_as_qcow2() {
     ];
     for src in &sources {
         let what = src.display().to_string();
-        let allocated = qemu_check(src)["allocated-clusters"].as_u64().unwrap_or(0);
+        let allocated = qemu_data_clusters(src);
         let o = rbdkit_local(&["convert", s(src), "-", "-O", "qcow2"], Stdio::null());
         let out = src.with_extension("out.qcow2");
         save_stdout(&o, &out, &what);
