@@ -5,46 +5,13 @@
 //! has data (all-zero ones inside it too), nothing for holes. A closed stdout, `--compress`
 //! and sources whose map is not known before the copy (streams) end with one line, no panic.
 mod common;
+use common::qemu_img::*;
 use common::*;
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 const CLUSTER: u64 = 65536;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// `qemu-img convert -O raw` of `img`: the bytes qemu reads.
-fn qemu_raw(img: &Path) -> Vec<u8> {
-    let out = img.with_extension("qemu.raw");
-    run_ok("qemu-img", &["convert", "-O", "raw", s(img), s(&out)]);
-    let b = std::fs::read(&out).unwrap();
-    std::fs::remove_file(&out).unwrap();
-    b
-}
-
-/// `qemu-img check --output=json` of `img`, asserting exit 0, no error, no leak.
-fn qemu_check(img: &Path) -> serde_json::Value {
-    let o = Command::new("qemu-img")
-        .args(["check", "--output=json", s(img)])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        o.status.success(),
-        "qemu-img check {}: exit {:?}: {text}{}",
-        img.display(),
-        o.status.code(),
-        stderr(&o)
-    );
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(v["check-errors"], 0, "{text}");
-    assert!(v.get("leaks").is_none(), "leaked clusters: {text}");
-    assert!(v.get("corruptions").is_none(), "{text}");
-    v
-}
 
 /// Saves what rbdkit wrote to its stdout (a pipe: `Command::output` reads it through one, so
 /// nothing could seek) as `out`, after checking it succeeded.
@@ -79,19 +46,6 @@ fn rbdkit_local(args: &[&str], stdin: Stdio) -> Output {
         .stdin(stdin)
         .output()
         .unwrap()
-}
-
-/// A qcow2 image written by qemu-io with `cmds`.
-fn qemu_image(dir: &Path, name: &str, size: &str, cmds: &[&str]) -> std::path::PathBuf {
-    let p = dir.join(name);
-    run_ok("qemu-img", &["create", "-q", "-f", "qcow2", s(&p), size]);
-    let mut args = vec!["-f", "qcow2"];
-    for c in cmds {
-        args.extend(["-c", c]);
-    }
-    args.push(s(&p));
-    run_ok("qemu-io", &args);
-    p
 }
 
 /// A sparse raw file: data and explicitly written zeros (allocated, so stored) at
@@ -265,38 +219,10 @@ fn export_of_a_snapshot_to_stdout_as_qcow2_matches_rbd_export() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let mut c = Cleanup::new(&conf());
-    let src = qemu_image(
-        d,
-        "src.qcow2",
-        "48M",
-        &[
-            "write -P 0x51 1M 5M",
-            "write -z 2M 64k",
-            "write -P 0x52 30M 100k",
-            "write -P 0x53 47M 1M",
-        ],
-    );
-    let raw = d.join("src.raw");
-    std::fs::write(&raw, qemu_raw(&src)).unwrap();
+    let raw = export_source_raw(d);
     for obj in ["4M", "16K"] {
-        let name = unique("q2stream");
-        let spec = format!("images/{name}");
-        let o = rbd_with(
-            &conf(),
-            &[
-                "import",
-                "--no-progress",
-                "--object-size",
-                obj,
-                s(&raw),
-                &spec,
-            ],
-        );
-        assert!(o.status.success(), "rbd import: {}", stderr(&o));
-        c.add(&spec);
+        let spec = import_with_snapshot(&conf(), &raw, obj, "q2stream", &mut c);
         let snap = format!("{spec}@s");
-        let o = rbd_with(&conf(), &["snap", "create", &snap]);
-        assert!(o.status.success(), "{}", stderr(&o));
         // The head changes after the snapshot, in a hole of it (0..1M): the export of the
         // snapshot must not see it.
         let o = rbd_with(

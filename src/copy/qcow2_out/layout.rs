@@ -104,7 +104,7 @@ impl Geometry {
 
     /// Refcounts in one refcount block.
     pub fn refcounts_per_block(&self) -> u64 {
-        self.cluster_size() * 8 >> REFCOUNT_ORDER
+        (self.cluster_size() * 8) >> REFCOUNT_ORDER
     }
 
     /// Rounds `offset` up to a cluster boundary.

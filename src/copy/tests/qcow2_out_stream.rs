@@ -5,6 +5,15 @@ use super::*;
 use crate::copy::sink_stream::StreamSink;
 use crate::disk::{open, Format, OpenOptions};
 
+/// The image at `path`, opened with the crate's qcow2 reader.
+fn open_qcow2(path: &std::path::Path) -> Box<dyn DiskSource> {
+    let opts = OpenOptions {
+        format: Some(Format::Qcow2),
+        ..Default::default()
+    };
+    open(path, &opts).unwrap()
+}
+
 #[test]
 fn a_streamed_qcow2_reads_back_as_the_disk() {
     let dir = tempfile::tempdir().unwrap();
@@ -38,14 +47,7 @@ fn a_streamed_qcow2_reads_back_as_the_disk() {
         let len = std::fs::metadata(&path).unwrap().len();
         assert_eq!(len, (5 + 4) * c as u64, "{checksum:?}");
         assert_eq!(out.position(), len);
-        let img = open(
-            &path,
-            &OpenOptions {
-                format: Some(Format::Qcow2),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let img = open_qcow2(&path);
         assert_eq!(img.virtual_size(), size as u64);
         let mut back = vec![0xffu8; size];
         img.read_at(0, &mut back).unwrap();
@@ -64,13 +66,6 @@ fn an_empty_disk_streams_as_an_empty_image() {
     let mut out = StreamSink::new(Box::new(std::fs::File::create(&path).unwrap()), "test");
     let cancel = AtomicBool::new(false);
     copy_disk_to_qcow2_stream(&disk, &mut out, &small_opts(None), &quiet_control(&cancel)).unwrap();
-    let img = open(
-        &path,
-        &OpenOptions {
-            format: Some(Format::Qcow2),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let img = open_qcow2(&path);
     assert_eq!(img.virtual_size(), 0);
 }
