@@ -4,9 +4,10 @@
 //! bytes. Every command that
 //! reads an image the user gave (`convert`, `import-raw`, `checksum`) opens it here, so the
 //! rules are the same everywhere.
+use crate::copy::sink_stream::StreamSink;
 use crate::copy::{
-    copy_disk, copy_qcow2_stream, copy_stream, copy_vmdk_stream, Control, CopyOptions, CopyStats,
-    Sink,
+    copy_disk, copy_disk_to_qcow2_stream, copy_qcow2_stream, copy_stream, copy_vmdk_stream,
+    Control, CopyOptions, CopyStats, Sink,
 };
 use crate::disk::qcow2::Qcow2Stream;
 use crate::disk::vmdk::VmdkStream;
@@ -108,6 +109,25 @@ impl Input<'_> {
             Input::Qcow2Stream(s) => copy_qcow2_stream(*s, sink, opts, ctl),
             Input::VmdkStream(s) => copy_vmdk_stream(*s, sink, opts, ctl),
             Input::RawStream(r) => copy_stream(r, sink, opts, ctl),
+        }
+    }
+
+    /// Copies the whole input into `out` as a qcow2 image streamed in one forward pass
+    /// ([`copy_disk_to_qcow2_stream`]). Only a disk gives its allocation map before the copy:
+    /// a stream (named `shown`) is refused before anything is written.
+    pub fn copy_into_qcow2_stream(
+        self,
+        out: &mut StreamSink,
+        shown: &str,
+        opts: &CopyOptions,
+        ctl: &Control,
+    ) -> Result<CopyStats> {
+        match self {
+            Input::Disk(d) => copy_disk_to_qcow2_stream(d.as_ref(), out, opts, ctl),
+            other => Err(Error::InvalidInput(format!(
+                "{shown} ({} stream) to stdout as qcow2: a streamed qcow2's tables come before its data, but a stream's allocation map is known only after it; save it to a file first, or write -O raw to stdout",
+                other.format_name()
+            ))),
         }
     }
 }

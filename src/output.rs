@@ -1,14 +1,16 @@
-//! Where a copy's raw output goes: a local path (a mounted NFS share too),
-//! `nfs://HOST[:PORT]/EXPORT/FILE` through the userspace client, or `-` for stdout as a raw
-//! stream; in either format, raw or qcow2 (a local file only). A file appears under its name
-//! only when complete; the CLI never looks at the name itself.
+//! Where a copy's output goes: a local path (a mounted NFS share too),
+//! `nfs://HOST[:PORT]/EXPORT/FILE` through the userspace client, or `-` for stdout as a
+//! stream; in either format, raw or qcow2 (a local file, or stdout uncompressed). A file
+//! appears under its name only when complete; the CLI never looks at the name itself.
 use crate::copy::qcow2_out::Qcow2Sink;
 use crate::copy::sink_file::FileSink;
 use crate::copy::sink_nfs::NfsSink;
 use crate::copy::sink_stream::StreamSink;
-use crate::copy::Sink;
+use crate::copy::{copy_disk, copy_disk_to_qcow2_stream, Control, CopyOptions, CopyStats, Sink};
 use crate::disk::qcow2::Compression;
+use crate::disk::DiskSource;
 use crate::error::{Error, Result};
+use crate::input::Input;
 use crate::nfs::NfsUrl;
 use std::path::Path;
 
@@ -33,6 +35,10 @@ pub enum OutputFile {
     Stdout(StreamSink),
     /// A qcow2 image in a local file (boxed: it holds the cluster map).
     Qcow2(Box<Qcow2Sink<FileSink>>),
+    /// Standard output, as a qcow2 image streamed: its tables are laid out from the source's
+    /// allocation map, so it is copied into with [`OutputFile::copy_disk`] or
+    /// [`OutputFile::copy_input`].
+    Qcow2Stdout(StreamSink),
 }
 
 impl OutputFile {
@@ -46,23 +52,32 @@ impl OutputFile {
         dest.as_os_str() == "-"
     }
 
+    /// Refuses the pairings of `dest` and `format` that cannot work, before anything is
+    /// opened: qcow2 to a local file or uncompressed to stdout only (compressed sizes are
+    /// known after the data, a stream's tables come before it; the NFS target takes writes
+    /// from one thread).
+    pub fn check(dest: &Path, format: OutputFormat) -> Result<()> {
+        match format {
+            OutputFormat::Qcow2(Some(_)) if Self::is_stdout(dest) => Err(Error::InvalidInput(
+                "--compress with - (stdout): compressed sizes are known only after the data, but a streamed qcow2's tables come before it; write to a file, or pipe a raw stream (-O raw)".into(),
+            )),
+            OutputFormat::Qcow2(_) if Self::is_nfs(dest) => Err(Error::InvalidInput(format!(
+                "-O qcow2 to {}: qcow2 output to nfs:// is not supported; write it to a mounted path of the share or a local file",
+                dest.display()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Starts the file `dest` in `format`; an existing one is refused unless `overwrite`.
-    /// qcow2 goes to a local file only: a stream cannot hold tables that are written last,
-    /// and the NFS target takes writes from one thread.
+    /// Pairings [`OutputFile::check`] refuses are refused here too.
     pub fn create_as(dest: &Path, overwrite: bool, format: OutputFormat) -> Result<OutputFile> {
+        Self::check(dest, format)?;
         let OutputFormat::Qcow2(compression) = format else {
             return Self::create(dest, overwrite);
         };
         if Self::is_stdout(dest) {
-            return Err(Error::InvalidInput(
-                "-O qcow2 to stdout (-) is not supported: the header and tables of a qcow2 file come first but are known last; write it to a file".into(),
-            ));
-        }
-        if Self::is_nfs(dest) {
-            return Err(Error::InvalidInput(format!(
-                "-O qcow2 to {}: qcow2 output to nfs:// is not supported; write it to a mounted path of the share or a local file",
-                dest.display()
-            )));
+            return Ok(OutputFile::Qcow2Stdout(Self::stdout()));
         }
         let file = FileSink::create(dest, overwrite)?;
         Ok(OutputFile::Qcow2(Box::new(Qcow2Sink::new(
@@ -71,13 +86,14 @@ impl OutputFile {
         )?)))
     }
 
+    fn stdout() -> StreamSink {
+        StreamSink::new(Box::new(std::io::stdout()), "stdout")
+    }
+
     /// Starts the raw file `dest`; an existing one is refused unless `overwrite`.
     pub fn create(dest: &Path, overwrite: bool) -> Result<OutputFile> {
         if Self::is_stdout(dest) {
-            return Ok(OutputFile::Stdout(StreamSink::new(
-                Box::new(std::io::stdout()),
-                "stdout",
-            )));
+            return Ok(OutputFile::Stdout(Self::stdout()));
         }
         match dest.to_str().filter(|_| Self::is_nfs(dest)) {
             Some(url) => Ok(OutputFile::Nfs(Box::new(NfsSink::create(
@@ -88,13 +104,40 @@ impl OutputFile {
         }
     }
 
-    /// The sink to copy into.
-    pub fn sink(&mut self) -> &mut dyn Sink {
+    /// Copies the disk `src` into the file.
+    pub fn copy_disk(
+        &mut self,
+        src: &dyn DiskSource,
+        opts: &CopyOptions,
+        ctl: &Control,
+    ) -> Result<CopyStats> {
+        match self.target() {
+            Target::Sink(sink) => copy_disk(src, sink, opts, ctl),
+            Target::Qcow2Stream(out) => copy_disk_to_qcow2_stream(src, out, opts, ctl),
+        }
+    }
+
+    /// Copies `input` (named `shown` in errors) into the file.
+    pub fn copy_input(
+        &mut self,
+        input: Input,
+        shown: &str,
+        opts: &CopyOptions,
+        ctl: &Control,
+    ) -> Result<CopyStats> {
+        match self.target() {
+            Target::Sink(sink) => input.copy_into(sink, opts, ctl),
+            Target::Qcow2Stream(out) => input.copy_into_qcow2_stream(out, shown, opts, ctl),
+        }
+    }
+
+    fn target(&mut self) -> Target<'_> {
         match self {
-            OutputFile::Local(s) => s,
-            OutputFile::Nfs(s) => s.as_mut(),
-            OutputFile::Stdout(s) => s,
-            OutputFile::Qcow2(s) => s.as_mut(),
+            OutputFile::Local(s) => Target::Sink(s),
+            OutputFile::Nfs(s) => Target::Sink(s.as_mut()),
+            OutputFile::Stdout(s) => Target::Sink(s),
+            OutputFile::Qcow2(s) => Target::Sink(s.as_mut()),
+            OutputFile::Qcow2Stdout(s) => Target::Qcow2Stream(s),
         }
     }
 
@@ -103,8 +146,14 @@ impl OutputFile {
         match self {
             OutputFile::Local(s) => s.commit(),
             OutputFile::Nfs(s) => (*s).commit(),
-            OutputFile::Stdout(_) => Ok(()),
+            OutputFile::Stdout(_) | OutputFile::Qcow2Stdout(_) => Ok(()),
             OutputFile::Qcow2(s) => s.into_target().commit(),
         }
     }
+}
+
+/// What a copy writes into: a sink, or a stream a qcow2 image is laid out for.
+enum Target<'a> {
+    Sink(&'a mut dyn Sink),
+    Qcow2Stream(&'a mut StreamSink),
 }

@@ -4,58 +4,12 @@
 //! zero clusters are not stored; compressed clusters are compressed as asked. Sources made by
 //! qemu-img and qemu-io; exports against the real dev cluster, with `rbd export` as witness.
 mod common;
+use common::qemu_img::*;
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 const CLUSTER: usize = 65536;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// A qcow2 image of `size` written by qemu-io with `cmds`.
-fn qemu_image(dir: &Path, name: &str, size: &str, cmds: &[&str]) -> PathBuf {
-    let p = dir.join(name);
-    run_ok("qemu-img", &["create", "-q", "-f", "qcow2", s(&p), size]);
-    let mut args = vec!["-f", "qcow2"];
-    for c in cmds {
-        args.extend(["-c", c]);
-    }
-    args.push(s(&p));
-    run_ok("qemu-io", &args);
-    p
-}
-
-/// `qemu-img convert -O raw` of `img`: the bytes qemu reads.
-fn qemu_raw(img: &Path) -> Vec<u8> {
-    let out = img.with_extension("qemu.raw");
-    run_ok("qemu-img", &["convert", "-O", "raw", s(img), s(&out)]);
-    let b = std::fs::read(&out).unwrap();
-    std::fs::remove_file(&out).unwrap();
-    b
-}
-
-/// `qemu-img check --output=json`, asserting it found nothing wrong and nothing leaked.
-fn qemu_check(img: &Path) -> serde_json::Value {
-    let o = Command::new("qemu-img")
-        .args(["check", "--output=json", s(img)])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        o.status.success(),
-        "qemu-img check {}: exit {:?}: {text}{}",
-        img.display(),
-        o.status.code(),
-        stderr(&o)
-    );
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(v["check-errors"], 0, "{text}");
-    assert!(v.get("leaks").is_none(), "leaked clusters: {text}");
-    assert!(v.get("corruptions").is_none(), "{text}");
-    v
-}
 
 /// 64 KiB clusters of `raw` holding any non-zero byte.
 fn nonzero_clusters(raw: &[u8]) -> u64 {
@@ -285,8 +239,9 @@ fn existing_outputs_are_kept_and_nonsense_is_refused() {
         "zstd",
     ]);
     assert_one_line_error(&o, 2, &["--compress goes with -O qcow2"]);
-    let o = rbdkit(&["convert", s(&src), "-", "-O", "qcow2"]);
-    assert_one_line_error(&o, 2, &["-O qcow2 to stdout (-) is not supported"]);
+    // To stdout qcow2 goes uncompressed only (tests/qcow2_stream_cli.rs streams it).
+    let o = rbdkit(&["convert", s(&src), "-", "-O", "qcow2", "--compress", "zlib"]);
+    assert_one_line_error(&o, 2, &["--compress with - (stdout)"]);
     let o = rbdkit(&[
         "convert",
         s(&src),
@@ -339,37 +294,9 @@ fn export_to_qcow2_matches_rbd_export() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let mut c = Cleanup::new(&conf());
-    let src = qemu_image(
-        d,
-        "src.qcow2",
-        "48M",
-        &[
-            "write -P 0x51 1M 5M",
-            "write -z 2M 64k",
-            "write -P 0x52 30M 100k",
-            "write -P 0x53 47M 1M",
-        ],
-    );
-    let raw = d.join("src.raw");
-    std::fs::write(&raw, qemu_raw(&src)).unwrap();
+    let raw = export_source_raw(d);
     for obj in ["4M", "16K"] {
-        let name = unique("q2out");
-        let spec = format!("images/{name}");
-        let o = rbd_with(
-            &conf(),
-            &[
-                "import",
-                "--no-progress",
-                "--object-size",
-                obj,
-                s(&raw),
-                &spec,
-            ],
-        );
-        assert!(o.status.success(), "rbd import: {}", stderr(&o));
-        c.add(&spec);
-        let o = rbd_with(&conf(), &["snap", "create", &format!("{spec}@s")]);
-        assert!(o.status.success(), "{}", stderr(&o));
+        let spec = import_with_snapshot(&conf(), &raw, obj, "q2out", &mut c);
         let want = {
             let o = rbd_with(
                 &conf(),
@@ -409,8 +336,24 @@ fn export_to_qcow2_matches_rbd_export() {
         assert!(std::fs::read(&out).unwrap() == before);
     }
     // Refused before connecting.
-    let o = rbdkit(&["export", "images/whatever", "-", "-O", "qcow2"]);
-    assert_one_line_error(&o, 2, &["not supported"]);
+    let o = rbdkit(&[
+        "export",
+        "images/whatever",
+        "-",
+        "-O",
+        "qcow2",
+        "--compress",
+        "zstd",
+    ]);
+    assert_one_line_error(&o, 2, &["--compress with - (stdout)"]);
+    let o = rbdkit(&[
+        "export",
+        "images/whatever",
+        "nfs://127.0.0.1/e/x.qcow2",
+        "-O",
+        "qcow2",
+    ]);
+    assert_one_line_error(&o, 2, &["nfs://", "not supported"]);
     let o = rbdkit(&["export", "images/whatever", "x.raw", "--compress", "zlib"]);
     assert_one_line_error(&o, 2, &["--compress goes with -O qcow2"]);
 }

@@ -6,7 +6,8 @@
 //! a qcow2 stream. Sinks: a sparse file, an RBD image, nothing (checksum only), a raw stream,
 //! a qcow2 file ([`qcow2_out`], which encodes and compresses on the decode threads).
 //! `convert`, `import-raw`, `export`, `copy`, `checksum` and `--verify` are pairings of these
-//! ([`copy_disk`], [`copy_stream`], [`copy_qcow2_stream`], [`copy_vmdk_stream`]).
+//! ([`copy_disk`], [`copy_stream`], [`copy_qcow2_stream`], [`copy_vmdk_stream`],
+//! [`copy_disk_to_qcow2_stream`]).
 //!
 //! Pieces are at most `chunk_size` bytes (the RBD object size) and never straddle a chunk, so
 //! writes are object-aligned. Memory is bounded by one budget ([`CopyOptions::memory`]) that the
@@ -41,6 +42,7 @@ pub use buffers::{BufferPool, PoolBuf};
 pub use checksum::checksum_disk;
 pub use digest::{Checksum, DiskHasher};
 
+use crate::disk::mapped::MappedDisk;
 use crate::disk::qcow2::Qcow2Stream;
 use crate::disk::vmdk::VmdkStream;
 use crate::disk::DiskSource;
@@ -212,6 +214,22 @@ pub fn copy_disk(
         chunk: opts.chunk_size,
     };
     run(producer, sink, opts, ctl, Order::Guest, size)
+}
+
+/// Copies a random-access disk into `out` as a qcow2 image in one forward pass (`-O qcow2` to
+/// stdout): the disk's allocation map is taken first ([`MappedDisk`]), the tables are laid
+/// out from it and go out ahead of the data ([`qcow2_out::stream`]), which follows in guest
+/// order. The copy reads only what the map holds, so the tables stay true even if the source
+/// changes meanwhile.
+pub fn copy_disk_to_qcow2_stream(
+    src: &dyn DiskSource,
+    out: &mut sink_stream::StreamSink,
+    opts: &CopyOptions,
+    ctl: &Control,
+) -> Result<CopyStats> {
+    let mapped = MappedDisk::take(src)?;
+    let mut sink = qcow2_out::stream::Qcow2StreamSink::new(out, src.virtual_size(), mapped.data())?;
+    copy_disk(&mapped, &mut sink, opts, ctl)
 }
 
 /// Copies a raw byte stream (e.g. stdin) into `sink`, growing the target as data arrives.

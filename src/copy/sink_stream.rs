@@ -40,6 +40,18 @@ impl StreamSink {
         Ok(())
     }
 
+    /// Writes `data` at `offset`, at or after the position: the bytes before it as zeros.
+    pub fn write_bytes(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        if offset < self.pos {
+            return Err(Error::Other(format!(
+                "write {} at offset {offset}: the stream is already at {}: this is a bug in rbdkit, please report it",
+                self.name, self.pos
+            )));
+        }
+        self.zeros_to(offset)?;
+        self.put(data)
+    }
+
     /// Writes zeros up to `offset`.
     fn zeros_to(&mut self, offset: u64) -> Result<()> {
         while self.pos < offset {
@@ -56,15 +68,7 @@ impl Sink for StreamSink {
     }
 
     fn write(&mut self, offset: u64, data: PoolBuf) -> Result<()> {
-        if offset < self.pos {
-            return Err(Error::Other(format!(
-                "write {} at offset {offset}: the stream is already at {}: this is a bug in rbdkit, please report it",
-                self.name, self.pos
-            )));
-        }
-        self.zeros_to(offset)?;
-        self.put(&data)?;
-        Ok(())
+        self.write_bytes(offset, &data)
     }
 
     fn finish(&mut self, size: u64) -> Result<()> {

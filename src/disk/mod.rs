@@ -6,6 +6,7 @@
 pub mod changed;
 pub mod detect;
 pub mod inspect;
+pub mod mapped;
 pub mod policy;
 pub mod qcow2;
 pub mod raw;

@@ -3,6 +3,8 @@
 //! independent witness, and clean-up of what a test made.
 #![allow(dead_code)]
 
+pub mod qemu_img;
+
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,6 +1,6 @@
 //! `rbdkit convert SRC DEST`: any image rbdkit reads to a sparse raw file, byte-identical to
 //! `qemu-img convert -O raw`, or to a qcow2 file (`-O qcow2`, compressed with `--compress`),
-//! published atomically under DEST.
+//! published atomically under DEST; or to stdout, raw or qcow2 (from a file, not a stream).
 use crate::global::Global;
 use clap::Args;
 use rbdkit::copy::{checksum_disk, Control};
@@ -19,7 +19,8 @@ pub struct ConvertArgs {
     pub src: PathBuf,
     /// Destination file (raw and sparse, or qcow2 with -O qcow2), a path or `nfs://HOST[:PORT]/EXPORT/FILE` (a Cinder NFS
     /// volume, written through a userspace NFSv3 client without mounting the share), or `-`
-    /// for stdout as a raw stream (not from a qcow2 stream, whose data arrives out of order).
+    /// for stdout as a raw stream (not from a qcow2 stream, whose data arrives out of order)
+    /// or, with -O qcow2, as an uncompressed qcow2 stream (from a file only).
     pub dest: PathBuf,
     /// Replace DEST if it exists.
     #[arg(long)]
@@ -44,6 +45,7 @@ pub fn run(a: ConvertArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         )));
     }
     let out_format = a.output.format()?;
+    OutputFile::check(&a.dest, out_format)?;
     let cancel = crate::cancel::flag();
     let source = Input::open(&a.src, &a.copy.open_options(&a.src)?)?;
     let format = source.format_name();
@@ -56,7 +58,12 @@ pub fn run(a: ConvertArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         progress: &|done, _| bar.set_position(done),
         cancel: &cancel,
     };
-    let stats = source.copy_into(out.sink(), &opts, &ctl);
+    let shown = if a.src.as_os_str() == "-" {
+        "stdin".to_string()
+    } else {
+        a.src.display().to_string()
+    };
+    let stats = out.copy_input(source, &shown, &opts, &ctl);
     bar.finish_and_clear();
     let stats = match stats {
         Err(e) if cancel.load(Ordering::Relaxed) => {

@@ -1,12 +1,12 @@
 //! `rbdkit export POOL/IMAGE[@SNAP] DEST|-`: an RBD image or snapshot out to a sparse raw file
 //! (published atomically; an NFS share's mounted path makes a Cinder NFS volume), a qcow2 file
 //! (`-O qcow2`, compressed with `--compress`), or to stdout as a raw stream (a Glance or Nova
-//! download), reading only the objects that exist, in parallel.
+//! download) or an uncompressed qcow2 stream (`-O qcow2`: a Glance upload of a Nova snapshot
+//! without a temporary file), reading only the objects that exist, in parallel.
 use crate::global::Global;
 use clap::Args;
 use rbdkit::ceph::{Image, ImageSpec};
-use rbdkit::copy::sink_stream::StreamSink;
-use rbdkit::copy::{copy_disk, Control, CopyStats, Sink};
+use rbdkit::copy::{Control, CopyStats};
 use rbdkit::disk::rbd::RbdDisk;
 use rbdkit::output::{OutputFile, OutputFormat};
 use rbdkit::units::format_size;
@@ -27,7 +27,7 @@ pub struct ExportArgs {
     pub src: ImageSpec,
     /// A raw file (sparse; qcow2 with -O qcow2), published under this name only when complete: a path or
     /// `nfs://HOST[:PORT]/EXPORT/FILE` (a Cinder NFS volume, written through a userspace NFSv3
-    /// client without mounting the share); or `-` for stdout.
+    /// client without mounting the share); or `-` for stdout (raw, or qcow2 uncompressed).
     pub dest: PathBuf,
     /// Replace DEST if it exists.
     #[arg(long)]
@@ -52,10 +52,8 @@ pub fn run(a: ExportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         )));
     }
     let format = a.output.format()?;
-    if to_stdout && format != OutputFormat::Raw {
-        // Refused before connecting: the same one line as for any other output.
-        OutputFile::create_as(&a.dest, a.overwrite, format)?;
-    }
+    // Refused before connecting: the same one line as for any other output.
+    OutputFile::check(&a.dest, format)?;
     let kind = a.checksum.kind();
     let cluster = g.connect_for_bulk_io()?;
     let io = cluster.ioctx(&a.src.pool, a.src.namespace.as_deref())?;
@@ -74,14 +72,10 @@ pub fn run(a: ExportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         progress: &|done, _| bar.set_position(done),
         cancel: &cancel,
     };
-    let copy = |sink: &mut dyn Sink| copy_disk(&disk, sink, &opts, &ctl);
-    let stats: rbdkit::Result<CopyStats> = if to_stdout {
-        let mut sink = StreamSink::new(Box::new(std::io::stdout()), "stdout");
-        copy(&mut sink)
-    } else {
-        let mut out = OutputFile::create_as(&a.dest, a.overwrite, format)?;
-        copy(out.sink()).and_then(|st| out.commit().map(|()| st))
-    };
+    let mut out = OutputFile::create_as(&a.dest, a.overwrite, format)?;
+    let stats: rbdkit::Result<CopyStats> = out
+        .copy_disk(&disk, &opts, &ctl)
+        .and_then(|st| out.commit().map(|()| st));
     bar.finish_and_clear();
     let stats = match stats {
         Err(e) if cancel.load(Ordering::Relaxed) => {

@@ -1,7 +1,8 @@
 //! The arithmetic of a qcow2 file rbdkit writes: cluster geometry, L2 entries (plain and
-//! compressed), where the metadata goes after the data, the refcounts every host cluster needs,
-//! and the header bytes. Pure functions, no I/O, so the on-disk format is tested apart from
-//! the copy. The format is qemu's `docs/interop/qcow2.txt` (version 3, 16-bit refcounts, no
+//! compressed), where the metadata goes (after the data in a file, before it in a stream), the
+//! refcounts every host cluster needs, and the bytes of the header, L1 table and refcount
+//! table. Pure functions, no I/O, so the on-disk format is tested apart from the copy; both
+//! writers ([`super::Qcow2Sink`], [`super::stream::Qcow2StreamSink`]) plan here. The format is qemu's `docs/interop/qcow2.txt` (version 3, 16-bit refcounts, no
 //! backing file, no snapshots, no extensions).
 use crate::disk::qcow2::Compression;
 use crate::error::{Error, Result};
@@ -37,9 +38,29 @@ impl Default for Geometry {
     }
 }
 
-/// Where the tables go: after the data, in this order, each cluster-aligned.
+/// Where the tables go relative to the data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// After the data, which ends before `data_end` (a file: data lands as pieces finish, so
+    /// the tables are known last): L2 tables, L1 table, refcount blocks, refcount table.
+    After {
+        /// One past the last data byte (the header's cluster included).
+        data_end: u64,
+    },
+    /// Before `data_clusters` clusters of data (a stream: every table is known before the
+    /// first data byte): L1 table, refcount table, refcount blocks, L2 tables, data.
+    Before {
+        /// Host clusters of data that follow the tables.
+        data_clusters: u64,
+    },
+}
+
+/// Where the tables go, each cluster-aligned, in the order of the [`Placement`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Metadata {
+    /// Offset of the first data cluster (right after the header in a file; after the L2
+    /// tables in a stream).
+    pub data_offset: u64,
     /// Offset of the first L2 table; the others follow in L1 order.
     pub l2_offset: u64,
     /// L2 tables (one per L1 entry that maps any data).
@@ -56,7 +77,7 @@ pub struct Metadata {
     pub reftable_offset: u64,
     /// Clusters of the refcount table.
     pub reftable_clusters: u64,
-    /// Length of the file: the end of the refcount table.
+    /// Length of the file: the end of the refcount table (a file) or of the data (a stream).
     pub file_end: u64,
 }
 
@@ -83,7 +104,7 @@ impl Geometry {
 
     /// Refcounts in one refcount block.
     pub fn refcounts_per_block(&self) -> u64 {
-        self.cluster_size() * 8 >> REFCOUNT_ORDER
+        (self.cluster_size() * 8) >> REFCOUNT_ORDER
     }
 
     /// Rounds `offset` up to a cluster boundary.
@@ -119,41 +140,127 @@ impl Geometry {
         (offset, sectors * SECTOR - (offset & (SECTOR - 1)))
     }
 
-    /// Lays out the metadata after the data (which ends before `data_end`): `l2_tables` L2
-    /// tables, an L1 table of `l1_entries`, then refcount blocks covering every cluster up to
-    /// the end of the refcount table, which covers them. The refcount structures count
-    /// themselves, so their size is the least fixed point of that dependency.
-    pub fn plan(&self, data_end: u64, l2_tables: u64, l1_entries: u64) -> Metadata {
+    /// Lays out the metadata of an image with `l2_tables` L2 tables and an L1 table of
+    /// `l1_entries`, after or before the data as `place` says, with refcount blocks covering
+    /// every cluster of the file, which counts them too: their size is the least fixed point
+    /// of that dependency.
+    pub fn plan(&self, place: Placement, l2_tables: u64, l1_entries: u64) -> Metadata {
         let cs = self.cluster_size();
-        let l2_offset = self.align_up(data_end.max(cs));
-        let l1_offset = l2_offset + l2_tables * cs;
         // An empty disk has no L1 table: qemu counts no cluster for it (`l1_size` 0).
         let l1_clusters = (l1_entries * 8).div_ceil(cs);
-        let refblock_offset = l1_offset + l1_clusters * cs;
-        let before = refblock_offset / cs;
+        // The clusters that are not refcount structures.
+        let others = match place {
+            Placement::After { data_end } => {
+                self.align_up(data_end.max(cs)) / cs + l2_tables + l1_clusters
+            }
+            Placement::Before { data_clusters } => 1 + l1_clusters + l2_tables + data_clusters,
+        };
+        let (refblocks, reftable_clusters) = self.refcount_clusters(others);
+        let m = |data_offset, l2_offset, l1_offset, refblock_offset, reftable_offset, file_end| {
+            Metadata {
+                data_offset,
+                l2_offset,
+                l2_tables,
+                l1_offset,
+                l1_clusters,
+                refblock_offset,
+                refblocks,
+                reftable_offset,
+                reftable_clusters,
+                file_end,
+            }
+        };
+        match place {
+            Placement::After { data_end } => {
+                let l2_offset = self.align_up(data_end.max(cs));
+                let l1_offset = l2_offset + l2_tables * cs;
+                let refblock_offset = l1_offset + l1_clusters * cs;
+                let reftable_offset = refblock_offset + refblocks * cs;
+                let end = reftable_offset + reftable_clusters * cs;
+                m(
+                    cs,
+                    l2_offset,
+                    l1_offset,
+                    refblock_offset,
+                    reftable_offset,
+                    end,
+                )
+            }
+            Placement::Before { data_clusters } => {
+                let l1_offset = cs;
+                let reftable_offset = l1_offset + l1_clusters * cs;
+                let refblock_offset = reftable_offset + reftable_clusters * cs;
+                let l2_offset = refblock_offset + refblocks * cs;
+                let data_offset = l2_offset + l2_tables * cs;
+                let end = data_offset + data_clusters * cs;
+                m(
+                    data_offset,
+                    l2_offset,
+                    l1_offset,
+                    refblock_offset,
+                    reftable_offset,
+                    end,
+                )
+            }
+        }
+    }
+
+    /// Refcount blocks and refcount table clusters for a file of `others` clusters plus
+    /// themselves.
+    fn refcount_clusters(&self, others: u64) -> (u64, u64) {
         let (mut refblocks, mut reftable_clusters) = (0u64, 0u64);
         loop {
-            let clusters = before + refblocks + reftable_clusters;
+            let clusters = others + refblocks + reftable_clusters;
             let rb = clusters.div_ceil(self.refcounts_per_block());
-            let rt = (rb * 8).div_ceil(cs).max(1);
+            let rt = (rb * 8).div_ceil(self.cluster_size()).max(1);
             if (rb, rt) == (refblocks, reftable_clusters) {
-                break;
+                return (refblocks, reftable_clusters);
             }
             (refblocks, reftable_clusters) = (rb, rt);
         }
-        let reftable_offset = refblock_offset + refblocks * cs;
-        Metadata {
-            l2_offset,
-            l2_tables,
-            l1_offset,
-            l1_clusters,
-            refblock_offset,
-            refblocks,
-            reftable_offset,
-            reftable_clusters,
-            file_end: reftable_offset + reftable_clusters * cs,
-        }
     }
+
+    /// The size a disk of `size` bytes is stored as: qemu reads the size in whole 512-byte
+    /// sectors (rounding down), so any other size is rounded up, its tail reading as zeros,
+    /// as `qemu-img convert` does.
+    pub fn stored_size(size: u64) -> u64 {
+        size.div_ceil(SECTOR) * SECTOR
+    }
+}
+
+/// The L1 table of `l1_entries` entries, as stored: the `k`-th of the L1 indices `mapped`
+/// (increasing) points to the `k`-th L2 table of `m`, the other entries are zero.
+pub fn l1_table(
+    g: Geometry,
+    m: &Metadata,
+    l1_entries: u64,
+    mapped: impl IntoIterator<Item = u64>,
+) -> Vec<u8> {
+    let mut l1 = vec![0u8; (l1_entries * 8) as usize];
+    for (k, i) in mapped.into_iter().enumerate() {
+        let at = m.l2_offset + k as u64 * g.cluster_size();
+        let i = i as usize;
+        l1[8 * i..8 * i + 8].copy_from_slice(&(at | OFLAG_COPIED).to_be_bytes());
+    }
+    l1
+}
+
+/// The refcount table of `m`, as stored: the offsets of its refcount blocks.
+pub fn reftable(g: Geometry, m: &Metadata) -> Vec<u8> {
+    (0..m.refblocks)
+        .flat_map(|b| (m.refblock_offset + b * g.cluster_size()).to_be_bytes())
+        .collect()
+}
+
+/// Refcount block `i` as stored: big-endian 16-bit counts, one cluster, `count(c)` for
+/// cluster `c`.
+pub fn refblock(g: Geometry, i: u64, count: impl Fn(u64) -> u16) -> Vec<u8> {
+    let per = g.refcounts_per_block();
+    let mut out = vec![0u8; g.cluster_size() as usize];
+    for (k, c) in (i * per..(i + 1) * per).enumerate() {
+        out[2 * k..2 * k + 2].copy_from_slice(&count(c).to_be_bytes());
+    }
+    out
 }
 
 /// Refcounts of every host cluster of the file, built up reference by reference.
@@ -200,14 +307,9 @@ impl Refcounts {
         self.counts.get(c as usize).copied().unwrap_or(0)
     }
 
-    /// Refcount block `i` as stored: big-endian 16-bit counts, one cluster.
+    /// Refcount block `i` as stored ([`refblock`]).
     pub fn block(&self, g: Geometry, i: u64) -> Vec<u8> {
-        let per = g.refcounts_per_block();
-        let mut out = vec![0u8; g.cluster_size() as usize];
-        for (k, c) in (i * per..(i + 1) * per).enumerate() {
-            out[2 * k..2 * k + 2].copy_from_slice(&self.get(c).to_be_bytes());
-        }
-        out
+        refblock(g, i, |c| self.get(c))
     }
 }
 
@@ -249,6 +351,10 @@ mod tests {
     use super::*;
 
     const G: Geometry = Geometry { cluster_bits: 16 };
+
+    fn after(data_end: u64) -> Placement {
+        Placement::After { data_end }
+    }
 
     #[test]
     fn geometry_of_64k_clusters() {
@@ -292,7 +398,7 @@ mod tests {
     #[test]
     fn metadata_follows_the_data_and_counts_itself() {
         // Header cluster only, one L2 table, a 1 GiB disk.
-        let m = G.plan(65536, 1, 2);
+        let m = G.plan(after(65536), 1, 2);
         assert_eq!(m.l2_offset, 65536);
         assert_eq!(m.l1_offset, 2 * 65536);
         assert_eq!(m.l1_clusters, 1);
@@ -301,9 +407,9 @@ mod tests {
         assert_eq!(m.reftable_offset, 4 * 65536);
         assert_eq!(m.file_end, 5 * 65536);
         // Data not ending on a cluster: the tables start at the next one.
-        assert_eq!(G.plan(65536 * 3 + 7, 0, 1).l2_offset, 65536 * 4);
+        assert_eq!(G.plan(after(65536 * 3 + 7), 0, 1).l2_offset, 65536 * 4);
         // An empty disk has no L1 table (qemu would call a cluster for it leaked).
-        let m = G.plan(0, 0, 0);
+        let m = G.plan(after(0), 0, 0);
         assert_eq!((m.l1_clusters, m.refblock_offset), (0, 65536));
     }
 
@@ -313,12 +419,12 @@ mod tests {
         // second block, which the plan must find.
         let per = G.refcounts_per_block();
         let data_end = (per - 2) * 65536; // + 1 L1 cluster = per - 1 clusters before
-        let m = G.plan(data_end, 0, 1);
+        let m = G.plan(after(data_end), 0, 1);
         let clusters = m.file_end / 65536;
         assert!(m.refblocks * per >= clusters, "{m:?}");
         assert_eq!(m.refblocks, 2, "{m:?}");
         // And a large file: a reftable of several clusters.
-        let m = G.plan(10 << 40, 20480, 20480);
+        let m = G.plan(after(10 << 40), 20480, 20480);
         let clusters = m.file_end / 65536;
         assert!(m.refblocks * per >= clusters);
         assert!(m.reftable_clusters * 8192 >= m.refblocks);
@@ -327,6 +433,53 @@ mod tests {
             clusters.div_ceil(per),
             "no more blocks than needed"
         );
+    }
+
+    #[test]
+    fn a_stream_puts_every_table_before_the_data() {
+        // A 1 GiB disk: 2 L1 entries, both mapped, and 100 data clusters.
+        let m = G.plan(Placement::Before { data_clusters: 100 }, 2, 2);
+        assert_eq!(m.l1_offset, 65536);
+        assert_eq!((m.reftable_offset, m.reftable_clusters), (2 * 65536, 1));
+        assert_eq!((m.refblock_offset, m.refblocks), (3 * 65536, 1));
+        assert_eq!(m.l2_offset, 4 * 65536);
+        assert_eq!(m.data_offset, 6 * 65536);
+        assert_eq!(m.file_end, 106 * 65536);
+        // One block's worth of clusters short by one before the refcount structures: with
+        // them the file needs a second block, which counts the data after it too.
+        let per = G.refcounts_per_block();
+        let m = G.plan(
+            Placement::Before {
+                data_clusters: per - 4,
+            },
+            1,
+            1,
+        );
+        assert_eq!(m.refblocks, 2, "{m:?}");
+        assert!(m.refblocks * per >= m.file_end / 65536, "{m:?}");
+        assert_eq!(m.data_offset, m.l2_offset + 65536);
+        assert_eq!(m.file_end, m.data_offset + (per - 4) * 65536);
+        // An empty disk: the header, the refcount table and one block.
+        let m = G.plan(Placement::Before { data_clusters: 0 }, 0, 0);
+        assert_eq!(
+            (m.l1_clusters, m.data_offset, m.file_end),
+            (0, 3 * 65536, 3 * 65536)
+        );
+    }
+
+    #[test]
+    fn tables_point_where_the_plan_says() {
+        let m = G.plan(Placement::Before { data_clusters: 3 }, 2, 4);
+        let l1 = l1_table(G, &m, 4, [1, 3]);
+        let entry = |i: usize| u64::from_be_bytes(l1[8 * i..8 * i + 8].try_into().unwrap());
+        assert_eq!(l1.len(), 32);
+        assert_eq!((entry(0), entry(2)), (0, 0));
+        assert_eq!(entry(1), m.l2_offset | OFLAG_COPIED);
+        assert_eq!(entry(3), (m.l2_offset + 65536) | OFLAG_COPIED);
+        let rt = reftable(G, &m);
+        assert_eq!(rt, m.refblock_offset.to_be_bytes());
+        let b = refblock(G, 0, |c| u16::from(c < 2));
+        assert_eq!(&b[..6], &[0, 1, 0, 1, 0, 0]);
     }
 
     #[test]
@@ -346,7 +499,7 @@ mod tests {
 
     #[test]
     fn header_fields_land_where_qemu_reads_them() {
-        let m = G.plan(65536, 1, 2);
+        let m = G.plan(after(65536), 1, 2);
         let f = HeaderFields {
             size: 1 << 30,
             l1_entries: 2,

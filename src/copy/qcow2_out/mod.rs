@@ -1,5 +1,7 @@
 //! A qcow2 file as a copy target (`-O qcow2`): a format layer over a positional raw target
-//! (a [`FileSink`](super::sink_file::FileSink), which publishes it atomically).
+//! (a [`FileSink`](super::sink_file::FileSink), which publishes it atomically). [`stream`]
+//! writes the same format to a forward-only stream, its tables first, planned in the same
+//! [`layout`].
 //!
 //! The decode thread that read a piece encodes it here ([`ConcurrentWrite::write_piece`]):
 //! it cuts the piece into clusters, skips those holding only zeros, compresses the rest when
@@ -22,11 +24,14 @@
 //! with an error when its first such piece arrives.
 pub mod encode;
 pub mod layout;
+pub mod stream;
 
 use super::{ConcurrentWrite, PieceData, PoolBuf, Sink};
 use crate::disk::qcow2::Compression;
 use crate::error::{Error, Result};
-use layout::{Geometry, HeaderFields, Metadata, Refcounts, OFLAG_COMPRESSED, OFLAG_COPIED};
+use layout::{
+    Geometry, HeaderFields, Metadata, Placement, Refcounts, OFLAG_COMPRESSED, OFLAG_COPIED,
+};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A qcow2 image written into `target` (a raw file that takes positional writes from many
@@ -180,9 +185,7 @@ impl Qcow2Writer {
                 "qcow2 writer: a piece ended at {t}, off a cluster boundary, inside a disk of {size} bytes: the source's pieces are not whole clusters; convert it to a file first"
             )));
         }
-        // qemu reads the size in whole 512-byte sectors (rounding down): a disk of any other
-        // size is stored rounded up, its tail reading as zeros, as `qemu-img convert` does.
-        let size = size.div_ceil(512) * 512;
+        let size = Geometry::stored_size(size);
         let l1_entries = g.l1_entries(size);
         if st.l2.len() as u64 > l1_entries {
             return Err(Error::Other(format!(
@@ -195,13 +198,11 @@ impl Qcow2Writer {
             .enumerate()
             .filter_map(|(i, t)| t.as_deref().map(|t| (i, t)))
             .collect();
-        let m: Metadata = g.plan(st.next, tables.len() as u64, l1_entries);
+        let place = Placement::After { data_end: st.next };
+        let m: Metadata = g.plan(place, tables.len() as u64, l1_entries);
         let mut refs = Refcounts::new(g, m.file_end);
         refs.add(0, cs)?;
-        let mut l1 = vec![0u8; (l1_entries * 8) as usize];
-        for (k, &(i, table)) in tables.iter().enumerate() {
-            let at = m.l2_offset + k as u64 * cs;
-            l1[8 * i..8 * i + 8].copy_from_slice(&(at | OFLAG_COPIED).to_be_bytes());
+        for (k, &(_, table)) in tables.iter().enumerate() {
             let mut bytes = Vec::with_capacity(cs as usize);
             for &e in table {
                 if e & OFLAG_COMPRESSED != 0 {
@@ -212,18 +213,18 @@ impl Qcow2Writer {
                 }
                 bytes.extend_from_slice(&e.to_be_bytes());
             }
-            self.store.write_at(at, &bytes)?;
+            self.store.write_at(m.l2_offset + k as u64 * cs, &bytes)?;
         }
         let meta_start = m.l2_offset;
         refs.add(meta_start, m.file_end - meta_start)?;
+        let l1 = layout::l1_table(g, &m, l1_entries, tables.iter().map(|t| t.0 as u64));
         self.store.write_at(m.l1_offset, &l1)?;
-        let mut reftable = Vec::with_capacity((m.refblocks * 8) as usize);
         for b in 0..m.refblocks {
-            let at = m.refblock_offset + b * cs;
-            self.store.write_at(at, &refs.block(g, b))?;
-            reftable.extend_from_slice(&at.to_be_bytes());
+            self.store
+                .write_at(m.refblock_offset + b * cs, &refs.block(g, b))?;
         }
-        self.store.write_at(m.reftable_offset, &reftable)?;
+        self.store
+            .write_at(m.reftable_offset, &layout::reftable(g, &m))?;
         let fields = HeaderFields {
             size,
             l1_entries,

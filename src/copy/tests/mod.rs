@@ -3,6 +3,7 @@
 //! (failures.rs). The fixtures they share are here.
 mod disks;
 mod failures;
+mod qcow2_out_stream;
 mod qcow2_stream;
 
 use super::*;
