@@ -94,11 +94,19 @@ brick_pids() {
 }
 
 down() {
+  # The brick processes and what they keep outside the state dir (-p PIDFILE -S SOCKET -l LOG),
+  # found before `volume stop` ends them.
+  local bricks leftovers="" p
+  bricks=$(brick_pids)
+  for p in $bricks; do
+    leftovers="$leftovers $(tr '\0' '\n' < "/proc/$p/cmdline" | awk 'f {print; f=0} /^-(p|S|l)$/ {f=1}')"
+  done
   if pid_alive "$STATE/glusterd.pid"; then
     g volume stop "$VOL" force >/dev/null 2>&1 || true
     g volume delete "$VOL" >/dev/null 2>&1 || true
   fi
-  local pids; pids="$(brick_pids) $( [ -f "$STATE/glusterd.pid" ] && cat "$STATE/glusterd.pid")"
+  local pids="$bricks"
+  [ -f "$STATE/glusterd.pid" ] && pids="$pids $(cat "$STATE/glusterd.pid")"
   # glusterd's other children (the self-heal / quota daemons) name our working directory.
   pids="$pids $(pgrep -f -- "$WORK" 2>/dev/null || true)"
   for p in $pids; do kill "$p" 2>/dev/null || true; done
@@ -108,6 +116,8 @@ down() {
     [ $alive = 0 ] && break; sleep 0.1
   done
   for p in $pids; do kill -9 "$p" 2>/dev/null || true; done
+  for f in $leftovers; do rm -f "$f"; done
+  rm -rf "/var/run/gluster/vols/$VOL"
   rm -rf "$STATE"
   say "down"
 }
