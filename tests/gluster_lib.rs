@@ -65,13 +65,19 @@ fn async_window_writes_and_reads_back() {
     let mut q = AioQueue::new(&f, 4, bs);
     for (slot, b) in [(0usize, 5usize), (1, 63), (2, 0)] {
         q.submit(slot, (b * bs) as u64, bs, true).unwrap();
-        assert!(q.buf_mut(slot).is_none(), "a slot in flight is not lent out");
+        assert!(
+            q.buf_mut(slot).is_none(),
+            "a slot in flight is not lent out"
+        );
     }
     let mut seen = 0;
     while let Some((slot, ret)) = q.wait() {
         assert_eq!(ret, bs as isize);
         let want = [6u8, 64, 1][slot];
-        assert!(q.buf(slot).unwrap().iter().all(|&x| x == want), "slot {slot}");
+        assert!(
+            q.buf(slot).unwrap().iter().all(|&x| x == want),
+            "slot {slot}"
+        );
         seen += 1;
     }
     assert_eq!(seen, 3);

@@ -19,7 +19,8 @@ mod tests {
     #[test]
     fn every_call_rbdkit_uses_is_bound() {
         let _ = iscsi_full_connect_sync as unsafe extern "C" fn(_, _, _) -> _;
-        let _ = iscsi_write16_task as unsafe extern "C" fn(_, _, _, _, _, _, _, _, _, _, _, _, _) -> _;
+        let _ =
+            iscsi_write16_task as unsafe extern "C" fn(_, _, _, _, _, _, _, _, _, _, _, _, _) -> _;
         let _ = iscsi_read16_task as unsafe extern "C" fn(_, _, _, _, _, _, _, _, _, _, _, _) -> _;
         let _ = iscsi_unmap_sync as unsafe extern "C" fn(_, _, _, _, _, _) -> _;
         let _ = iscsi_service as unsafe extern "C" fn(_, _) -> _;

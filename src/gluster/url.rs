@@ -36,7 +36,10 @@ impl GlusterUrl {
         if host.is_empty() || volume.is_empty() || path.is_empty() || path.ends_with('/') {
             return Err(bad("empty host, volume or file name"));
         }
-        if path.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        if path
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+        {
             return Err(bad("empty, '.' or '..' path component"));
         }
         if url.contains('\0') {
