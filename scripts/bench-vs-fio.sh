@@ -8,6 +8,10 @@
 # Each run's I/O count is also checked against the server's own count of the same run: the
 # block device's completed reads+writes (/sys/class/block/DEV/stat) for the file, the OSDs'
 # op_r+op_w counters for RBD. srv = server count / the tool's reported count (1.00 = exact).
+# With RBDKIT_GLUSTER_URL set (scripts/gluster-server.sh url), a gluster row too: fio's
+# gfapi_async engine (Debian's fio has gfapi and gfapi_async) against rbdkit's gluster:// target
+# on the same 1 GiB file of the volume; no server-side I/O count exists there (srv prints -).
+# iSCSI: Debian's fio has no libiscsi engine (`fio --enghelp`), so there is no iscsi row.
 # Usage: CEPH_CONF=... scripts/bench-vs-fio.sh [RUNTIME_S=10] [ROUNDS=5] [FILE_DIR=/var/tmp]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +25,21 @@ work=$(mktemp -d); img="fio-cmp-$$"; file="$FDIR/rbdkit-fio-cmp-$$.img"
 # Both tools read this conf: the cluster's, with the librbd cache off.
 conf="$work/ceph.conf"; cp "$CEPH_CONF" "$conf"; printf '\n[client]\nrbd cache = false\n' >> "$conf"
 export CEPH_CONF=$conf
-cleanup() { rbd rm --no-progress "volumes/$img" >/dev/null 2>&1 || true; rm -rf "$work" "$file"; }
+targets="rbd file"
+gfile="fio-cmp-$$.img"
+if [ -n "${RBDKIT_GLUSTER_URL:-}" ]; then
+  targets="$targets gluster"
+  ghost=${RBDKIT_GLUSTER_URL#gluster://}; gvol=${ghost#*/}; ghost=${ghost%%/*}
+  # fio lays the file out (1 GiB written): both tools then overwrite and read data.
+  fio --name=layout --ioengine=gfapi --volume="$gvol" --brick="${ghost%%:*}" --filename="$gfile" \
+      --size=1G --bs=1M --rw=write --output=/dev/null
+fi
+cleanup() {
+  rbd rm --no-progress "volumes/$img" >/dev/null 2>&1 || true; rm -rf "$work" "$file"
+  # fio's unlink=1 removes the file from the volume after one read.
+  [ -z "${RBDKIT_GLUSTER_URL:-}" ] || fio --name=rm --ioengine=gfapi --volume="$gvol" --brick="${ghost%%:*}" \
+    --filename="$gfile" --size=1G --bs=4k --io_size=4k --rw=read --unlink=1 --output=/dev/null >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 rbd create "volumes/$img" --size 1G --image-feature layering
 rbd bench --io-type write --io-size 4M --io-total 1G --io-pattern seq "volumes/$img" >/dev/null   # prefill: reads hit data
@@ -68,7 +86,7 @@ PY
 rk_run() { # rk_run TARGET RW -> "iops cpu_us_per_io ios"
   local cpu
   cpu=$(timed /dev/null "$RBDKIT" --no-progress bench "$1" --rw "$2" --bs 4K --iodepth 32 --jobs 1 \
-        --runtime "${RUNTIME}s" --keep --json "$work/rk.json")
+        --runtime "${RUNTIME}s" --keep --allow-existing --json "$work/rk.json")
   python3 - "$work/rk.json" "$cpu" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"][0]
@@ -79,18 +97,22 @@ PY
 # checked TARGET RUN ARGS...: "iops cpu srv" where srv = server-counted I/Os / reported I/Os.
 checked() {
   local t=$1 a b iops cpu ios; shift
+  if [ "$t" = gluster ]; then read -r iops cpu ios < <("$@"); echo "$iops $cpu -"; return; fi
   a=$(server_ios "$t"); read -r iops cpu ios < <("$@"); b=$(server_ios "$t")
   echo "$iops $cpu $(awk -v s=$((b - a)) -v n="$ios" 'BEGIN{printf "%.3f", s / (n > 0 ? n : 1)}')"
 }
 
-printf '%-6s %-10s %-5s %-6s %10s %10s %8s %11s %11s %7s %7s\n' target rw round first fio_iops rk_iops ratio fio_cpu_us rk_cpu_us fio_srv rk_srv
+printf '%-7s %-10s %-5s %-6s %10s %10s %8s %11s %11s %7s %7s\n' target rw round first fio_iops rk_iops ratio fio_cpu_us rk_cpu_us fio_srv rk_srv
 ratios="$work/ratios"; : > "$ratios"
 for rw in randwrite randread; do
   for r in $(seq 1 "$ROUNDS"); do
-    for target in rbd file; do
+    for target in $targets; do
       if [ "$target" = rbd ]; then
         fio_args=(--ioengine=rbd --clientname=admin --pool=volumes --rbdname="$img" --rw="$rw")
         rk_target="rbd:volumes/$img"
+      elif [ "$target" = gluster ]; then
+        fio_args=(--ioengine=gfapi_async --volume="$gvol" --brick="${ghost%%:*}" --filename="$gfile" --size=1G --rw="$rw")
+        rk_target="$RBDKIT_GLUSTER_URL/$gfile"
       else
         fio_args=(--ioengine=io_uring --direct=1 --filename="$file" --size=1G --rw="$rw")
         rk_target="file:$file"
@@ -102,7 +124,7 @@ for rw in randwrite randread; do
       fi
       ratio=$(awk -v a="$ri" -v b="$fi" 'BEGIN{printf "%.3f", a/b}')
       echo "$target $rw $ratio $fc $rc $fs $rs" >> "$ratios"
-      printf '%-6s %-10s %-5s %-6s %10s %10s %7.2fx %11s %11s %7s %7s\n' "$target" "$rw" "$r" "$first" "$fi" "$ri" "$ratio" "$fc" "$rc" "$fs" "$rs"
+      printf '%-7s %-10s %-5s %-6s %10s %10s %7.2fx %11s %11s %7s %7s\n' "$target" "$rw" "$r" "$first" "$fi" "$ri" "$ratio" "$fc" "$rc" "$fs" "$rs"
     done
   done
 done
@@ -114,12 +136,12 @@ import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
     t, rw, *nums = line.split()
-    rows.setdefault((t, rw), []).append(tuple(map(float, nums)))
-print(f"{'target':<6} {'rw':<10} {'median':>7} {'min':>6} {'max':>6} {'within10%':>9} {'fio_cpu':>8} {'rk_cpu':>8} {'fio_srv':>8} {'rk_srv':>8}")
+    rows.setdefault((t, rw), []).append(tuple(float(x) for x in nums if x != "-"))
+print(f"{'target':<7} {'rw':<10} {'median':>7} {'min':>6} {'max':>6} {'within10%':>9} {'fio_cpu':>8} {'rk_cpu':>8} {'fio_srv':>8} {'rk_srv':>8}")
 for (t, rw), v in rows.items():
     r = [x[0] for x in v]
     inside = sum(1 for x in r if 0.9 <= x <= 1.1)
-    print(f"{t:<6} {rw:<10} {statistics.median(r):6.2f}x {min(r):5.2f}x {max(r):5.2f}x {inside:>5}/{len(r):<3} "
+    print(f"{t:<7} {rw:<10} {statistics.median(r):6.2f}x {min(r):5.2f}x {max(r):5.2f}x {inside:>5}/{len(r):<3} "
           f"{statistics.median(x[1] for x in v):8.1f} {statistics.median(x[2] for x in v):8.1f} "
-          f"{statistics.median(x[3] for x in v):8.3f} {statistics.median(x[4] for x in v):8.3f}")
+          + (f"{statistics.median(x[3] for x in v):8.3f} {statistics.median(x[4] for x in v):8.3f}" if len(v[0]) > 4 else f"{'-':>8} {'-':>8}"))
 PY

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine: installs the system packages, builds, starts three real
+# The whole test suite on a fresh machine: installs the system packages, builds, starts four real
 # Ceph clusters (clone v1: require-min-compat-client luminous; clone v2: mimic; reef from Debian
 # 13's packages and tentacle from Debian unstable's, each in a root filesystem of its own,
-# scripts/ceph-rootfs.sh) and the NFS server, runs `cargo test --workspace --release`, and stops
-# everything it started.
+# scripts/ceph-rootfs.sh), the NFS server and the GlusterFS server (scripts/gluster-server.sh),
+# runs `cargo test --workspace --release`, and stops everything it started.
 # Extra arguments go to cargo test, e.g. `scripts/test.sh -- clone` or `scripts/test.sh --test clone_cli`.
 # Ports (env): RBDKIT_TEST_MON_PORT (default 3320), RBDKIT_TEST_MON_PORT_V2 (default 3340),
 # RBDKIT_TEST_MON_PORT_REEF (default 3350), RBDKIT_TEST_MON_PORT_TENTACLE (default 3360).
@@ -31,6 +31,7 @@ stop_all() {
   for s in "${started[@]}"; do
     case $s in
       nfs) bash scripts/nfs-server.sh down >/dev/null 2>&1 || true;;
+      gluster) bash scripts/gluster-server.sh down >/dev/null 2>&1 || true;;
       rootfs:*) ;; # unmounted below, after the cluster that runs from it
       *) bash scripts/dev-cluster.sh down --dir "$s" >/dev/null 2>&1 || true;;
     esac
@@ -89,6 +90,14 @@ if [ -f scripts/nfs-server.sh ]; then
   RBDKIT_NFS_DIR=$(bash scripts/nfs-server.sh dir)
   export RBDKIT_NFS_URL RBDKIT_NFS_DIR
 fi
+
+phase "GlusterFS server (glusterd, one-brick volume on loopback)"
+export RBDKIT_GLUSTER_STATE=$STATE/gluster
+started+=(gluster)
+bash scripts/gluster-server.sh up
+RBDKIT_GLUSTER_URL=$(bash scripts/gluster-server.sh url)
+RBDKIT_GLUSTER_BRICK=$(bash scripts/gluster-server.sh dir)
+export RBDKIT_GLUSTER_URL RBDKIT_GLUSTER_BRICK
 
 phase "cargo test --workspace --release $*"
 set +e

@@ -3,6 +3,7 @@
 //! - [`disk`]: read virtual disks (raw, qcow2) as extents and bytes at guest offsets.
 //! - [`copy`]: the one copy engine behind `convert` (to a sparse file) and `import-raw` (to RBD).
 //! - [`ceph`] (feature `rbd`): the only code that touches librados/librbd.
+//! - [`gluster`] (feature `gluster`): the only code that touches libgfapi.
 //! - [`backup`] (feature `rbd`): Cinder-style full and incremental volume backups, restores.
 //! - [`clone`]: the Cinder clone workflow. [`pg`]: pg_num and capacity planning.
 //! - [`bench`]: I/O benchmarks of RBD images, files and NFS shares.
@@ -16,6 +17,8 @@ pub mod backup;
 pub mod copy;
 pub mod disk;
 pub mod error;
+#[cfg(feature = "gluster")]
+pub mod gluster;
 pub mod input;
 pub mod nfs;
 pub mod output;

@@ -1,10 +1,12 @@
-//! `rbdkit bench`: I/O benchmarks of RBD images (librbd aio), files (io_uring, O_DIRECT) and NFS
-//! shares (userspace NFSv3), side by side, with honest sparse-storage semantics: first writes
-//! into holes, overwrites and reads of written data are measured separately, and reads never
-//! touch never-written ranges (those are prefilled first).
+//! `rbdkit bench`: I/O benchmarks of RBD images (librbd aio), files (io_uring, O_DIRECT), NFS
+//! shares (userspace NFSv3) and GlusterFS volumes (libgfapi), side by side, with honest
+//! sparse-storage semantics: first writes into holes, overwrites and reads of written data are
+//! measured separately, and reads never touch never-written ranges (those are prefilled first).
 //! The library measures and returns data; the CLI prints tables, JSON and plots.
 pub mod file;
 pub mod fio;
+#[cfg(feature = "gluster")]
+pub mod gluster;
 pub mod meta;
 pub mod nfs;
 pub mod plot;

@@ -296,6 +296,22 @@ pub fn nfs_dir() -> PathBuf {
     )
 }
 
+/// The GlusterFS volume the tests write to (`gluster://HOST/VOLUME`), started by
+/// scripts/test.sh with scripts/gluster-server.sh. Unset is a failure, never a skip.
+pub fn gluster_url() -> String {
+    std::env::var("RBDKIT_GLUSTER_URL").expect(
+        "RBDKIT_GLUSTER_URL is not set: run the tests with scripts/test.sh (it starts the GlusterFS server), or export `bash scripts/gluster-server.sh url`",
+    )
+}
+
+/// The brick directory of that volume, where its files lie as plain files: the witness of
+/// what arrived on the volume.
+pub fn gluster_brick() -> PathBuf {
+    PathBuf::from(std::env::var("RBDKIT_GLUSTER_BRICK").expect(
+        "RBDKIT_GLUSTER_BRICK is not set: run the tests with scripts/test.sh, or export `bash scripts/gluster-server.sh dir`",
+    ))
+}
+
 /// The `ceph` CLI against `conf`, with a 60 s limit (a cluster that stopped answering fails
 /// the test instead of hanging it).
 pub fn ceph_with(conf: &str, args: &[&str]) -> Output {

@@ -1,4 +1,4 @@
-//! `rbdkit bench TARGET...`: RBD images, files and NFS shares side by side — latency histograms,
+//! `rbdkit bench TARGET...`: RBD images, files, NFS shares, and GlusterFS volumes side by side — latency histograms,
 //! a table, JSON, an SVG plot, and a regression gate against a saved baseline.
 use crate::global::Global;
 use clap::Args;
@@ -14,7 +14,8 @@ use std::process::ExitCode;
 /// Arguments of `rbdkit bench`.
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Targets, run one after another: rbd:POOL/IMAGE, file:PATH, nfs://HOST[:PORT]/EXPORT/FILE.
+    /// Targets, run one after another: rbd:POOL/IMAGE, file:PATH, nfs://HOST[:PORT]/EXPORT/FILE,
+    /// gluster://HOST[:PORT]/VOLUME/PATH.
     #[arg(required = true)]
     pub targets: Vec<String>,
     /// Size of targets the run creates (default 1G; a bare number is MiB, as in rbd). An
@@ -121,6 +122,9 @@ fn open_target(
             policy,
         )?));
     }
+    if t.starts_with("gluster://") {
+        return open_gluster(t, policy);
+    }
     if let Some(spec) = t.strip_prefix("rbd:") {
         #[cfg(feature = "rbd")]
         {
@@ -146,7 +150,22 @@ fn open_target(
         }
     }
     Err(Error::InvalidInput(format!(
-        "unknown target '{t}': use rbd:POOL/IMAGE, file:PATH or nfs://HOST[:PORT]/EXPORT/FILE"
+        "unknown target '{t}': use rbd:POOL/IMAGE, file:PATH, nfs://HOST[:PORT]/EXPORT/FILE, or gluster://HOST[:PORT]/VOLUME/PATH"
+    )))
+}
+
+#[cfg(feature = "gluster")]
+fn open_gluster(t: &str, policy: &OpenPolicy) -> rbdkit::Result<Box<dyn Target>> {
+    let url = rbdkit::gluster::GlusterUrl::parse(t)?;
+    Ok(Box::new(bench::gluster::GlusterTarget::open(
+        t, url, policy,
+    )?))
+}
+
+#[cfg(not(feature = "gluster"))]
+fn open_gluster(t: &str, _: &OpenPolicy) -> rbdkit::Result<Box<dyn Target>> {
+    Err(Error::InvalidInput(format!(
+        "{t}: this rbdkit was built without GlusterFS support (feature gluster)"
     )))
 }
 

@@ -1,0 +1,1 @@
+#include <glusterfs/api/glfs.h>
