@@ -321,13 +321,8 @@ fn snaps_of(spec: &str) -> Vec<String> {
     snap_names(&conf(), spec)
 }
 
-/// A volume of 1 GiB holding `data` of sequential writes.
-fn volume_with_data(c: &mut Cleanup, prefix: &str, data: &str) -> String {
-    let spec = format!("volumes/{}", unique(prefix));
-    assert!(rbd_with(&conf(), &["create", &spec, "--size", "1G"])
-        .status
-        .success());
-    c.add(&spec);
+/// `rbd bench` writes of 4 MiB, `total` of them in `pattern` (seq or rand).
+fn write_4m(spec: &str, total: &str, pattern: &str) {
     let o = rbd_with(
         &conf(),
         &[
@@ -337,13 +332,23 @@ fn volume_with_data(c: &mut Cleanup, prefix: &str, data: &str) -> String {
             "--io-size",
             "4M",
             "--io-total",
-            data,
+            total,
             "--io-pattern",
-            "seq",
-            &spec,
+            pattern,
+            spec,
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// A volume of 1 GiB holding `data` of sequential writes.
+fn volume_with_data(c: &mut Cleanup, prefix: &str, data: &str) -> String {
+    let spec = format!("volumes/{}", unique(prefix));
+    assert!(rbd_with(&conf(), &["create", &spec, "--size", "1G"])
+        .status
+        .success());
+    c.add(&spec);
+    write_4m(&spec, data, "seq");
     spec
 }
 
@@ -429,22 +434,7 @@ fn a_full_cluster_stops_a_backup_and_keeps_the_previous_one() {
     let base = j["base"].as_str().unwrap().to_string();
     c.add(&base);
     let s1 = j["snap"].as_str().unwrap().to_string();
-    let o = rbd_with(
-        &conf(),
-        &[
-            "bench",
-            "--io-type",
-            "write",
-            "--io-size",
-            "4M",
-            "--io-total",
-            "512M",
-            "--io-pattern",
-            "rand",
-            &spec,
-        ],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    write_4m(&spec, "512M", "rand");
 
     // Already full: the incremental is refused and leaves no snapshot behind.
     let unfull = Unfull;
