@@ -15,7 +15,7 @@
 //!
 //! Memory: the extra buffers (a compressed piece, a cluster with holes in it) come from the
 //! piece's own pool, inside the copy's budget, and live only while the piece is written. The
-//! L2 tables are kept until the end: 8 bytes per 64 KiB cluster written (16 MiB per TiB of
+//! L2 tables are kept until the end: 8 bytes per 64 KiB cluster written (128 MiB per TiB of
 //! data), outside the budget, as a sink's index is.
 //!
 //! Pieces must start on a cluster boundary and be whole clusters, except the one that ends
