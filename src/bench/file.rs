@@ -58,19 +58,10 @@ impl FileTarget {
             f.seek(std::io::SeekFrom::End(0))
                 .map_err(|e| Error::io(format!("size of {}", path.display()), e))?
         };
-        let writable = created || policy.check_existing(name, len)?;
-        if len == 0 {
-            return Err(Error::Other(format!(
-                "{name} is empty: nothing to benchmark; name a new file (bench creates it with --size)"
-            )));
-        }
+        let meta = policy.file_meta(name, len, created)?;
+        let writable = meta.writable;
         Ok(FileTarget {
-            meta: TargetMeta {
-                name: name.to_string(),
-                size: len,
-                created,
-                writable,
-            },
+            meta,
             path,
             direct: !buffered,
             writable,

@@ -32,26 +32,16 @@ impl GlusterTarget {
             None => (vol.create_new(&path, policy.create_size())?, true),
         };
         let size = file.stat()?.0;
-        let writable = created || policy.check_existing(name, size)?;
-        if size == 0 {
-            return Err(Error::Other(format!(
-                "{name} is empty: nothing to benchmark; name a new file (bench creates it with --size)"
-            )));
-        }
+        let meta = policy.file_meta(name, size, created)?;
         // An existing file was opened read-only; reopen it for writing only when allowed.
-        let file = match (created, writable) {
+        let file = match (created, meta.writable) {
             (false, true) => vol
                 .open(&path, true)?
                 .ok_or_else(|| Error::Other(format!("{name} disappeared while opening it")))?,
             _ => file,
         };
         Ok(GlusterTarget {
-            meta: TargetMeta {
-                name: name.into(),
-                size,
-                created,
-                writable,
-            },
+            meta,
             url,
             vol,
             file,

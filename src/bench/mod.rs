@@ -165,6 +165,23 @@ impl OpenPolicy {
         }
         Ok(self.allow_existing)
     }
+
+    /// The meta of a file-like target of `size` bytes that this run `created` or found: an
+    /// existing one checked with [`OpenPolicy::check_existing`], an empty one refused.
+    pub fn file_meta(&self, name: &str, size: u64, created: bool) -> Result<TargetMeta> {
+        let writable = created || self.check_existing(name, size)?;
+        if size == 0 {
+            return Err(Error::Other(format!(
+                "{name} is empty: nothing to benchmark; name a new file (bench creates it with --size)"
+            )));
+        }
+        Ok(TargetMeta {
+            name: name.to_string(),
+            size,
+            created,
+            writable,
+        })
+    }
 }
 
 /// Something to benchmark.

@@ -39,22 +39,14 @@ impl NfsTarget {
             let dir = parent_dir(&mut c, root, &url).await?;
             let (fh, created) = match lookup(&mut c, &dir, url.leaf(), &url).await? {
                 Some(fh) => (fh, false),
-                None => (create_new(&mut c, &dir, url.leaf(), size, &url).await?, true),
+                None => (
+                    create_new(&mut c, &dir, url.leaf(), size, &url).await?,
+                    true,
+                ),
             };
             let size = getattr(&mut c, &fh, &url).await?.0;
-            let writable = created || policy.check_existing(name, size)?;
-            if size == 0 {
-                return Err(Error::Other(format!(
-                    "{name} is empty: nothing to benchmark; name a new file (bench creates it with --size)"
-                )));
-            }
             Ok(NfsTarget {
-                meta: TargetMeta {
-                    name: name.into(),
-                    size,
-                    created,
-                    writable,
-                },
+                meta: policy.file_meta(name, size, created)?,
                 url,
                 mount_port,
                 dir,
