@@ -169,24 +169,18 @@ pub fn load(io: &IoCtx, base: &str, snap: &str) -> Result<Option<BlockDigests>> 
     Ok(BlockDigests::decode(&bytes))
 }
 
-/// Whether digests of `base@snap` are stored (intact or not).
-pub fn exist(io: &IoCtx, base: &str, snap: &str) -> Result<bool> {
-    let part0 = format!("{}.0", object_name(base, snap));
-    Ok(io.read_object(&part0, PART as u64)?.is_some())
-}
-
-/// Removes the digests of `base@snap`.
-pub fn remove(io: &IoCtx, base: &str, snap: &str) -> Result<()> {
+/// Removes the digests of `base@snap`; whether there were any (intact or not).
+pub fn remove(io: &IoCtx, base: &str, snap: &str) -> Result<bool> {
     let name = object_name(base, snap);
     let mut i = 0;
     loop {
         let part = format!("{name}.{i}");
         if io
-            .read_object(&part, PART as u64)
+            .object_size(&part)
             .map_err(|e| Error::Other(format!("remove the digests of {base}@{snap}: {e}")))?
             .is_none()
         {
-            return Ok(());
+            return Ok(i > 0);
         }
         io.remove_object(&part)?;
         i += 1;

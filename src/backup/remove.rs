@@ -2,10 +2,10 @@
 //! the base image, and the base image with its chain's last backup), plus what only rbdkit
 //! keeps with it: its block digests. Every backup of a chain is a whole point in time of the
 //! base image, so any of them can go without breaking the others.
-use super::chain::{find_backup, read_chain};
+use super::chain::find_backup;
 use super::digests;
 use crate::ceph::{Image, IoCtx};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use serde::Serialize;
 
 /// What `remove_backup` removed.
@@ -30,32 +30,20 @@ pub struct Removed {
 /// A backup already gone whose digests remain (removed by Cinder) has just those removed.
 pub fn remove_backup(io: &IoCtx, base_name: &str, snap_or_id: &str) -> Result<Removed> {
     let base = io.describe(base_name);
-    let found = match read_chain(io, base_name)? {
-        Some(_) => Some(find_backup(io, base_name, snap_or_id)),
-        None => None,
-    };
-    let (chain, point) = match found {
-        Some(Ok(found)) => found,
+    let (chain, point) = match find_backup(io, base_name, snap_or_id) {
+        Ok(found) => found,
         // Not a backup (any more): its digests may still be here.
-        other => {
-            if digests::exist(io, base_name, snap_or_id)? {
-                digests::remove(io, base_name, snap_or_id)?;
-                return Ok(Removed {
-                    base,
-                    snap: snap_or_id.to_string(),
-                    backup_id: String::new(),
-                    base_removed: false,
-                    was_latest: false,
-                    digests_only: true,
-                });
+        Err(e) => {
+            if !digests::remove(io, base_name, snap_or_id)? {
+                return Err(e);
             }
-            return Err(match other {
-                Some(Err(e)) => e,
-                _ => Error::InvalidInput(format!(
-                    "{base} is not a backup base image and keeps no digests of '{}'; list the backups with `rbdkit backup ls {}`",
-                    crate::text::escape(snap_or_id),
-                    io.pool()
-                )),
+            return Ok(Removed {
+                base,
+                snap: snap_or_id.to_string(),
+                backup_id: String::new(),
+                base_removed: false,
+                was_latest: false,
+                digests_only: true,
             });
         }
     };

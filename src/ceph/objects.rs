@@ -65,8 +65,8 @@ impl IoCtx {
         check(ret, "write object", &self.describe(oid)).map(|_| ())
     }
 
-    /// The whole of object `oid`, `None` when it does not exist; refuses one above `max` bytes.
-    pub fn read_object(&self, oid: &str, max: u64) -> Result<Option<Vec<u8>>> {
+    /// The size of object `oid`, `None` when it does not exist.
+    pub fn object_size(&self, oid: &str) -> Result<Option<u64>> {
         let c = cstr("object name", oid)?;
         let (mut size, mut mtime) = (0u64, 0 as libc::time_t);
         // SAFETY: valid ioctx, C string and out-pointers.
@@ -75,6 +75,15 @@ impl IoCtx {
             return Ok(None);
         }
         check(ret, "look up object", &self.describe(oid))?;
+        Ok(Some(size))
+    }
+
+    /// The whole of object `oid`, `None` when it does not exist; refuses one above `max` bytes.
+    pub fn read_object(&self, oid: &str, max: u64) -> Result<Option<Vec<u8>>> {
+        let c = cstr("object name", oid)?;
+        let Some(size) = self.object_size(oid)? else {
+            return Ok(None);
+        };
         if size > max {
             return Err(Error::Other(format!(
                 "object {} holds {size} bytes, more than the {max} expected",
