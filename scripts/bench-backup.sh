@@ -8,6 +8,9 @@
 # only (as Cinder creates them). Each round changes 256 MiB of it — 48 scattered 4 MiB writes
 # and 1024 scattered 64 KiB writes — then runs both incrementals in a seeded order, each from
 # its own chain's previous backup. Page cache dropped before every run.
+# Floors, same run: floor-read-write, `rbd bench` reading the volume's 2 GiB of data (a dense
+# copy of it) while another `rbd bench` writes 2 GiB into a new image: what any full backup
+# must at least do; floor-read-back, that read alone: what rbdkit's check adds to a full backup.
 # Each row: wall seconds (min, median, max), vs_rbdkit (tool time / rbdkit time), median
 # user+sys CPU seconds and median peak RSS (MiB) of the largest process.
 # Usage: CEPH_CONF=... scripts/bench-backup.sh [ROUNDS=3] [WORKDIR=/var/tmp/rbdkit-bench]
@@ -31,7 +34,7 @@ with open(sys.argv[1], "wb") as f:
 PY
 fi
 cleanup() {
-  for img in "$POOL/$VOL" $(rbd ls "$BPOOL" | grep "^$VOL" | sed "s|^|$BPOOL/|"); do
+  for img in "$POOL/$VOL" "$POOL/volume-bd$tag" $(rbd ls "$BPOOL" | grep "^$VOL" | sed "s|^|$BPOOL/|"); do
     rbd snap purge --no-progress "$img" >/dev/null 2>&1 || true
     rbd rm --no-progress "$img" >/dev/null 2>&1 || true
   done
@@ -76,17 +79,30 @@ for r in $(seq 1 "$ROUNDS"); do
     T[$tool]+="$t "
   done
 done
+# The floors, once per round, after the incrementals (the dense image is made once).
+DENSE="$POOL/volume-bd$tag"
+rbd create --size 2G --image-feature layering "$DENSE"
+rbd bench --io-type write --io-size 4M --io-threads 16 --io-total 2G --io-pattern seq "$DENSE" >/dev/null
+READ_2G="rbd bench --io-type read --io-size 4M --io-threads 16 --io-total 2G --io-pattern seq '$DENSE' >/dev/null"
+for r in $(seq 1 "$ROUNDS"); do
+  rbd create --size 2G --image-feature layering "$BPOOL/$VOL.floor"
+  T[floor-read-write]+="$(time_cmd bash -c "$READ_2G & rbd bench --io-type write --io-size 4M --io-threads 16 --io-total 2G --io-pattern seq '$BPOOL/$VOL.floor' >/dev/null; wait \$!") "
+  rbd rm --no-progress "$BPOOL/$VOL.floor" >/dev/null
+  T[floor-read-back]+="$(time_cmd bash -c "$READ_2G") "
+done
+rbd rm --no-progress "$DENSE" >/dev/null
+
 # Every backup of both chains must read back as the volume's snapshot did.
 last=$("$RBDKIT" --format json backup ls "$BPOOL" "$VOL" | python3 -c 'import json,sys; c=[c for c in json.load(sys.stdin)["chains"] if "rbdpipe" not in c["base"]][0]; print(c["base"]+"@"+c["backups"][-1]["snap"])')
 a=$(rbd export --no-progress "$last" - | sha256sum); b=$(rbd export --no-progress "$BPOOL/$RBASE@rbd$ROUNDS" - | sha256sum)
 [ "$a" = "$b" ] || { echo "the two chains' last backups differ" >&2; exit 1; }
 
-printf '\n%-12s %8s %8s %8s %9s %8s %8s\n' tool min median max vs_rbdkit cpu_s rss_mib
-for tool in full-rbdkit full-rbd inc-rbdkit inc-rbd; do
+printf '\n%-16s %8s %8s %8s %9s %8s %8s\n' tool min median max vs_rbdkit cpu_s rss_mib
+for tool in full-rbdkit full-rbd floor-read-write floor-read-back inc-rbdkit inc-rbd; do
   runs=(${T[$tool]}); vals=($(field 1 "${runs[@]}")); m=$(median "${vals[@]}")
-  case $tool in full-*) ref=full-rbdkit ;; inc-*) ref=inc-rbdkit ;; esac
+  case $tool in full-*|floor-*) ref=full-rbdkit ;; inc-*) ref=inc-rbdkit ;; esac
   base=$(median $(field 1 ${T[$ref]}))
-  printf '%-12s %8.2f %8.2f %8.2f %8.2fx %8.2f %8.0f\n' "$tool" \
+  printf '%-16s %8.2f %8.2f %8.2f %8.2fx %8.2f %8.0f\n' "$tool" \
     "$(printf '%s\n' "${vals[@]}" | sort -g | head -1)" "$m" "$(printf '%s\n' "${vals[@]}" | sort -g | tail -1)" \
     "$(awk -v a="$m" -v b="$base" 'BEGIN{print a/b}')" "$(median $(field 2 "${runs[@]}"))" "$(median $(field 3 "${runs[@]}"))"
 done

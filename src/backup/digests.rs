@@ -49,15 +49,26 @@ impl BlockDigests {
         });
     }
 
-    /// These digests with the disk resized to `size` and `changed` blocks replaced (the
-    /// changed set must cover every block whose length changed).
-    pub fn updated(&self, size: u64, changed: &Digests) -> BlockDigests {
+    /// These digests with the disk resized to `size` and the blocks of `changed` (byte
+    /// ranges `(offset, len)`, which must cover every block whose length changed) replaced by
+    /// `now`, the digests of their non-zero blocks: a changed block missing from `now` is zeros.
+    pub fn updated(&self, size: u64, changed: &[(u64, u64)], now: &Digests) -> BlockDigests {
         let blocks = size.div_ceil(BLOCK);
         let mut out = BlockDigests {
             size,
             blocks: self.blocks.range(..blocks).map(|(k, v)| (*k, *v)).collect(),
         };
-        for (k, v) in changed {
+        for &(offset, len) in changed {
+            let keys: Vec<u64> = out
+                .blocks
+                .range(offset / BLOCK..(offset + len).div_ceil(BLOCK))
+                .map(|(k, _)| *k)
+                .collect();
+            for k in keys {
+                out.blocks.remove(&k);
+            }
+        }
+        for (k, v) in now {
             out.blocks.insert(*k, *v);
         }
         out.drop_zero_blocks();
@@ -222,20 +233,24 @@ mod tests {
         grown[(BLOCK + 1) as usize] = 3;
         grown.resize((6 * BLOCK + 10) as usize, 0);
         grown[(6 * BLOCK) as usize] = 4;
-        let all = digests_of(&grown);
-        let changed: Digests = all
+        // Block 4 changes to zeros: absent from the new digests, so its old one must go.
+        grown[(4 * BLOCK) as usize + 9] = 0;
+        let all = BlockDigests::from_digests(grown.len() as u64, digests_of(&grown)).blocks;
+        let ranges = [(BLOCK, BLOCK), (4 * BLOCK, grown.len() as u64 - 4 * BLOCK)];
+        let now: Digests = all
             .iter()
-            .filter(|(k, _)| [1, 5, 6].contains(*k))
+            .filter(|(k, _)| [1, 4, 5, 6].contains(*k))
             .map(|(k, v)| (*k, *v))
             .collect();
         assert_eq!(
-            d.updated(grown.len() as u64, &changed).checksum(),
+            d.updated(grown.len() as u64, &ranges, &now).checksum(),
             checksum_of(&grown)
         );
         // Shrunk to 2 blocks.
         let small = &disk[..(2 * BLOCK) as usize];
         assert_eq!(
-            d.updated(small.len() as u64, &Digests::new()).checksum(),
+            d.updated(small.len() as u64, &[], &Digests::new())
+                .checksum(),
             checksum_of(small)
         );
         // Damage anywhere is detected.

@@ -9,7 +9,7 @@ use super::digests::{self, BlockDigests};
 use super::names::{new_backup_id, snap_name, valid_backup_id};
 use super::rbd::{full_from, BackupReport, BackupRequest};
 use crate::ceph::{Cluster, Image, IoCtx};
-use crate::copy::digest::{zero_block_digest, BLOCK};
+use crate::copy::digest::BLOCK;
 use crate::copy::sink_changed::ChangedBlocksSink;
 use crate::copy::sink_digest::{DigestSink, Digests};
 use crate::copy::sink_rbd::RbdSink;
@@ -172,17 +172,10 @@ fn incremental(
         ctl,
     )?;
     let back = back.into_digests()?;
+    // The read back keeps only non-zero blocks, as `now` does.
     let want: Digests = changed
         .iter()
-        .map(|&i| {
-            let len = BLOCK.min(size - i * BLOCK);
-            (
-                i,
-                now.get(&i)
-                    .copied()
-                    .unwrap_or_else(|| zero_block_digest(len)),
-            )
-        })
+        .filter_map(|&i| now.get(&i).map(|d| (i, *d)))
         .collect();
     if back != want {
         return Err(Error::Other(format!(

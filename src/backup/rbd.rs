@@ -462,11 +462,12 @@ fn incremental(
     };
     phases.copy = t0.elapsed().as_secs_f64() - phases.diff;
     let base_disk = RbdDisk::new(&base, size);
+    let ranges: Vec<(u64, u64)> = changes.iter().map(|c| (c.offset, c.len)).collect();
     let back = read_digests(&ChangedDisk::new(&base_disk, changes), size, &opts, ctl)?;
     compare(&sent, &back, &chain.base)?;
     let (digests, verified) = match prev {
         Some(p) => (
-            p.updated(size, &sent),
+            p.updated(size, &ranges, &sent),
             "changed blocks read back, the rest from the previous backup's digests",
         ),
         None => {

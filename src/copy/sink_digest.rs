@@ -3,13 +3,16 @@
 //! and digests each 64 KiB block they cover completely. What an incremental backup uses to
 //! keep the checksum of the whole volume while reading only what changed: the previous
 //! backup's digests, with the changed blocks' replaced.
+//!
+//! Only blocks holding data are kept: a zero block's digest is a constant, and keeping one
+//! entry per block of a thin 10 TiB volume would take gigabytes.
 use super::digest::{zero_block_digest, BlockDigest, BLOCK};
 use super::{PoolBuf, Sink};
 use crate::error::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-/// Block index → digest of the blocks seen whole.
+/// Block index → digest (of blocks that are not all zeros, where a producer says so).
 pub type Digests = BTreeMap<u64, BlockDigest>;
 
 /// Digests what passes through to `inner` (when there is one).
@@ -70,8 +73,7 @@ impl<'a> DigestSink<'a> {
             }
             let k = (blen - in_block).min(len);
             if self.open.is_none() && k == blen && data.is_none() {
-                // A whole zero block: its digest is a constant.
-                self.digests.insert(index, zero_block_digest(blen));
+                // A whole zero block: nothing to keep.
                 self.pos += k;
                 len -= k;
                 continue;
@@ -94,8 +96,11 @@ impl<'a> DigestSink<'a> {
             self.pos += k;
             len -= k;
             if *filled == blen {
-                let (i, h, _, _) = self.open.take().expect("open block");
-                self.digests.insert(i, h.finalize().into());
+                let (i, h, _, has_data) = self.open.take().expect("open block");
+                let d: BlockDigest = h.finalize().into();
+                if has_data && d != zero_block_digest(blen) {
+                    self.digests.insert(i, d);
+                }
             }
         }
     }
@@ -108,7 +113,7 @@ impl<'a> DigestSink<'a> {
         *len -= k;
     }
 
-    /// The digests of every block seen whole; an error if some block was seen only in part
+    /// The digests of the non-zero blocks; an error if some block was seen only in part
     /// (the caller's ranges were not block-aligned: a bug).
     pub fn into_digests(mut self) -> Result<Digests> {
         if self.open.take().is_some() {
@@ -198,8 +203,9 @@ mod tests {
             let end = ((i + 1) * BLOCK).min(size) as usize;
             Sha256::digest(&disk[(i * BLOCK) as usize..end]).into()
         };
-        assert_eq!(d.keys().copied().collect::<Vec<_>>(), vec![0, 1, 3]);
-        for i in [0, 1, 3] {
+        // Block 0 is all zeros: not kept.
+        assert_eq!(d.keys().copied().collect::<Vec<_>>(), vec![1, 3]);
+        for i in [1, 3] {
             assert_eq!(d[&i], want(i), "block {i}");
         }
         let mut bad = DigestSink::new(None, size);

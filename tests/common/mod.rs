@@ -82,6 +82,42 @@ pub fn rbdkit(args: &[&str]) -> Output {
     rbdkit_with(&conf(), args)
 }
 
+/// Runs `cmd` to the end (stdout and stderr captured) and returns its output with its peak
+/// RSS in KiB, from `wait4` of that one child (`getrusage` of children would mix in every
+/// other test's processes, which run in parallel in this process).
+pub fn output_with_peak_rss(cmd: &mut Command) -> (Output, u64) {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        out.read_to_end(&mut v).map(|_| v)
+    });
+    let mut stderr = Vec::new();
+    err.read_to_end(&mut stderr).expect("read stderr");
+    let stdout = reader.join().unwrap().expect("read stdout");
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value of that plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 writes only to the two out-pointers, which point at live locals; the pid
+    // is our own child, not yet reaped (std never waited for it).
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t, "wait4");
+    let status = std::os::unix::process::ExitStatusExt::from_raw(status);
+    (
+        Output {
+            status,
+            stdout,
+            stderr,
+        },
+        usage.ru_maxrss as u64,
+    )
+}
+
 /// Runs the rbd CLI against `conf`.
 pub fn rbd_with(conf: &str, args: &[&str]) -> Output {
     Command::new("rbd")
