@@ -85,6 +85,7 @@ pub fn rbdkit(args: &[&str]) -> Output {
 /// Runs `cmd` to the end (stdout and stderr captured) and returns its output with its peak
 /// RSS in KiB, from `wait4` of that one child (`getrusage` of children would mix in every
 /// other test's processes, which run in parallel in this process).
+#[allow(clippy::zombie_processes)] // reaped by wait4 below, which clippy does not see
 pub fn output_with_peak_rss(cmd: &mut Command) -> (Output, u64) {
     use std::io::Read;
     let mut child = cmd
