@@ -11,6 +11,7 @@
 # detected"), no logical volume can exist: the LUN is then backed by a sparse file instead, and
 # `up` says so. The LUN is thin-provisioned (tgt's thin_provisioning=1), so UNMAP punches holes
 # in a file backing store.
+# LUN 2 of the same target is a 64 MiB LUN without thin provisioning (no UNMAP), for tests.
 # `url` prints iscsi://127.0.0.1:PORT/IQN/1 (a bench target as it is); `backing` the LUN's
 # backing store (a file to compare data against, or /dev/VG/LV). `down` deletes the target,
 # ends tgtd, removes the LV, VG, PV and loop device if it made them, and the state directory.
@@ -129,6 +130,9 @@ up() {
   else
     say "thin provisioning refused ($(head -n 1 "$STATE/thin-error")): the LUN has no UNMAP, so bench --phases will refuse it"
   fi
+  # LUN 2: a small LUN left thick (no UNMAP), for the tests of what bench refuses on one.
+  truncate -s 64M "$STATE/thick.img"
+  adm --mode logicalunit --op new --tid "$TID" --lun 2 --backing-store "$STATE/thick.img"
   adm --mode target --op bind --tid "$TID" --initiator-address ALL
   echo "$iqn" > "$STATE/iqn"
   say "up ($(url), backing $backing)"
