@@ -2,7 +2,7 @@
 # A Cinder-LVM-style iSCSI volume on loopback, without systemd: a logical volume
 # volume-<uuid> in a volume group on a loop device, exported by tgtd as
 # iqn.2010-10.org.openstack:volume-<uuid> LUN 1, as Cinder's LVM driver (target_helper = tgtadm)
-# exports its volumes. Usage: scripts/lvm-iscsi.sh up|down|status|url|backing
+# exports its volumes. Usage: scripts/lvm-iscsi.sh up|down|status|url|backing [1|2]
 #   state directory: $RBDKIT_ISCSI_STATE (default <repo>/.state/iscsi): tgtd's log and pid,
 #   the loop device's file or the LUN's backing file, and what `down` must undo;
 #   port: $RBDKIT_ISCSI_PORT (default 3260), also tgtd's control port (tgtadm -C) so that two
@@ -13,8 +13,8 @@
 # in a file backing store.
 # LUN 2 of the same target is a 64 MiB LUN without thin provisioning (no UNMAP), for tests.
 # `url` prints iscsi://127.0.0.1:PORT/IQN/1 (a bench target as it is); `backing` the LUN's
-# backing store (a file to compare data against, or /dev/VG/LV). `down` deletes the target,
-# ends tgtd, removes the LV, VG, PV and loop device if it made them, and the state directory.
+# backing store (a file to compare data against, or /dev/VG/LV; `backing 2`: LUN 2's file).
+# `down` deletes the target, ends tgtd, removes the LV, VG, PV and loop device if it made them, and the state directory.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 STATE=${RBDKIT_ISCSI_STATE:-$ROOT/.state/iscsi}
@@ -169,6 +169,8 @@ case $cmd in
       say "not running"; exit 1
     fi;;
   url) url;;
-  backing) b=$(state backing); [ -n "$b" ] || die "not running: run scripts/lvm-iscsi.sh up"; echo "$b";;
-  *) echo "usage: $0 up|down|status|url|backing" >&2; exit 2;;
+  backing)
+    b=$(state backing); [ -n "$b" ] || die "not running: run scripts/lvm-iscsi.sh up"
+    case ${2:-1} in 1) echo "$b";; 2) echo "$STATE/thick.img";; *) die "LUNs are 1 and 2";; esac;;
+  *) echo "usage: $0 up|down|status|url|backing [1|2]" >&2; exit 2;;
 esac

@@ -312,6 +312,31 @@ pub fn gluster_brick() -> PathBuf {
     ))
 }
 
+/// The iSCSI LUN the tests write to (`iscsi://HOST:PORT/IQN/1`, thin-provisioned), started by
+/// scripts/test.sh with scripts/lvm-iscsi.sh. Unset is a failure, never a skip.
+pub fn iscsi_url() -> String {
+    std::env::var("RBDKIT_ISCSI_URL").expect(
+        "RBDKIT_ISCSI_URL is not set: run the tests with scripts/test.sh (it starts tgtd), or export `bash scripts/lvm-iscsi.sh url`",
+    )
+}
+
+/// The backing file of that LUN: the witness of what arrived on it.
+pub fn iscsi_backing() -> PathBuf {
+    PathBuf::from(std::env::var("RBDKIT_ISCSI_BACKING").expect(
+        "RBDKIT_ISCSI_BACKING is not set: run the tests with scripts/test.sh, or export `bash scripts/lvm-iscsi.sh backing`",
+    ))
+}
+
+/// LUN 2 of the same target (64 MiB, no thin provisioning, so no UNMAP) and its backing file.
+pub fn iscsi_thick() -> (String, PathBuf) {
+    let url = iscsi_url();
+    let base = url.strip_suffix("/1").expect("RBDKIT_ISCSI_URL names LUN 1");
+    let file = std::env::var("RBDKIT_ISCSI_THICK_BACKING").expect(
+        "RBDKIT_ISCSI_THICK_BACKING is not set: run the tests with scripts/test.sh, or export `bash scripts/lvm-iscsi.sh backing 2`",
+    );
+    (format!("{base}/2"), PathBuf::from(file))
+}
+
 /// The `ceph` CLI against `conf`, with a 60 s limit (a cluster that stopped answering fails
 /// the test instead of hanging it).
 pub fn ceph_with(conf: &str, args: &[&str]) -> Output {
