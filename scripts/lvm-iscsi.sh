@@ -14,7 +14,8 @@
 # LUN 2 of the same target is a 64 MiB LUN without thin provisioning (no UNMAP), for tests.
 # `url` prints iscsi://127.0.0.1:PORT/IQN/1 (a bench target as it is); `backing` the LUN's
 # backing store (a file to compare data against, or /dev/VG/LV; `backing 2`: LUN 2's file).
-# `down` deletes the target, ends tgtd, removes the LV, VG, PV and loop device if it made them, and the state directory.
+# `down` deletes the target, ends tgtd, removes the LV, VG, PV and loop device if it made them,
+# and the state directory.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 STATE=${RBDKIT_ISCSI_STATE:-$ROOT/.state/iscsi}
