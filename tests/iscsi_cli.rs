@@ -6,7 +6,6 @@
 mod common;
 use common::*;
 use rbdkit::iscsi::{AioQueue, IscsiUrl, Lun, CONNECT_TIMEOUT};
-use serde_json::Value;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -15,25 +14,6 @@ static LUNS: Mutex<()> = Mutex::new(());
 
 fn lock() -> std::sync::MutexGuard<'static, ()> {
     LUNS.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// `rbdkit bench ARGS`: no Ceph cluster is involved, so none is named.
-fn bench(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_rbdkit"))
-        .arg("bench")
-        .args(args)
-        .arg("--no-progress")
-        .env_remove("CEPH_CONF")
-        .output()
-        .expect("run rbdkit")
-}
-
-fn bench_json(args: &[&str]) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("r.json");
-    let out = bench(&[args, &["--json", json.to_str().unwrap()]].concat());
-    assert!(out.status.success(), "{}", stderr(&out));
-    serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap()
 }
 
 /// `len` bytes that differ per seed and per 512-byte block.
@@ -136,7 +116,7 @@ fn phases_on_a_thin_lun_first_write_into_unmapped_blocks_then_overwrite_then_rea
         let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
         f.write_all_at(&pattern(8 << 20, 7), 0).unwrap();
     }
-    let report = bench_json(&[
+    let report = bench_local_json(&[
         &url,
         "--phases",
         "--allow-existing",
@@ -154,20 +134,38 @@ fn phases_on_a_thin_lun_first_write_into_unmapped_blocks_then_overwrite_then_rea
         .collect();
     assert_eq!(
         phases,
-        ["first-write", "overwrite", "read", "first-write", "overwrite", "read"]
+        [
+            "first-write",
+            "overwrite",
+            "read",
+            "first-write",
+            "overwrite",
+            "read"
+        ]
     );
     for first in [&results[0], &results[3]] {
         let (before, after) = (
             first["allocated_before"].as_u64().unwrap(),
             first["allocated_after"].as_u64().unwrap(),
         );
-        assert_eq!(before, 0, "UNMAP emptied the LUN before each first-write phase");
-        assert!(after > 1 << 20, "first writes map blocks: {before} -> {after}");
+        assert_eq!(
+            before, 0,
+            "UNMAP emptied the LUN before each first-write phase"
+        );
+        assert!(
+            after > 1 << 20,
+            "first writes map blocks: {before} -> {after}"
+        );
     }
     for r in results {
         let what = format!("{}", r["phase"]);
         assert!(r["iops"].as_f64().unwrap() > 0.0, "{what}: {r}");
-        assert_eq!(r["errors"].as_u64(), Some(0), "{what}: {}", r["first_error"]);
+        assert_eq!(
+            r["errors"].as_u64(),
+            Some(0),
+            "{what}: {}",
+            r["first_error"]
+        );
         assert!(r["lat_us"]["p99"].as_f64().unwrap() >= r["lat_us"]["p50"].as_f64().unwrap());
         assert!(r["cpu_us_per_io"].as_f64().unwrap() > 0.0, "{what}");
         let notes = r["notes"].to_string();
@@ -190,22 +188,49 @@ fn someone_s_lun_is_refused_without_allow_existing_and_a_thick_one_for_phases() 
     let _g = lock();
     let (thick, file) = iscsi_thick();
     let before = std::fs::read(&file).unwrap();
-    let out = bench(&[&thick, "--rw", "randwrite", "--runtime", "1s"]);
+    let out = bench_local(&[&thick, "--rw", "randwrite", "--runtime", "1s"]);
     assert_one_line_error(&out, 1, &[&thick, "--allow-existing", "someone's volume"]);
-    let out = bench(&[&thick, "--phases", "--allow-existing", "--runtime", "1s"]);
+    let out = bench_local(&[&thick, "--phases", "--allow-existing", "--runtime", "1s"]);
     assert_one_line_error(&out, 2, &[&thick, "cannot be emptied", "UNMAP"]);
-    let out = bench(&[&thick, "--rw", "randwrite", "--size", "1G", "--allow-existing"]);
+    let out = bench_local(&[
+        &thick,
+        "--rw",
+        "randwrite",
+        "--size",
+        "1G",
+        "--allow-existing",
+    ]);
     assert_one_line_error(&out, 1, &[&thick, "--size"]);
-    assert!(std::fs::read(&file).unwrap() == before, "nothing was written");
+    assert!(
+        std::fs::read(&file).unwrap() == before,
+        "nothing was written"
+    );
     // Reading is allowed and writes nothing.
-    let out = bench(&[&thick, "--rw", "randread", "--runtime", "1s"]);
+    let out = bench_local(&[&thick, "--rw", "randread", "--runtime", "1s"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("reading it as it is"), "{}", stderr(&out));
-    assert!(std::fs::read(&file).unwrap() == before, "nothing was written");
+    assert!(
+        stderr(&out).contains("reading it as it is"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        std::fs::read(&file).unwrap() == before,
+        "nothing was written"
+    );
     // With --allow-existing the writes arrive in the backing file.
-    let out = bench(&[&thick, "--rw", "randwrite", "--io-total", "4M", "--allow-existing"]);
+    let out = bench_local(&[
+        &thick,
+        "--rw",
+        "randwrite",
+        "--io-total",
+        "4M",
+        "--allow-existing",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(std::fs::read(&file).unwrap() != before, "the writes arrived");
+    assert!(
+        std::fs::read(&file).unwrap() != before,
+        "the writes arrived"
+    );
 }
 
 #[test]
@@ -214,16 +239,27 @@ fn missing_lun_unknown_iqn_and_unreachable_portal_are_one_line_errors_in_time() 
     let limit = CONNECT_TIMEOUT + Duration::from_secs(3);
     let run = |target: &str| {
         let t = Instant::now();
-        let out = bench(&[target, "--rw", "randread", "--runtime", "1s"]);
+        let out = bench_local(&[target, "--rw", "randread", "--runtime", "1s"]);
         assert!(t.elapsed() < limit, "{target}: {:?}", t.elapsed());
         out
     };
     let missing = format!("{}/{}/7", url.portal_url(), url.iqn);
-    assert_one_line_error(&run(&missing), 1, &[&missing, "no such LUN", "disk LUNs 1..2"]);
+    assert_one_line_error(
+        &run(&missing),
+        1,
+        &[&missing, "no such LUN", "disk LUNs 1..2"],
+    );
     let controller = format!("{}/{}/0", url.portal_url(), url.iqn);
     assert_one_line_error(&run(&controller), 2, &[&controller, "not a disk"]);
-    let unknown = format!("{}/iqn.2010-10.org.openstack:volume-nosuch/1", url.portal_url());
-    assert_one_line_error(&run(&unknown), 1, &[&unknown, "no target named", "iscsi-ls"]);
+    let unknown = format!(
+        "{}/iqn.2010-10.org.openstack:volume-nosuch/1",
+        url.portal_url()
+    );
+    assert_one_line_error(
+        &run(&unknown),
+        1,
+        &[&unknown, "no target named", "iscsi-ls"],
+    );
     let refused = "iscsi://127.0.0.1:1/iqn.2010-10.org.openstack:volume-x/1";
     assert_one_line_error(&run(refused), 1, &[refused, "cannot connect", "refused"]);
     // A portal that accepts the TCP connection and never answers: the connect timeout ends it.
@@ -234,6 +270,6 @@ fn missing_lun_unknown_iqn_and_unreachable_portal_are_one_line_errors_in_time() 
     assert_one_line_error(&run(&mute), 1, &[&mute, "no answer within 10 s"]);
     assert!(t.elapsed() >= CONNECT_TIMEOUT - Duration::from_millis(500));
     drop(silent);
-    let out = bench(&["iscsi://h/iqn.x:y", "--runtime", "1s"]);
+    let out = bench_local(&["iscsi://h/iqn.x:y", "--runtime", "1s"]);
     assert_one_line_error(&out, 2, &["iscsi://HOST[:PORT]/IQN/LUN"]);
 }

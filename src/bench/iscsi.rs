@@ -6,12 +6,11 @@
 //! only with `--allow-existing`, which then overwrites any of its blocks. `--phases` needs it
 //! to read as holes first, so it is emptied with UNMAP (before the first run and between
 //! repeats) when the LUN supports UNMAP, and refused when it does not.
-use super::workload::random_fill;
+use super::slots::{self, SlotQueue};
 use super::{JobSpec, OpenPolicy, Recorder, Target, TargetMeta};
 use crate::error::{Error, Result};
 use crate::iscsi::{AioQueue, IscsiUrl, Lun, CONNECT_TIMEOUT};
 use std::sync::Mutex;
-use std::time::Instant;
 
 /// An iSCSI LUN target.
 pub struct IscsiTarget {
@@ -78,66 +77,20 @@ impl Target for IscsiTarget {
     }
 
     fn run_job(&self, spec: &JobSpec) -> Result<Recorder> {
-        if spec.bs % u64::from(self.block_size) != 0 {
+        if !spec.bs.is_multiple_of(u64::from(self.block_size)) {
             return Err(Error::InvalidInput(format!(
                 "{}: --bs {} is not a multiple of the LUN's {}-byte blocks",
                 self.meta.name, spec.bs, self.block_size
             )));
         }
         let mut lun = Lun::connect(&self.url, CONNECT_TIMEOUT)?;
-        let depth = spec.iodepth;
-        let bs = spec.bs as usize;
-        let mut q = AioQueue::new(&mut lun, depth, bs);
-        for slot in 0..depth {
-            if let Some(b) = q.buf_mut(slot) {
-                random_fill(b, spec.seed ^ (spec.job << 32) ^ slot as u64);
-            }
-        }
-        let mut submitted = vec![Instant::now(); depth];
-        let mut reads = vec![false; depth];
-        let mut free: Vec<usize> = (0..depth).rev().collect();
-        let mut gen = spec.op_gen();
-        let mut rec = spec.recorder();
-        let mut exhausted = false;
-        loop {
-            while let Some(&slot) = free.last().filter(|_| !exhausted) {
-                let Some(op) = spec.next_op(&mut gen) else {
-                    exhausted = true;
-                    break;
-                };
-                if !op.read && !self.meta.writable {
-                    rec.error(|| format!("{}: not writable in this run", self.meta.name));
-                    exhausted = true;
-                    break;
-                }
-                submitted[slot] = Instant::now();
-                reads[slot] = op.read;
-                match q.submit(slot, op.offset, bs, op.read) {
-                    Ok(()) => {
-                        free.pop();
-                        rec.issued += 1;
-                    }
-                    Err(e) => {
-                        rec.error(|| e.to_string());
-                        exhausted = true;
-                    }
-                }
-            }
-            let (slot, outcome) = match q.wait() {
-                Ok(Some(done)) => done,
-                Ok(None) => break,
-                Err(e) => {
-                    rec.error(|| e.to_string());
-                    break;
-                }
-            };
-            free.push(slot);
-            match outcome {
-                Ok(_) => rec.record(submitted[slot], Instant::now(), spec.bs, reads[slot]),
-                Err(why) => rec.error(|| format!("I/O on {}: {why}", self.meta.name)),
-            }
-        }
-        Ok(rec)
+        let mut q = AioQueue::new(&mut lun, spec.iodepth, spec.bs as usize);
+        Ok(slots::run(
+            spec,
+            &mut q,
+            &self.meta.name,
+            self.meta.writable,
+        ))
     }
 
     fn allocated_bytes(&self) -> Result<Option<u64>> {
@@ -150,8 +103,12 @@ impl Target for IscsiTarget {
         ];
         if self.unmap {
             n.push(format!(
-                "thin-provisioned LUN: emptied with UNMAP for --phases{}",
-                if self.zeroes { ", unmapped blocks read as zeros" } else { "" }
+                "thin-provisioned LUN with UNMAP (--phases empties it first){}",
+                if self.zeroes {
+                    ", unmapped blocks read as zeros"
+                } else {
+                    ""
+                }
             ));
         }
         n
@@ -169,5 +126,22 @@ impl Target for IscsiTarget {
     fn finish(self: Box<Self>, _keep: bool) -> Result<()> {
         // Nothing was created: the LUN stays, the sessions end with their contexts.
         Ok(())
+    }
+}
+
+impl SlotQueue for AioQueue<'_> {
+    fn buf_mut(&mut self, slot: usize) -> Option<&mut [u8]> {
+        AioQueue::buf_mut(self, slot)
+    }
+
+    fn submit(&mut self, slot: usize, offset: u64, len: usize, read: bool) -> Result<()> {
+        AioQueue::submit(self, slot, offset, len, read)
+    }
+
+    fn next_done(&mut self) -> Result<Option<(usize, std::result::Result<(), String>)>> {
+        // A short transfer is already an Err of the queue's.
+        Ok(self
+            .wait()?
+            .map(|(slot, outcome)| (slot, outcome.map(|_| ()))))
     }
 }

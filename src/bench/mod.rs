@@ -17,6 +17,8 @@ pub mod plot;
 pub mod rbd;
 pub mod recorder;
 pub mod report;
+#[cfg(any(feature = "gluster", feature = "iscsi"))]
+pub mod slots;
 pub mod stats;
 pub mod workload;
 

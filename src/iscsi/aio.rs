@@ -57,12 +57,7 @@ impl<'l> AioQueue<'l> {
     /// A queue of `depth` slots with buffers of `len` bytes each (zeroed).
     pub fn new(lun: &'l mut Lun, depth: usize, len: usize) -> AioQueue<'l> {
         let done: Box<DoneList> = Box::default();
-        let tags = (0..depth)
-            .map(|slot| Tag {
-                done: &*done,
-                slot,
-            })
-            .collect();
+        let tags = (0..depth).map(|slot| Tag { done: &*done, slot }).collect();
         let mut bufs: Vec<Vec<u8>> = (0..depth).map(|_| vec![0u8; len]).collect();
         let iovs = bufs
             .iter_mut()
@@ -115,8 +110,8 @@ impl<'l> AioQueue<'l> {
             )));
         }
         let end = offset.checked_add(len as u64);
-        if offset % u64::from(bs) != 0
-            || len as u64 % u64::from(bs) != 0
+        if !offset.is_multiple_of(u64::from(bs))
+            || !(len as u64).is_multiple_of(u64::from(bs))
             || len == 0
             || end.is_none_or(|e| e > self.lun.size())
         {
@@ -127,7 +122,9 @@ impl<'l> AioQueue<'l> {
         }
         let lba = offset / u64::from(bs);
         let lun = c_int::from(self.lun.url().lun);
-        let tag = std::ptr::from_ref(&self.tags[slot]).cast_mut().cast::<c_void>();
+        let tag = std::ptr::from_ref(&self.tags[slot])
+            .cast_mut()
+            .cast::<c_void>();
         let ctx = self.lun.ctx;
         self.iovs[slot].iov_len = len;
         let iov = std::ptr::from_mut(&mut self.iovs[slot]);
@@ -225,9 +222,15 @@ impl<'l> AioQueue<'l> {
         } else if status == sys::scsi_status_SCSI_STATUS_CANCELLED as c_int {
             Err("cancelled".into())
         } else if status == sys::scsi_status_SCSI_STATUS_TIMEOUT as c_int {
-            Err(format!("no answer within {} s", super::lun::OP_TIMEOUT.as_secs()))
+            Err(format!(
+                "no answer within {} s",
+                super::lun::OP_TIMEOUT.as_secs()
+            ))
         } else {
-            Err(format!("SCSI status {status:#x}: {}", self.lun.last_error()))
+            Err(format!(
+                "SCSI status {status:#x}: {}",
+                self.lun.last_error()
+            ))
         };
         // SAFETY: its callback has run, and nothing refers to the task any more.
         unsafe { sys::scsi_free_scsi_task(task) };

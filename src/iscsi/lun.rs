@@ -153,9 +153,7 @@ impl Lun {
         let w = Wait::default();
         // SAFETY: ctx is live; w outlives the wait below (the callback is not run after
         // the context is destroyed, which happens before w goes away on every path).
-        let r = unsafe {
-            sys::iscsi_connect_async(ctx, portal.as_ptr(), Some(on_wait), wptr(&w))
-        };
+        let r = unsafe { sys::iscsi_connect_async(ctx, portal.as_ptr(), Some(on_wait), wptr(&w)) };
         if r != 0 || lun.wait(&w, deadline).is_err() || w.status.get() != GOOD {
             return Err(lun.connect_failed(&w, timeout));
         }
@@ -223,7 +221,12 @@ impl Lun {
     /// then let it run (a poll that timed out still lets it scan for timed-out commands).
     pub(super) fn service(&self, max: Duration) -> Result<()> {
         // SAFETY: ctx is live.
-        let (fd, events) = unsafe { (sys::iscsi_get_fd(self.ctx), sys::iscsi_which_events(self.ctx)) };
+        let (fd, events) = unsafe {
+            (
+                sys::iscsi_get_fd(self.ctx),
+                sys::iscsi_which_events(self.ctx),
+            )
+        };
         let mut revents = 0;
         if events == 0 || fd < 0 {
             // libiscsi waits for something (a reconnect back-off): it asks for >= 100 ms.
@@ -407,7 +410,10 @@ impl Lun {
             unsafe { sys::iscsi_reportluns_task(self.ctx, 0, 16384, cb, p) }
         })?;
         let list: &sys::scsi_reportluns_list = t.datain().ok_or_else(|| {
-            Error::Other(format!("{}: REPORT LUNS: an answer libiscsi cannot read", self.name))
+            Error::Other(format!(
+                "{}: REPORT LUNS: an answer libiscsi cannot read",
+                self.name
+            ))
         })?;
         // SAFETY: libiscsi allocated `num` entries after the header.
         let luns = unsafe { list.luns.as_slice(list.num as usize) }.to_vec();
@@ -449,7 +455,10 @@ impl Lun {
             unsafe { sys::iscsi_inquiry_task(self.ctx, c_int::from(lun), 0, 0, 255, cb, p) }
         })?;
         let inq: &sys::scsi_inquiry_standard = t.datain().ok_or_else(|| {
-            Error::Other(format!("{}: INQUIRY: an answer libiscsi cannot read", self.name))
+            Error::Other(format!(
+                "{}: INQUIRY: an answer libiscsi cannot read",
+                self.name
+            ))
         })?;
         // SAFETY: read as the integer it is in C, not as a Rust enum.
         Ok(unsafe { std::ptr::addr_of!(inq.device_type).cast::<u32>().read() })
@@ -462,9 +471,13 @@ impl Lun {
             unsafe { sys::iscsi_readcapacity16_task(self.ctx, lun, cb, p) }
         })?;
         let rc: &sys::scsi_readcapacity16 = t.datain().ok_or_else(|| {
-            Error::Other(format!("{}: READ CAPACITY(16): an answer libiscsi cannot read", self.name))
+            Error::Other(format!(
+                "{}: READ CAPACITY(16): an answer libiscsi cannot read",
+                self.name
+            ))
         })?;
-        if rc.block_length == 0 || !rc.block_length.is_power_of_two() || rc.returned_lba == u64::MAX {
+        if rc.block_length == 0 || !rc.block_length.is_power_of_two() || rc.returned_lba == u64::MAX
+        {
             return Err(Error::Other(format!(
                 "{}: READ CAPACITY(16) says {} blocks of {} bytes: not a usable disk",
                 self.name,
@@ -527,7 +540,10 @@ impl Lun {
             let mut list = Vec::with_capacity(per_cmd);
             while at < end && list.len() < per_cmd {
                 let n = (end - at).min(per_desc);
-                list.push(sys::unmap_list { lba: at, num: n as u32 });
+                list.push(sys::unmap_list {
+                    lba: at,
+                    num: n as u32,
+                });
                 at += n;
             }
             let lun = c_int::from(self.url.lun);
@@ -578,9 +594,8 @@ impl Lun {
                 break;
             }
             // SAFETY: libiscsi allocated num_descriptors entries, owned by the task.
-            let ds = unsafe {
-                std::slice::from_raw_parts(st.descriptors, st.num_descriptors as usize)
-            };
+            let ds =
+                unsafe { std::slice::from_raw_parts(st.descriptors, st.num_descriptors as usize) };
             let before = lba;
             for d in ds {
                 let n = u64::from(d.num_blocks);

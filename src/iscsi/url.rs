@@ -104,8 +104,8 @@ mod tests {
 
     #[test]
     fn parses_urls() {
-        let u = IscsiUrl::parse("iscsi://127.0.0.1:3261/iqn.2010-10.org.openstack:volume-1/1")
-            .unwrap();
+        let u =
+            IscsiUrl::parse("iscsi://127.0.0.1:3261/iqn.2010-10.org.openstack:volume-1/1").unwrap();
         assert_eq!(
             u,
             IscsiUrl {
@@ -121,7 +121,10 @@ mod tests {
             "iscsi://127.0.0.1:3261/iqn.2010-10.org.openstack:volume-1/1"
         );
         let v6 = IscsiUrl::parse("iscsi://[::1]/iqn.x:y/0").unwrap();
-        assert_eq!((v6.host.as_str(), v6.portal()), ("::1", "[::1]:3260".into()));
+        assert_eq!(
+            (v6.host.as_str(), v6.portal()),
+            ("::1", "[::1]:3260".into())
+        );
         assert_eq!(v6.to_string(), "iscsi://[::1]/iqn.x:y/0");
         for bad in [
             "nfs://h/iqn.x/1",

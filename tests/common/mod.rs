@@ -330,11 +330,34 @@ pub fn iscsi_backing() -> PathBuf {
 /// LUN 2 of the same target (64 MiB, no thin provisioning, so no UNMAP) and its backing file.
 pub fn iscsi_thick() -> (String, PathBuf) {
     let url = iscsi_url();
-    let base = url.strip_suffix("/1").expect("RBDKIT_ISCSI_URL names LUN 1");
+    let base = url
+        .strip_suffix("/1")
+        .expect("RBDKIT_ISCSI_URL names LUN 1");
     let file = std::env::var("RBDKIT_ISCSI_THICK_BACKING").expect(
         "RBDKIT_ISCSI_THICK_BACKING is not set: run the tests with scripts/test.sh, or export `bash scripts/lvm-iscsi.sh backing 2`",
     );
     (format!("{base}/2"), PathBuf::from(file))
+}
+
+/// `rbdkit bench ARGS --no-progress` with no Ceph cluster named (CEPH_CONF removed), for
+/// targets that need none (gluster://, iscsi://).
+pub fn bench_local(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rbdkit"))
+        .arg("bench")
+        .args(args)
+        .arg("--no-progress")
+        .env_remove("CEPH_CONF")
+        .output()
+        .expect("run rbdkit")
+}
+
+/// [`bench_local`] with `--json`, asserting success: the report.
+pub fn bench_local_json(args: &[&str]) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let out = bench_local(&[args, &["--json", json.to_str().unwrap()]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap()
 }
 
 /// The `ceph` CLI against `conf`, with a 60 s limit (a cluster that stopped answering fails
