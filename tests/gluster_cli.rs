@@ -36,18 +36,7 @@ fn phases_first_write_then_overwrite_then_read() {
         "first writes allocate: {before} -> {after}"
     );
     for r in results {
-        let what = format!("{}", r["phase"]);
-        assert!(r["iops"].as_f64().unwrap() > 0.0, "{what}: {r}");
-        assert_eq!(
-            r["errors"].as_u64(),
-            Some(0),
-            "{what}: {}",
-            r["first_error"]
-        );
-        assert!(r["lat_us"]["p99"].as_f64().unwrap() >= r["lat_us"]["p50"].as_f64().unwrap());
-        assert!(r["cpu_us_per_io"].as_f64().unwrap() > 0.0, "{what}");
-        let notes = r["notes"].to_string();
-        assert!(notes.contains("libgfapi"), "{notes}");
+        assert_measured(r, "libgfapi");
     }
     // The run created the file, so it removed it: the brick is the witness.
     assert!(!gluster_brick().join(&name).exists());

@@ -158,18 +158,7 @@ fn phases_on_a_thin_lun_first_write_into_unmapped_blocks_then_overwrite_then_rea
         );
     }
     for r in results {
-        let what = format!("{}", r["phase"]);
-        assert!(r["iops"].as_f64().unwrap() > 0.0, "{what}: {r}");
-        assert_eq!(
-            r["errors"].as_u64(),
-            Some(0),
-            "{what}: {}",
-            r["first_error"]
-        );
-        assert!(r["lat_us"]["p99"].as_f64().unwrap() >= r["lat_us"]["p50"].as_f64().unwrap());
-        assert!(r["cpu_us_per_io"].as_f64().unwrap() > 0.0, "{what}");
-        let notes = r["notes"].to_string();
-        assert!(notes.contains("libiscsi"), "{notes}");
+        assert_measured(r, "libiscsi");
     }
     // GET LBA STATUS agrees with what the backing file holds (tgt punches holes on UNMAP).
     use std::os::unix::fs::MetadataExt;

@@ -360,6 +360,19 @@ pub fn bench_local_json(args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap()
 }
 
+/// Asserts that one bench result measured something sound: I/Os, no errors, ordered
+/// percentiles, CPU per I/O, and a note that mentions `note` (the library that did the I/O).
+pub fn assert_measured(r: &serde_json::Value, note: &str) {
+    let what = format!("{} {}", r["target"], r["phase"]);
+    assert!(r["iops"].as_f64().unwrap() > 0.0, "{what}: {r}");
+    let errors = r["errors"].as_u64();
+    assert_eq!(errors, Some(0), "{what}: {}", r["first_error"]);
+    assert!(r["lat_us"]["p99"].as_f64().unwrap() >= r["lat_us"]["p50"].as_f64().unwrap());
+    assert!(r["cpu_us_per_io"].as_f64().unwrap() > 0.0, "{what}");
+    let notes = r["notes"].to_string();
+    assert!(notes.contains(note), "{what}: {notes}");
+}
+
 /// The `ceph` CLI against `conf`, with a 60 s limit (a cluster that stopped answering fails
 /// the test instead of hanging it).
 pub fn ceph_with(conf: &str, args: &[&str]) -> Output {
