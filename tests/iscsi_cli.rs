@@ -251,6 +251,12 @@ fn missing_lun_unknown_iqn_and_unreachable_portal_are_one_line_errors_in_time() 
     );
     let refused = "iscsi://127.0.0.1:1/iqn.2010-10.org.openstack:volume-x/1";
     assert_one_line_error(&run(refused), 1, &[refused, "cannot connect", "refused"]);
+    let unresolved = "iscsi://nosuchhost.invalid/iqn.2010-10.org.openstack:volume-x/1";
+    assert_one_line_error(
+        &run(unresolved),
+        1,
+        &[unresolved, "cannot connect", "resolv"],
+    );
     // A portal that accepts the TCP connection and never answers: the connect timeout ends it.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();

@@ -154,13 +154,15 @@ impl Lun {
         // SAFETY: ctx is live; w outlives the wait below (the callback is not run after
         // the context is destroyed, which happens before w goes away on every path).
         let r = unsafe { sys::iscsi_connect_async(ctx, portal.as_ptr(), Some(on_wait), wptr(&w)) };
-        if r != 0 || lun.wait(&w, deadline).is_err() || w.status.get() != GOOD {
+        lun.settle(r, &w, deadline);
+        if !w.done.get() || w.status.get() != GOOD {
             return Err(lun.connect_failed(&w, timeout));
         }
         let w = Wait::default();
         // SAFETY: as above, on the connected context.
         let r = unsafe { sys::iscsi_login_async(ctx, Some(on_wait), wptr(&w)) };
-        if r != 0 || lun.wait(&w, deadline).is_err() || w.status.get() != GOOD {
+        lun.settle(r, &w, deadline);
+        if !w.done.get() || w.status.get() != GOOD {
             return Err(lun.login_failed(&w, timeout));
         }
         lun.check_lun(deadline)?;
@@ -280,6 +282,19 @@ impl Lun {
         };
         if r == 0 && err != 0 {
             self.sock_err.set(err);
+        }
+    }
+
+    /// Waits for the connect or login queued with result `r`; afterwards `w` is done unless the
+    /// deadline passed (a refusal at once, or a failed session, count as done with an error).
+    fn settle(&self, r: c_int, w: &Wait, deadline: Instant) {
+        let failed = r != 0
+            || self
+                .wait(w, deadline)
+                .is_err_and(|e| e.errno() != Some(libc::ETIMEDOUT));
+        if failed {
+            w.status.set(sys::scsi_status_SCSI_STATUS_ERROR as c_int);
+            w.done.set(true);
         }
     }
 
