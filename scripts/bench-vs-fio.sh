@@ -11,7 +11,12 @@
 # With RBDKIT_GLUSTER_URL set (scripts/gluster-server.sh url), a gluster row too: fio's
 # gfapi_async engine (Debian's fio has gfapi and gfapi_async) against rbdkit's gluster:// target
 # on the same 1 GiB file of the volume; no server-side I/O count exists there (srv prints -).
-# iSCSI: Debian's fio has no libiscsi engine (`fio --enghelp`), so there is no iscsi row.
+# iSCSI: Debian's fio has no libiscsi engine (`fio --enghelp`), and fio's sg and libaio engines
+# need a kernel initiator these machines do not have (no /dev/sdX can appear). With
+# RBDKIT_ISCSI_URL set (scripts/lvm-iscsi.sh url; the LUN is overwritten), an iscsi row compares
+# rbdkit's iscsi:// target with `iscsi-perf` from libiscsi-bin (the same library, 32 READ(16)s
+# in flight, -r random) instead: randread only, as iscsi-perf only reads. Its I/O count is its
+# own "iops average" times the runtime; no server-side count (srv prints -).
 # Usage: CEPH_CONF=... scripts/bench-vs-fio.sh [RUNTIME_S=10] [ROUNDS=5] [FILE_DIR=/var/tmp]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +38,14 @@ if [ -n "${RBDKIT_GLUSTER_URL:-}" ]; then
   # fio lays the file out (1 GiB written): both tools then overwrite and read data.
   fio --name=layout --ioengine=gfapi --volume="$gvol" --brick="${ghost%%:*}" --filename="$gfile" \
       --size=1G --bs=1M --rw=write --output=/dev/null
+fi
+if [ -n "${RBDKIT_ISCSI_URL:-}" ]; then
+  command -v iscsi-perf >/dev/null || { echo "iscsi-perf not found: apt-get install libiscsi-bin" >&2; exit 1; }
+  targets="$targets iscsi"
+  # Written whole first: reads of unmapped blocks would return zeros without touching the disk.
+  lun_size=$(iscsi-readcapacity16 "$RBDKIT_ISCSI_URL" | sed -n 's/^Total size://p')
+  "$RBDKIT" --no-progress bench "$RBDKIT_ISCSI_URL" --rw write --bs 1M --iodepth 8 \
+    --io-total "$lun_size" --allow-existing >/dev/null
 fi
 cleanup() {
   rbd rm --no-progress "volumes/$img" >/dev/null 2>&1 || true; rm -rf "$work" "$file"
@@ -83,6 +96,19 @@ iops = j["read"]["iops"] + j["write"]["iops"]
 print(f"{iops:.0f} {float(sys.argv[2]) * 1e6 / max(ios, 1):.1f} {ios}")
 PY
 }
+perf_run() { # perf_run URL RW -> "iops cpu_us_per_io ios" (iscsi-perf: 4 KiB reads, 32 in flight)
+  local cpu random=()
+  [ "$2" = randread ] && random=(-r)
+  cpu=$(timed "$work/perf.txt" iscsi-perf -m 32 -b 8 -t "$RUNTIME" "${random[@]}" "$1")
+  python3 - "$work/perf.txt" "$cpu" "$RUNTIME" <<'PY'
+import re, sys
+avg = re.findall(r"iops average (\d+)", open(sys.argv[1], errors="replace").read())
+if not avg:
+    sys.exit("iscsi-perf printed no 'iops average'")
+iops = float(avg[-1]); ios = iops * float(sys.argv[3])
+print(f"{iops:.0f} {float(sys.argv[2]) * 1e6 / max(ios, 1):.1f} {ios:.0f}")
+PY
+}
 rk_run() { # rk_run TARGET RW -> "iops cpu_us_per_io ios"
   local cpu
   cpu=$(timed /dev/null "$RBDKIT" --no-progress bench "$1" --rw "$2" --bs 4K --iodepth 32 --jobs 1 \
@@ -97,7 +123,7 @@ PY
 # checked TARGET RUN ARGS...: "iops cpu srv" where srv = server-counted I/Os / reported I/Os.
 checked() {
   local t=$1 a b iops cpu ios; shift
-  if [ "$t" = gluster ]; then read -r iops cpu ios < <("$@"); echo "$iops $cpu -"; return; fi
+  if [ "$t" = gluster ] || [ "$t" = iscsi ]; then read -r iops cpu ios < <("$@"); echo "$iops $cpu -"; return; fi
   a=$(server_ios "$t"); read -r iops cpu ios < <("$@"); b=$(server_ios "$t")
   echo "$iops $cpu $(awk -v s=$((b - a)) -v n="$ios" 'BEGIN{printf "%.3f", s / (n > 0 ? n : 1)}')"
 }
@@ -107,9 +133,14 @@ ratios="$work/ratios"; : > "$ratios"
 for rw in randwrite randread; do
   for r in $(seq 1 "$ROUNDS"); do
     for target in $targets; do
+      [ "$target" = iscsi ] && [ "$rw" != randread ] && continue   # iscsi-perf only reads
+      run_ref=fio_run
       if [ "$target" = rbd ]; then
         fio_args=(--ioengine=rbd --clientname=admin --pool=volumes --rbdname="$img" --rw="$rw")
         rk_target="rbd:volumes/$img"
+      elif [ "$target" = iscsi ]; then
+        run_ref=perf_run; fio_args=("$RBDKIT_ISCSI_URL" "$rw")
+        rk_target=$RBDKIT_ISCSI_URL
       elif [ "$target" = gluster ]; then
         fio_args=(--ioengine=gfapi_async --volume="$gvol" --brick="${ghost%%:*}" --filename="$gfile" --size=1G --rw="$rw")
         rk_target="$RBDKIT_GLUSTER_URL/$gfile"
@@ -118,9 +149,9 @@ for rw in randwrite randread; do
         rk_target="file:$file"
       fi
       if [ $((r % 2)) = 1 ]; then
-        first=fio; read -r fi fc fs < <(checked "$target" fio_run "${fio_args[@]}"); read -r ri rc rs < <(checked "$target" rk_run "$rk_target" "$rw")
+        first=fio; read -r fi fc fs < <(checked "$target" "$run_ref" "${fio_args[@]}"); read -r ri rc rs < <(checked "$target" rk_run "$rk_target" "$rw")
       else
-        first=rbdkit; read -r ri rc rs < <(checked "$target" rk_run "$rk_target" "$rw"); read -r fi fc fs < <(checked "$target" fio_run "${fio_args[@]}")
+        first=rbdkit; read -r ri rc rs < <(checked "$target" rk_run "$rk_target" "$rw"); read -r fi fc fs < <(checked "$target" "$run_ref" "${fio_args[@]}")
       fi
       ratio=$(awk -v a="$ri" -v b="$fi" 'BEGIN{printf "%.3f", a/b}')
       echo "$target $rw $ratio $fc $rc $fs $rs" >> "$ratios"
@@ -129,7 +160,7 @@ for rw in randwrite randread; do
   done
 done
 echo
-echo "summary (median over $ROUNDS rounds; ratio = rbdkit IOPS / fio IOPS; cpu = whole-process CPU µs per I/O;"
+echo "summary (median over $ROUNDS rounds; ratio = rbdkit IOPS / fio IOPS (iscsi: / iscsi-perf IOPS); cpu = whole-process CPU µs per I/O;"
 echo "         srv = I/Os the device or OSDs counted / I/Os the tool reported)"
 python3 - "$ratios" <<'PY'
 import statistics, sys

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job, end to end, on a throwaway local Ceph cluster (and NFS server):
+# The main job, end to end, on a throwaway local Ceph cluster (and NFS, GlusterFS and iSCSI servers):
 #   1. install what is needed, build rbdkit, start a private cluster (its own dir and ports);
 #   2. make a qcow2 cloud image on the spot (ext4 filesystem from /usr/share, zlib-compressed);
 #   3. `rbdkit inspect` it (and a hostile qcow2 naming /etc/passwd, which import-raw refuses);
@@ -8,7 +8,8 @@
 #      the qcow2 once more streamed from a pipe;
 #   4. `rbdkit clone` volumes from images/<image>@snap with resize, `rbdkit info` one of them;
 #   5. `rbdkit pg plan` for the OpenStack pools and `rbdkit pg check` against the cluster;
-#   6. a short NFS-vs-RBD `rbdkit bench` comparison with its plot;
+#   6. one short `rbdkit bench` run of the four Cinder back ends side by side — RBD, an NFS
+#      share, a GlusterFS volume and an LVM-style iSCSI LUN — with one plot;
 #   then stop everything it started and remove the cluster.
 # Usage: bash scripts/demo.sh   (environment: RBDKIT_DEMO_DIR to keep the output somewhere)
 set -euo pipefail
@@ -25,8 +26,12 @@ RBDKIT=${CARGO_TARGET_DIR:-$ROOT/target}/release/rbdkit
 
 rm -rf "$OUT"; mkdir -p "$OUT"
 CLUSTER_DIR="$OUT/cluster"
+# Not 3260: a test run's tgtd may hold that port.
+ISCSI_PORT=${RBDKIT_DEMO_ISCSI_PORT:-3261}
 cleanup() {
   [ -x scripts/nfs-server.sh ] && RBDKIT_NFS_STATE="$OUT/nfs" bash scripts/nfs-server.sh down >/dev/null 2>&1 || true
+  RBDKIT_GLUSTER_STATE="$OUT/gluster" bash scripts/gluster-server.sh down >/dev/null 2>&1 || true
+  RBDKIT_ISCSI_STATE="$OUT/iscsi" RBDKIT_ISCSI_PORT="$ISCSI_PORT" bash scripts/lvm-iscsi.sh down >/dev/null 2>&1 || true
   bash scripts/dev-cluster.sh down --dir "$CLUSTER_DIR" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -77,13 +82,17 @@ if "$RBDKIT" pg --help >/dev/null 2>&1 && "$RBDKIT" pg plan --help >/dev/null 2>
   "$RBDKIT" pg check --new-pool metrics:512
 fi
 
-if [ -x scripts/nfs-server.sh ]; then
-  step "NFS vs RBD: 4k randwrite, iodepth 16, 5 s each (sparse files and images)"
-  export RBDKIT_NFS_STATE="$OUT/nfs"
-  bash scripts/nfs-server.sh up
-  url=$(bash scripts/nfs-server.sh url)
-  "$RBDKIT" bench "$url/volume-demo" rbd:volumes/bench-demo --size 1G --rw randwrite --bs 4K \
-    --iodepth 16 --runtime 5s --plot "$OUT/nfs-vs-rbd.svg" --json "$OUT/nfs-vs-rbd.json"
-  echo "plot: $OUT/nfs-vs-rbd.svg"
-fi
+step "the four Cinder back ends in one rbdkit bench run: 4k randwrite, iodepth 16, 2 s each"
+export RBDKIT_NFS_STATE="$OUT/nfs" RBDKIT_GLUSTER_STATE="$OUT/gluster"
+export RBDKIT_ISCSI_STATE="$OUT/iscsi" RBDKIT_ISCSI_PORT="$ISCSI_PORT" RBDKIT_ISCSI_SIZE=1G
+bash scripts/nfs-server.sh up
+bash scripts/gluster-server.sh up
+bash scripts/lvm-iscsi.sh up
+# The LUN exists (someone's volume, as in Cinder): --allow-existing lets the run write it; the
+# other three targets are created by the run, 1G each, and removed after it.
+"$RBDKIT" bench rbd:volumes/bench-demo "$(bash scripts/nfs-server.sh url)/volume-demo" \
+  "$(bash scripts/gluster-server.sh url)/volume-demo" "$(bash scripts/lvm-iscsi.sh url)" \
+  --size 1G --allow-existing --rw randwrite --bs 4K --iodepth 16 --runtime 2s \
+  --plot "$OUT/backends.svg" --json "$OUT/backends.json"
+echo "plot: $OUT/backends.svg"
 step "done; stopping the throwaway cluster"

@@ -2,8 +2,9 @@
 # The whole test suite on a fresh machine: installs the system packages, builds, starts four real
 # Ceph clusters (clone v1: require-min-compat-client luminous; clone v2: mimic; reef from Debian
 # 13's packages and tentacle from Debian unstable's, each in a root filesystem of its own,
-# scripts/ceph-rootfs.sh), the NFS server and the GlusterFS server (scripts/gluster-server.sh),
-# runs `cargo test --workspace --release`, and stops everything it started.
+# scripts/ceph-rootfs.sh), the NFS server, the GlusterFS server (scripts/gluster-server.sh) and
+# an iSCSI target (tgtd, scripts/lvm-iscsi.sh; its port 3260 must be free), runs
+# `cargo test --workspace --release`, and stops everything it started.
 # Extra arguments go to cargo test, e.g. `scripts/test.sh -- clone` or `scripts/test.sh --test clone_cli`.
 # Ports (env): RBDKIT_TEST_MON_PORT (default 3320), RBDKIT_TEST_MON_PORT_V2 (default 3340),
 # RBDKIT_TEST_MON_PORT_REEF (default 3350), RBDKIT_TEST_MON_PORT_TENTACLE (default 3360).
@@ -32,6 +33,7 @@ stop_all() {
     case $s in
       nfs) bash scripts/nfs-server.sh down >/dev/null 2>&1 || true;;
       gluster) bash scripts/gluster-server.sh down >/dev/null 2>&1 || true;;
+      iscsi) bash scripts/lvm-iscsi.sh down >/dev/null 2>&1 || true;;
       rootfs:*) ;; # unmounted below, after the cluster that runs from it
       *) bash scripts/dev-cluster.sh down --dir "$s" >/dev/null 2>&1 || true;;
     esac
@@ -98,6 +100,15 @@ bash scripts/gluster-server.sh up
 RBDKIT_GLUSTER_URL=$(bash scripts/gluster-server.sh url)
 RBDKIT_GLUSTER_BRICK=$(bash scripts/gluster-server.sh dir)
 export RBDKIT_GLUSTER_URL RBDKIT_GLUSTER_BRICK
+
+phase "iSCSI target (tgtd on loopback, a Cinder-LVM-style volume: scripts/lvm-iscsi.sh)"
+export RBDKIT_ISCSI_STATE=$STATE/iscsi
+started+=(iscsi)
+bash scripts/lvm-iscsi.sh up
+RBDKIT_ISCSI_URL=$(bash scripts/lvm-iscsi.sh url)
+RBDKIT_ISCSI_BACKING=$(bash scripts/lvm-iscsi.sh backing 1)
+RBDKIT_ISCSI_THICK_BACKING=$(bash scripts/lvm-iscsi.sh backing 2)
+export RBDKIT_ISCSI_URL RBDKIT_ISCSI_BACKING RBDKIT_ISCSI_THICK_BACKING
 
 phase "cargo test --workspace --release $*"
 set +e

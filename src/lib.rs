@@ -4,9 +4,10 @@
 //! - [`copy`]: the one copy engine behind `convert` (to a sparse file) and `import-raw` (to RBD).
 //! - [`ceph`] (feature `rbd`): the only code that touches librados/librbd.
 //! - [`gluster`] (feature `gluster`): the only code that touches libgfapi.
+//! - [`iscsi`] (feature `iscsi`): the only code that touches libiscsi.
 //! - [`backup`] (feature `rbd`): Cinder-style full and incremental volume backups, restores.
 //! - [`clone`]: the Cinder clone workflow. [`pg`]: pg_num and capacity planning.
-//! - [`bench`]: I/O benchmarks of RBD images, files and NFS shares.
+//! - [`bench`]: I/O benchmarks of RBD images, files, NFS shares, GlusterFS volumes and iSCSI LUNs.
 //! - [`text`]: text taken from an input, escaped before it reaches a terminal.
 //!
 //! The library never prints and never exits the process; `tools/` does both.
@@ -20,6 +21,8 @@ pub mod error;
 #[cfg(feature = "gluster")]
 pub mod gluster;
 pub mod input;
+#[cfg(feature = "iscsi")]
+pub mod iscsi;
 pub mod nfs;
 pub mod output;
 pub mod text;

@@ -4,33 +4,13 @@
 //! connect errors. The volume comes from RBDKIT_GLUSTER_URL; unset is a failure, not a skip.
 mod common;
 use common::*;
-use serde_json::Value;
 use std::time::{Duration, Instant};
-
-/// `rbdkit bench ARGS`: no Ceph cluster is involved, so none is named.
-fn bench(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_rbdkit"))
-        .arg("bench")
-        .args(args)
-        .arg("--no-progress")
-        .env_remove("CEPH_CONF")
-        .output()
-        .expect("run rbdkit")
-}
-
-fn bench_json(args: &[&str]) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("r.json");
-    let out = bench(&[args, &["--json", json.to_str().unwrap()]].concat());
-    assert!(out.status.success(), "{}", stderr(&out));
-    serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap()
-}
 
 #[test]
 fn phases_first_write_then_overwrite_then_read() {
     let name = unique("glph");
     let target = format!("{}/{name}", gluster_url());
-    let report = bench_json(&[
+    let report = bench_local_json(&[
         &target,
         "--size",
         "32M",
@@ -56,18 +36,7 @@ fn phases_first_write_then_overwrite_then_read() {
         "first writes allocate: {before} -> {after}"
     );
     for r in results {
-        let what = format!("{}", r["phase"]);
-        assert!(r["iops"].as_f64().unwrap() > 0.0, "{what}: {r}");
-        assert_eq!(
-            r["errors"].as_u64(),
-            Some(0),
-            "{what}: {}",
-            r["first_error"]
-        );
-        assert!(r["lat_us"]["p99"].as_f64().unwrap() >= r["lat_us"]["p50"].as_f64().unwrap());
-        assert!(r["cpu_us_per_io"].as_f64().unwrap() > 0.0, "{what}");
-        let notes = r["notes"].to_string();
-        assert!(notes.contains("libgfapi"), "{notes}");
+        assert_measured(r, "libgfapi");
     }
     // The run created the file, so it removed it: the brick is the witness.
     assert!(!gluster_brick().join(&name).exists());
@@ -77,7 +46,7 @@ fn phases_first_write_then_overwrite_then_read() {
 fn kept_file_is_sparse_on_the_brick_and_refused_next_time() {
     let name = unique("glkeep");
     let target = format!("{}/{name}", gluster_url());
-    let out = bench(&[
+    let out = bench_local(&[
         &target,
         "--size",
         "16M",
@@ -101,11 +70,11 @@ fn kept_file_is_sparse_on_the_brick_and_refused_next_time() {
     let bytes = std::fs::read(&on_brick).unwrap();
     assert!(bytes.iter().any(|&b| b != 0));
     // Someone's file now: a writing benchmark is refused before any I/O, and it is not removed.
-    let out = bench(&[&target, "--rw", "randwrite", "--runtime", "1s"]);
+    let out = bench_local(&[&target, "--rw", "randwrite", "--runtime", "1s"]);
     assert_one_line_error(&out, 1, &[&target, "--allow-existing"]);
     assert_eq!(std::fs::read(&on_brick).unwrap(), bytes, "untouched");
     // Reading it is allowed and leaves it there.
-    let out = bench(&[&target, "--rw", "randread", "--runtime", "1s"]);
+    let out = bench_local(&[&target, "--rw", "randread", "--runtime", "1s"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("reading it as it is"),
@@ -113,7 +82,7 @@ fn kept_file_is_sparse_on_the_brick_and_refused_next_time() {
         stderr(&out)
     );
     assert_eq!(std::fs::read(&on_brick).unwrap(), bytes, "untouched");
-    let out = bench(&[
+    let out = bench_local(&[
         &target,
         "--rw",
         "randwrite",
@@ -136,14 +105,14 @@ fn missing_volume_and_unreachable_server_are_one_line_errors_in_time() {
         .unwrap();
     let missing = format!("gluster://{host}/nosuchvolume/f");
     let t = Instant::now();
-    let out = bench(&[&missing, "--runtime", "1s", "--size", "16M"]);
+    let out = bench_local(&[&missing, "--runtime", "1s", "--size", "16M"]);
     assert!(t.elapsed() < Duration::from_secs(12), "{:?}", t.elapsed());
     assert_one_line_error(&out, 1, &["gluster://", "nosuchvolume", "does not exist"]);
     let nobody = "gluster://127.0.0.1:1/rbdkit/f";
     let t = Instant::now();
-    let out = bench(&[nobody, "--runtime", "1s", "--size", "16M"]);
+    let out = bench_local(&[nobody, "--runtime", "1s", "--size", "16M"]);
     assert!(t.elapsed() < Duration::from_secs(12), "{:?}", t.elapsed());
     assert_one_line_error(&out, 1, &["gluster://127.0.0.1:1/rbdkit", "glusterd"]);
-    let out = bench(&["gluster://h/volume-only", "--runtime", "1s"]);
+    let out = bench_local(&["gluster://h/volume-only", "--runtime", "1s"]);
     assert_one_line_error(&out, 2, &["gluster://HOST[:PORT]/VOLUME/PATH"]);
 }

@@ -24,6 +24,14 @@ mod tests {
         let _ = iscsi_read16_task as unsafe extern "C" fn(_, _, _, _, _, _, _, _, _, _, _, _) -> _;
         let _ = iscsi_unmap_sync as unsafe extern "C" fn(_, _, _, _, _, _) -> _;
         let _ = iscsi_service as unsafe extern "C" fn(_, _) -> _;
+        let _ = iscsi_connect_async as unsafe extern "C" fn(_, _, _, _) -> _;
+        let _ = iscsi_login_async as unsafe extern "C" fn(_, _, _) -> _;
+        let _ = iscsi_read16_iov_task
+            as unsafe extern "C" fn(_, _, _, _, _, _, _, _, _, _, _, _, _, _) -> _;
+        let _ = iscsi_unmap_task as unsafe extern "C" fn(_, _, _, _, _, _, _, _) -> _;
+        let _ = iscsi_get_lba_status_task as unsafe extern "C" fn(_, _, _, _, _, _) -> _;
+        let _ = iscsi_reportluns_task as unsafe extern "C" fn(_, _, _, _, _) -> _;
+        let _ = iscsi_scsi_cancel_task as unsafe extern "C" fn(_, _) -> _;
         assert_eq!(scsi_status_SCSI_STATUS_GOOD, 0);
     }
 

@@ -5,13 +5,12 @@
 //! sparse with `--size`, as Cinder's GlusterFS driver does (`truncate -s`), and removed
 //! afterwards unless `--keep`; an existing file is never truncated or removed, and written only
 //! with `--allow-existing`.
-use super::workload::random_fill;
+use super::slots::{self, SlotQueue};
 use super::{JobSpec, OpenPolicy, Recorder, Target, TargetMeta};
 use crate::error::{Error, Result};
 use crate::gluster::volume::CONNECT_TIMEOUT;
 use crate::gluster::{AioQueue, GFile, GlusterUrl, Volume};
 use std::sync::Arc;
-use std::time::Instant;
 
 /// A GlusterFS file target.
 pub struct GlusterTarget {
@@ -55,55 +54,17 @@ impl Target for GlusterTarget {
     }
 
     fn run_job(&self, spec: &JobSpec) -> Result<Recorder> {
-        let depth = spec.iodepth;
-        let bs = spec.bs as usize;
-        let mut q = AioQueue::new(&self.file, depth, bs);
-        for slot in 0..depth {
-            if let Some(b) = q.buf_mut(slot) {
-                random_fill(b, spec.seed ^ (spec.job << 32) ^ slot as u64);
-            }
-        }
-        let mut submitted = vec![Instant::now(); depth];
-        let mut reads = vec![false; depth];
-        let mut free: Vec<usize> = (0..depth).rev().collect();
-        let mut gen = spec.op_gen();
-        let mut rec = spec.recorder();
-        let mut exhausted = false;
-        loop {
-            while let Some(&slot) = free.last().filter(|_| !exhausted) {
-                let Some(op) = spec.next_op(&mut gen) else {
-                    exhausted = true;
-                    break;
-                };
-                if !op.read && !self.meta.writable {
-                    rec.error(|| format!("{}: not writable in this run", self.meta.name));
-                    exhausted = true;
-                    break;
-                }
-                submitted[slot] = Instant::now();
-                reads[slot] = op.read;
-                match q.submit(slot, op.offset, bs, op.read) {
-                    Ok(()) => {
-                        free.pop();
-                        rec.issued += 1;
-                    }
-                    Err(e) => {
-                        rec.error(|| e.to_string());
-                        exhausted = true;
-                    }
-                }
-            }
-            let Some((slot, ret)) = q.wait() else { break };
-            free.push(slot);
-            if ret < 0 {
-                rec.error(|| format!("I/O on {}: libgfapi reported a failure", self.meta.name));
-            } else if ret as usize != bs {
-                rec.error(|| format!("short I/O on {}: {ret} of {bs} bytes", self.meta.name));
-            } else {
-                rec.record(submitted[slot], Instant::now(), spec.bs, reads[slot]);
-            }
-        }
-        Ok(rec)
+        let len = spec.bs as usize;
+        let mut q = Slots {
+            q: AioQueue::new(&self.file, spec.iodepth, len),
+            len,
+        };
+        Ok(slots::run(
+            spec,
+            &mut q,
+            &self.meta.name,
+            self.meta.writable,
+        ))
     }
 
     fn allocated_bytes(&self) -> Result<Option<u64>> {
@@ -131,5 +92,37 @@ impl Target for GlusterTarget {
             vol.unlink(&url.abs_path())?;
         }
         Ok(())
+    }
+}
+
+/// gfapi's queue as the job loop sees it: a completion's byte count checked against its length.
+struct Slots<'f> {
+    q: AioQueue<'f>,
+    /// Every request's length (the job's block size).
+    len: usize,
+}
+
+impl SlotQueue for Slots<'_> {
+    fn buf_mut(&mut self, slot: usize) -> Option<&mut [u8]> {
+        self.q.buf_mut(slot)
+    }
+
+    fn submit(&mut self, slot: usize, offset: u64, len: usize, read: bool) -> Result<()> {
+        self.q.submit(slot, offset, len, read)
+    }
+
+    fn next_done(&mut self) -> Result<Option<(usize, std::result::Result<(), String>)>> {
+        let Some((slot, ret)) = self.q.wait() else {
+            return Ok(None);
+        };
+        let len = self.len;
+        let outcome = if ret < 0 {
+            Err("libgfapi reported a failure".into())
+        } else if ret as usize != len {
+            Err(format!("short: {ret} of {len} bytes"))
+        } else {
+            Ok(())
+        };
+        Ok(Some((slot, outcome)))
     }
 }

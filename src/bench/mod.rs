@@ -1,5 +1,6 @@
 //! `rbdkit bench`: I/O benchmarks of RBD images (librbd aio), files (io_uring, O_DIRECT), NFS
-//! shares (userspace NFSv3) and GlusterFS volumes (libgfapi), side by side, with honest
+//! shares (userspace NFSv3), GlusterFS volumes (libgfapi) and iSCSI LUNs (libiscsi), side by
+//! side, with honest
 //! sparse-storage semantics: first writes into holes, overwrites and reads of written data are
 //! measured separately, and reads never touch never-written ranges (those are prefilled first).
 //! The library measures and returns data; the CLI prints tables, JSON and plots.
@@ -7,6 +8,8 @@ pub mod file;
 pub mod fio;
 #[cfg(feature = "gluster")]
 pub mod gluster;
+#[cfg(feature = "iscsi")]
+pub mod iscsi;
 pub mod meta;
 pub mod nfs;
 pub mod plot;
@@ -14,6 +17,8 @@ pub mod plot;
 pub mod rbd;
 pub mod recorder;
 pub mod report;
+#[cfg(any(feature = "gluster", feature = "iscsi"))]
+pub mod slots;
 pub mod stats;
 pub mod workload;
 
@@ -206,10 +211,17 @@ pub trait Target: Send + Sync {
     fn allocated_bytes(&self) -> Result<Option<u64>>;
     /// Facts that change results (cache mode, O_DIRECT, ...).
     fn notes(&self) -> Vec<String>;
-    /// Frees everything written to a target this run created, keeping its size, so it is all
-    /// holes again: a repeated `--phases` run measures first writes into holes each time. Each
-    /// target shrinks to 0 and grows back, which frees the storage on all of them (RBD removes
-    /// the objects; files and NFS files drop their blocks).
+    /// Whether [`Target::make_holes`] may empty it: a target this run created, or one whose
+    /// storage can be emptied in place and that the run may write (an iSCSI LUN with UNMAP
+    /// and `--allow-existing`). Such an existing target is emptied before the first `--phases`
+    /// run too, so its first-write phase writes into holes.
+    fn can_empty(&self) -> bool {
+        self.created()
+    }
+    /// Frees everything written to the target, keeping its size, so it is all holes again: a
+    /// repeated `--phases` run measures first writes into holes each time. Each created target
+    /// shrinks to 0 and grows back, which frees the storage on all of them (RBD removes the
+    /// objects; files and NFS files drop their blocks); an iSCSI LUN is UNMAPped whole.
     fn make_holes(&self) -> Result<()>;
     /// Closes it, and removes it if this run created it and `keep` is false.
     fn finish(self: Box<Self>, keep: bool) -> Result<()>;
@@ -422,7 +434,7 @@ fn run_all(
     report: &mut BenchReport,
 ) -> Result<()> {
     check_config(cfg)?;
-    for t in targets.iter().filter(|t| !t.created()) {
+    for t in targets.iter().filter(|t| !t.can_empty()) {
         if cfg.phases && cfg.repeat > 1 {
             // Each run's first-write phase needs holes: only a target of our own is emptied,
             // and every target is checked before the first one is written.
@@ -450,7 +462,8 @@ fn run_all(
             )));
         }
         for run in 0..cfg.repeat.max(1) {
-            if cfg.phases && run > 0 {
+            // A target found in place holds data until it is emptied, even for the first run.
+            if cfg.phases && (run > 0 || !t.created() && t.can_empty()) {
                 progress(Event::Phase(&format!(
                     "{}: emptying it for run {}",
                     t.name(),

@@ -349,6 +349,67 @@ pub fn gluster_brick() -> PathBuf {
     ))
 }
 
+/// The iSCSI LUN the tests write to (`iscsi://HOST:PORT/IQN/1`, thin-provisioned), started by
+/// scripts/test.sh with scripts/lvm-iscsi.sh. Unset is a failure, never a skip.
+pub fn iscsi_url() -> String {
+    std::env::var("RBDKIT_ISCSI_URL").expect(
+        "RBDKIT_ISCSI_URL is not set: run the tests with scripts/test.sh (it starts tgtd), or export `bash scripts/lvm-iscsi.sh url`",
+    )
+}
+
+/// The backing file of that LUN: the witness of what arrived on it.
+pub fn iscsi_backing() -> PathBuf {
+    PathBuf::from(std::env::var("RBDKIT_ISCSI_BACKING").expect(
+        "RBDKIT_ISCSI_BACKING is not set: run the tests with scripts/test.sh, or export `bash scripts/lvm-iscsi.sh backing`",
+    ))
+}
+
+/// LUN 2 of the same target (64 MiB, no thin provisioning, so no UNMAP) and its backing file.
+pub fn iscsi_thick() -> (String, PathBuf) {
+    let url = iscsi_url();
+    let base = url
+        .strip_suffix("/1")
+        .expect("RBDKIT_ISCSI_URL names LUN 1");
+    let file = std::env::var("RBDKIT_ISCSI_THICK_BACKING").expect(
+        "RBDKIT_ISCSI_THICK_BACKING is not set: run the tests with scripts/test.sh, or export `bash scripts/lvm-iscsi.sh backing 2`",
+    );
+    (format!("{base}/2"), PathBuf::from(file))
+}
+
+/// `rbdkit bench ARGS --no-progress` with no Ceph cluster named (CEPH_CONF removed), for
+/// targets that need none (gluster://, iscsi://).
+pub fn bench_local(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rbdkit"))
+        .arg("bench")
+        .args(args)
+        .arg("--no-progress")
+        .env_remove("CEPH_CONF")
+        .output()
+        .expect("run rbdkit")
+}
+
+/// [`bench_local`] with `--json`, asserting success: the report.
+pub fn bench_local_json(args: &[&str]) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let out = bench_local(&[args, &["--json", json.to_str().unwrap()]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap()
+}
+
+/// Asserts that one bench result measured something sound: I/Os, no errors, ordered
+/// percentiles, CPU per I/O, and a note that mentions `note` (the library that did the I/O).
+pub fn assert_measured(r: &serde_json::Value, note: &str) {
+    let what = format!("{} {}", r["target"], r["phase"]);
+    assert!(r["iops"].as_f64().unwrap() > 0.0, "{what}: {r}");
+    let errors = r["errors"].as_u64();
+    assert_eq!(errors, Some(0), "{what}: {}", r["first_error"]);
+    assert!(r["lat_us"]["p99"].as_f64().unwrap() >= r["lat_us"]["p50"].as_f64().unwrap());
+    assert!(r["cpu_us_per_io"].as_f64().unwrap() > 0.0, "{what}");
+    let notes = r["notes"].to_string();
+    assert!(notes.contains(note), "{what}: {notes}");
+}
+
 /// The `ceph` CLI against `conf`, with a 60 s limit (a cluster that stopped answering fails
 /// the test instead of hanging it).
 pub fn ceph_with(conf: &str, args: &[&str]) -> Output {

@@ -1,4 +1,4 @@
-//! `rbdkit bench TARGET...`: RBD images, files, NFS shares, and GlusterFS volumes side by side — latency histograms,
+//! `rbdkit bench TARGET...`: RBD images, files, NFS shares, GlusterFS volumes and iSCSI LUNs side by side — latency histograms,
 //! a table, JSON, an SVG plot, and a regression gate against a saved baseline.
 use crate::global::Global;
 use clap::Args;
@@ -15,7 +15,9 @@ use std::process::ExitCode;
 #[derive(Args)]
 pub struct BenchArgs {
     /// Targets, run one after another: rbd:POOL/IMAGE, file:PATH, nfs://HOST[:PORT]/EXPORT/FILE,
-    /// gluster://HOST[:PORT]/VOLUME/PATH.
+    /// gluster://HOST[:PORT]/VOLUME/PATH, iscsi://HOST[:PORT]/IQN/LUN. An iSCSI LUN always
+    /// exists: writing it needs --allow-existing, which overwrites any of its blocks (and with
+    /// --phases first UNMAPs the whole LUN).
     #[arg(required = true)]
     pub targets: Vec<String>,
     /// Size of targets the run creates (default 1G; a bare number is MiB, as in rbd). An
@@ -125,6 +127,9 @@ fn open_target(
     if t.starts_with("gluster://") {
         return open_gluster(t, policy);
     }
+    if t.starts_with("iscsi://") {
+        return open_iscsi(t, policy, a.phases);
+    }
     if let Some(spec) = t.strip_prefix("rbd:") {
         #[cfg(feature = "rbd")]
         {
@@ -150,7 +155,7 @@ fn open_target(
         }
     }
     Err(Error::InvalidInput(format!(
-        "unknown target '{t}': use rbd:POOL/IMAGE, file:PATH, nfs://HOST[:PORT]/EXPORT/FILE, or gluster://HOST[:PORT]/VOLUME/PATH"
+        "unknown target '{t}': use rbd:POOL/IMAGE, file:PATH, nfs://HOST[:PORT]/EXPORT/FILE, gluster://HOST[:PORT]/VOLUME/PATH, or iscsi://HOST[:PORT]/IQN/LUN"
     )))
 }
 
@@ -166,6 +171,21 @@ fn open_gluster(t: &str, policy: &OpenPolicy) -> rbdkit::Result<Box<dyn Target>>
 fn open_gluster(t: &str, _: &OpenPolicy) -> rbdkit::Result<Box<dyn Target>> {
     Err(Error::InvalidInput(format!(
         "{t}: this rbdkit was built without GlusterFS support (feature gluster)"
+    )))
+}
+
+#[cfg(feature = "iscsi")]
+fn open_iscsi(t: &str, policy: &OpenPolicy, phases: bool) -> rbdkit::Result<Box<dyn Target>> {
+    let url = rbdkit::iscsi::IscsiUrl::parse(t)?;
+    Ok(Box::new(bench::iscsi::IscsiTarget::open(
+        t, url, policy, phases,
+    )?))
+}
+
+#[cfg(not(feature = "iscsi"))]
+fn open_iscsi(t: &str, _: &OpenPolicy, _: bool) -> rbdkit::Result<Box<dyn Target>> {
+    Err(Error::InvalidInput(format!(
+        "{t}: this rbdkit was built without iSCSI support (feature iscsi)"
     )))
 }
 
