@@ -343,8 +343,13 @@ fn write_4m(spec: &str, total: &str, pattern: &str) {
 
 /// A volume of 1 GiB holding `data` of sequential writes.
 fn volume_with_data(c: &mut Cleanup, prefix: &str, data: &str) -> String {
+    volume_of_size(c, prefix, "1G", data)
+}
+
+/// A volume of `size` holding `data` bytes written from its start.
+fn volume_of_size(c: &mut Cleanup, prefix: &str, size: &str, data: &str) -> String {
     let spec = format!("volumes/{}", unique(prefix));
-    assert!(rbd_with(&conf(), &["create", &spec, "--size", "1G"])
+    assert!(rbd_with(&conf(), &["create", &spec, "--size", size])
         .status
         .success());
     c.add(&spec);
@@ -427,14 +432,17 @@ fn osd_restart_mid_backup_completes_and_restores_identical() {
 fn a_full_cluster_stops_a_backup_and_keeps_the_previous_one() {
     let _g = serial();
     let mut c = Cleanup::new(&conf());
-    let spec = volume_with_data(&mut c, "volume-fullbk", "256M");
+    // 4 GiB and 2 GiB of random writes before the incremental: with one write in flight it
+    // copies for seconds, longer than the full flag takes to reach the client (512 MiB on
+    // 1 GiB raced it once the engine got faster).
+    let spec = volume_of_size(&mut c, "volume-fullbk", "4G", "256M");
     let first = rbdkit(&["backup", &spec, "backups", "--format", "json"]);
     assert!(first.status.success(), "{}", stderr(&first));
     let j: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
     let base = j["base"].as_str().unwrap().to_string();
     c.add(&base);
     let s1 = j["snap"].as_str().unwrap().to_string();
-    write_4m(&spec, "512M", "rand");
+    write_4m(&spec, "2G", "rand");
 
     // Already full: the incremental is refused and leaves no snapshot behind.
     let unfull = Unfull;

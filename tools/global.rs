@@ -2,6 +2,9 @@
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 
+/// The OSD op timeout of bulk I/O when `--op-timeout` is not given.
+const BULK_OP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Output format of a command's result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -162,12 +165,15 @@ impl Global {
     }
 
     /// Like [`Global::connect`], with librbd tuned for one pass of bulk reads and writes (an
-    /// import, export, copy or checksum).
+    /// import, export, copy, checksum, backup or restore), and an OSD op timeout of 120 s
+    /// unless `--op-timeout` says otherwise: a full cluster pauses writes forever, and a
+    /// bounded timeout lets the command fail, name the condition and clean up (120 s is far
+    /// beyond any healthy write; a backup into a pool that filled up hung without it).
     pub fn connect_for_bulk_io(&self) -> rbdkit::Result<rbdkit::ceph::Cluster> {
-        self.connect_with(rbdkit::ceph::ConnectOptions {
-            bulk_io: true,
-            ..self.connect_options()?
-        })
+        let mut opts = self.connect_options()?;
+        opts.bulk_io = true;
+        opts.op_timeout = opts.op_timeout.or(Some(BULK_OP_TIMEOUT));
+        self.connect_with(opts)
     }
 
     fn connect_with(

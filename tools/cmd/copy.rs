@@ -44,10 +44,6 @@ pub fn run(a: CopyArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         ));
     }
     let mut create = a.layout.create_options(false)?;
-    // Fail I/O a broken or full cluster never answers, as an import does.
-    let mut g = g.clone();
-    g.op_timeout = g.op_timeout.or(Some(std::time::Duration::from_secs(120)));
-    let g = &g;
     let src_cluster = g.connect_for_bulk_io()?;
     let io = src_cluster.ioctx(&a.src.pool, a.src.namespace.as_deref())?;
     let image = Image::open_read_only(&io, &a.src.image, a.src.snap.as_deref())?;

@@ -47,7 +47,6 @@ impl DestFlags {
         if let Some(k) = &self.dest_keyring {
             dg.keyring = Some(k.clone());
         }
-        dg.op_timeout = dg.op_timeout.or(Some(std::time::Duration::from_secs(120)));
         dg
     }
 }

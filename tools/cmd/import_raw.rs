@@ -86,10 +86,6 @@ pub fn run(a: ImportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         verify: a.publish.verify,
         source_format,
     };
-    // A full cluster pauses writes forever; a bounded op timeout lets the import fail, name
-    // the condition and clean up. 120 s is far beyond any healthy write.
-    let mut g = g.clone();
-    g.op_timeout = g.op_timeout.or(Some(std::time::Duration::from_secs(120)));
     let cluster = g.connect_for_bulk_io()?;
     let total = source.virtual_size().unwrap_or(0);
     let bar = crate::progress::bytes_bar(total, "importing", !g.no_progress);
@@ -114,7 +110,7 @@ pub fn run(a: ImportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         peak_rss_bytes: peak_rss(),
     };
     if g.json() {
-        super::print_json(&g, &out)?;
+        super::print_json(g, &out)?;
     } else {
         let r = &out.report;
         outln!(
