@@ -9,7 +9,7 @@
 //! copy), as the RBD sink lends its buffers to librbd.
 use super::publish::{exists_error, partial_name, publish, Publish};
 use super::{PoolBuf, Sink, MEMORY_BUDGET};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gluster::volume::CONNECT_TIMEOUT;
 use crate::gluster::{GFile, GlusterUrl, LentWrites, Volume};
 use std::collections::HashMap;
@@ -53,7 +53,19 @@ impl GlusterSink {
             None => ("/".to_string(), url.path.as_str()),
         };
         let tmp = format!("{dir}{}", partial_name(leaf));
-        let file = Arc::new(vol.create_new(&tmp, 0)?);
+        let file = match vol.create_new(&tmp, 0) {
+            Ok(f) => Arc::new(f),
+            // Named after the file asked for, not the temporary one nobody asked for.
+            Err(Error::WithErrno {
+                errno: libc::ENOENT,
+                ..
+            }) => {
+                return Err(Error::Other(format!(
+                    "create {url}: no directory '{dir}' on the volume; create it first (every directory on the way must exist)"
+                )))
+            }
+            Err(e) => return Err(e),
+        };
         Ok(GlusterSink {
             url: url.clone(),
             overwrite,

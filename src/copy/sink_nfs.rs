@@ -120,7 +120,6 @@ impl NfsSink {
         self.committed = true;
         Ok(())
     }
-
 }
 
 /// `name` in `dir`, as the protocol names a directory entry.

@@ -72,7 +72,11 @@ pub(super) unsafe extern "C" fn on_done<T>(
     let Req { done, tag } = *req;
     // libgfapi sets errno on this thread before calling back with -1: keep it as -errno, so
     // the waiting thread can name the cause.
-    let ret = if ret < 0 { -(super::last_errno() as isize) } else { ret };
+    let ret = if ret < 0 {
+        -(super::last_errno() as isize)
+    } else {
+        ret
+    };
     let mut q = done.q.lock().unwrap_or_else(|e| e.into_inner());
     q.push_back((tag, ret));
     drop(q);

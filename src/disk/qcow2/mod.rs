@@ -169,14 +169,12 @@ impl Qcow2 {
         let Some(files) = files else {
             return Ok(Self::assemble(file, shown, header, l1, None, None, true));
         };
-        let named = |name: &str, what: &str| {
-            match dir {
+        let named = |name: &str, what: &str| match dir {
             Ok(d) => files.open_named(&shown, d, name, what),
             Err(why) => Err(Error::bad_image(
                 &shown,
                 format!("names {what} '{}', which {why}", crate::text::escape(name)),
             )),
-        }
         };
         let data: Option<Box<dyn ByteSource>> = match &header.data_file {
             Some(name) => {
