@@ -5,8 +5,8 @@
 //! a backing or data file is refused (the gate can only check where a file of this host lies).
 //! Reads are synchronous `glfs_pread` calls made by the engine's decode threads, many at once.
 use super::qcow2::{ByteSource, Qcow2};
-use super::{decide, detect, DiskSource, Extent, ExtentKind, Format, OpenOptions};
-use crate::disk::source::{check_read_range, push_extent};
+use super::{decide, detect, DiskSource, Extent, Format, OpenOptions};
+use crate::disk::source::{check_read_range, extents_by_seek};
 use crate::error::{Error, Result};
 use crate::gluster::volume::CONNECT_TIMEOUT;
 use crate::gluster::{GFile, GlusterUrl, Volume};
@@ -57,23 +57,9 @@ impl DiskSource for GlusterRaw {
     fn extents(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
         let end = offset.saturating_add(len).min(self.bytes.size);
         let file = &self.bytes.file;
-        let mut out = Vec::new();
-        let mut pos = offset;
-        while pos < end {
-            let (kind, next) = match file.seek(pos, libc::SEEK_DATA) {
-                Ok(d) if d > pos => (ExtentKind::Unallocated, d.min(end)),
-                Ok(_) => (
-                    ExtentKind::Data,
-                    file.seek(pos, libc::SEEK_HOLE).unwrap_or(end).min(end),
-                ),
-                Err(libc::ENXIO) => (ExtentKind::Unallocated, end),
-                Err(_) => (ExtentKind::Data, end),
-            };
-            let next = next.max(pos + 1).min(end);
-            push_extent(&mut out, pos, next - pos, kind);
-            pos = next;
-        }
-        Ok(out)
+        Ok(extents_by_seek(offset, end, |pos, whence| {
+            file.seek(pos, whence)
+        }))
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
