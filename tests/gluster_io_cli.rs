@@ -14,34 +14,12 @@ use std::process::{Command, Output};
 /// Imports a 64 MiB qcow2 with three data runs as `images/NAME`; returns the qcow2 and
 /// `rbd export`'s bytes.
 fn imported(dir: &Path, name: &str, c: &mut Cleanup) -> (PathBuf, Vec<u8>) {
-    let q = qcow2_fixture(dir, name);
+    let q = three_run_qcow2(dir, name);
     let spec = format!("images/{name}");
     let o = rbdkit(&["import-raw", q.to_str().unwrap(), &spec]);
     assert!(o.status.success(), "{}", stderr(&o));
     c.add(&spec);
     (q, rbd_bytes(&spec))
-}
-
-/// A 64 MiB qcow2 with data at 1 MiB (3 MiB), 40 MiB (100 KiB) and 63 MiB (1 MiB).
-fn qcow2_fixture(dir: &Path, name: &str) -> PathBuf {
-    let q = dir.join(format!("{name}.qcow2"));
-    let qs = q.to_str().unwrap();
-    run_ok("qemu-img", &["create", "-q", "-f", "qcow2", qs, "64M"]);
-    run_ok(
-        "qemu-io",
-        &[
-            "-f",
-            "qcow2",
-            "-c",
-            "write -P 0x33 1M 3M",
-            "-c",
-            "write -P 0x44 40M 100k",
-            "-c",
-            "write -P 0x55 63M 1M",
-            qs,
-        ],
-    );
-    q
 }
 
 fn rbd_bytes(spec: &str) -> Vec<u8> {
@@ -147,7 +125,7 @@ fn export_to_gluster_is_rbd_export_sparse_and_never_overwrites_unasked() {
 fn convert_qcow2_onto_gluster_is_qemu_img_raw() {
     let dir = tempfile::tempdir().unwrap();
     let name = unique("glconv");
-    let q = qcow2_fixture(dir.path(), &name);
+    let q = three_run_qcow2(dir.path(), &name);
     let raw = dir.path().join("want.raw");
     run_ok(
         "qemu-img",
@@ -298,26 +276,9 @@ fn injected_panic_leaves_no_file_on_the_volume() {
             .output()
             .unwrap()
     };
-    // Each fault and what its error line says (as in tests/engine_faults_cli.rs); an early
-    // stop must not publish a short file either.
-    for (fault, want) in [
-        (
-            "decode-panic",
-            "a decode thread panicked (injected decode failure",
-        ),
-        (
-            "producer-stops-early",
-            "never arrived; nothing was published",
-        ),
-        (
-            "producer-panic",
-            "the producer thread panicked (injected producer failure)",
-        ),
-        (
-            "hasher-panic",
-            "the hasher thread panicked (injected hasher failure)",
-        ),
-    ] {
+    // Every fault (as in tests/engine_faults_cli.rs): an early stop must not publish a
+    // short file either.
+    for &(fault, want) in ENGINE_FAULTS {
         let (url, _file) = target(&format!("{name}-{fault}.raw"));
         let o = faulty(fault, &["export", &spec, &url]);
         failed_with(&o, fault, want);
