@@ -1,9 +1,11 @@
 //! Where a copy's output goes: a local path (a mounted NFS share too),
-//! `nfs://HOST[:PORT]/EXPORT/FILE` through the userspace client, or `-` for stdout as a
-//! stream; in either format, raw or qcow2 (a local file, or stdout uncompressed). A file
+//! `nfs://HOST[:PORT]/EXPORT/FILE` through the userspace client,
+//! `gluster://HOST[:PORT]/VOLUME/PATH` through libgfapi, or `-` for stdout as a stream; in either format, raw or qcow2 (a local file, or stdout uncompressed). A file
 //! appears under its name only when complete; the CLI never looks at the name itself.
 use crate::copy::qcow2_out::Qcow2Sink;
 use crate::copy::sink_file::FileSink;
+#[cfg(feature = "gluster")]
+use crate::copy::sink_gluster::GlusterSink;
 use crate::copy::sink_nfs::NfsSink;
 use crate::copy::sink_stream::StreamSink;
 use crate::copy::{copy_disk, copy_disk_to_qcow2_stream, Control, CopyOptions, CopyStats, Sink};
@@ -31,6 +33,9 @@ pub enum OutputFile {
     /// A file on an NFS share, written without a mount (boxed: it holds a runtime and a
     /// connection).
     Nfs(Box<NfsSink>),
+    /// A file on a GlusterFS volume, written through libgfapi without a mount.
+    #[cfg(feature = "gluster")]
+    Gluster(Box<GlusterSink>),
     /// Standard output, as a raw stream (holes written as zeros).
     Stdout(StreamSink),
     /// A qcow2 image in a local file (boxed: it holds the cluster map).
@@ -47,6 +52,17 @@ impl OutputFile {
         dest.to_str().is_some_and(|d| d.starts_with("nfs://"))
     }
 
+    /// True when `dest` names a file on a GlusterFS volume.
+    pub fn is_gluster(dest: &Path) -> bool {
+        dest.to_str().is_some_and(|d| d.starts_with("gluster://"))
+    }
+
+    /// True when `dest` is a file reached through a network client (`nfs://`, `gluster://`),
+    /// not a path of this host.
+    pub fn is_remote(dest: &Path) -> bool {
+        Self::is_nfs(dest) || Self::is_gluster(dest)
+    }
+
     /// True when `dest` is `-`: standard output.
     pub fn is_stdout(dest: &Path) -> bool {
         dest.as_os_str() == "-"
@@ -54,17 +70,24 @@ impl OutputFile {
 
     /// Refuses the pairings of `dest` and `format` that cannot work, before anything is
     /// opened: qcow2 to a local file or uncompressed to stdout only (compressed sizes are
-    /// known after the data, a stream's tables come before it; the NFS target takes writes
-    /// from one thread).
+    /// known after the data, a stream's tables come before it; the qcow2 writer writes from the
+    /// decode threads into a local file, which a network target is not); gluster:// in a build
+    /// without GlusterFS support.
     pub fn check(dest: &Path, format: OutputFormat) -> Result<()> {
         match format {
             OutputFormat::Qcow2(Some(_)) if Self::is_stdout(dest) => Err(Error::InvalidInput(
                 "--compress with - (stdout): compressed sizes are known only after the data, but a streamed qcow2's tables come before it; write to a file, or pipe a raw stream (-O raw)".into(),
             )),
-            OutputFormat::Qcow2(_) if Self::is_nfs(dest) => Err(Error::InvalidInput(format!(
-                "-O qcow2 to {}: qcow2 output to nfs:// is not supported; write it to a mounted path of the share or a local file",
+            OutputFormat::Qcow2(_) if Self::is_remote(dest) => Err(Error::InvalidInput(format!(
+                "-O qcow2 to {}: qcow2 output to nfs:// or gluster:// is not supported; write it to a mounted path of the share or a local file",
                 dest.display()
             ))),
+            _ if Self::is_gluster(dest) && !cfg!(feature = "gluster") => {
+                Err(Error::InvalidInput(format!(
+                    "{}: this build has no GlusterFS support (feature gluster)",
+                    dest.display()
+                )))
+            }
             _ => Ok(()),
         }
     }
@@ -95,6 +118,14 @@ impl OutputFile {
         if Self::is_stdout(dest) {
             return Ok(OutputFile::Stdout(Self::stdout()));
         }
+        #[cfg(feature = "gluster")]
+        if let Some(url) = dest.to_str().filter(|_| Self::is_gluster(dest)) {
+            let url = crate::gluster::GlusterUrl::parse(url)?;
+            return Ok(OutputFile::Gluster(Box::new(GlusterSink::create(
+                &url, overwrite,
+            )?)));
+        }
+        Self::check(dest, OutputFormat::Raw)?;
         match dest.to_str().filter(|_| Self::is_nfs(dest)) {
             Some(url) => Ok(OutputFile::Nfs(Box::new(NfsSink::create(
                 &NfsUrl::parse(url)?,
@@ -135,6 +166,8 @@ impl OutputFile {
         match self {
             OutputFile::Local(s) => Target::Sink(s),
             OutputFile::Nfs(s) => Target::Sink(s.as_mut()),
+            #[cfg(feature = "gluster")]
+            OutputFile::Gluster(s) => Target::Sink(s.as_mut()),
             OutputFile::Stdout(s) => Target::Sink(s),
             OutputFile::Qcow2(s) => Target::Sink(s.as_mut()),
             OutputFile::Qcow2Stdout(s) => Target::Qcow2Stream(s),
@@ -146,6 +179,8 @@ impl OutputFile {
         match self {
             OutputFile::Local(s) => s.commit(),
             OutputFile::Nfs(s) => (*s).commit(),
+            #[cfg(feature = "gluster")]
+            OutputFile::Gluster(s) => (*s).commit(),
             OutputFile::Stdout(_) | OutputFile::Qcow2Stdout(_) => Ok(()),
             OutputFile::Qcow2(s) => s.into_target().commit(),
         }

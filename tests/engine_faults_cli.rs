@@ -8,24 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 /// The faults and what the error line must say.
-const FAULTS: &[(&str, &str)] = &[
-    (
-        "decode-panic",
-        "a decode thread panicked (injected decode failure",
-    ),
-    (
-        "producer-stops-early",
-        "never arrived; nothing was published",
-    ),
-    (
-        "producer-panic",
-        "the producer thread panicked (injected producer failure)",
-    ),
-    (
-        "hasher-panic",
-        "the hasher thread panicked (injected hasher failure)",
-    ),
-];
+const FAULTS: &[(&str, &str)] = ENGINE_FAULTS;
 
 fn rbdkit_faulty(fault: &str, args: &[&str], stdin: Option<&Path>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rbdkit"));

@@ -7,23 +7,8 @@ use std::process::{Command, Stdio};
 
 /// Imports a 64 MiB qcow2 with three data runs as `images/NAME`; returns `rbd export`'s bytes.
 fn imported(dir: &Path, name: &str, c: &mut Cleanup) -> Vec<u8> {
-    let q = dir.join(format!("{name}.qcow2"));
+    let q = three_run_qcow2(dir, name);
     let qs = q.to_str().unwrap();
-    run_ok("qemu-img", &["create", "-q", "-f", "qcow2", qs, "64M"]);
-    run_ok(
-        "qemu-io",
-        &[
-            "-f",
-            "qcow2",
-            "-c",
-            "write -P 0x33 1M 3M",
-            "-c",
-            "write -P 0x44 40M 100k",
-            "-c",
-            "write -P 0x55 63M 1M",
-            qs,
-        ],
-    );
     let spec = format!("images/{name}");
     let o = rbdkit(&["import-raw", qs, &spec]);
     assert!(o.status.success(), "{}", stderr(&o));

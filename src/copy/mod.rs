@@ -24,12 +24,15 @@ mod hasher;
 mod piece;
 mod pipeline;
 mod produce;
+pub mod publish;
 pub mod qcow2_out;
 pub mod sink_changed;
 #[cfg(feature = "rbd")]
 pub mod sink_diff;
 pub mod sink_digest;
 pub mod sink_file;
+#[cfg(feature = "gluster")]
+pub mod sink_gluster;
 pub mod sink_nfs;
 #[cfg(feature = "rbd")]
 pub mod sink_rbd;

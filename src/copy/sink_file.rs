@@ -18,22 +18,13 @@ pub struct FileSink {
 impl FileSink {
     /// Starts a new file that will become `dest`. Refuses an existing `dest` unless `overwrite`.
     pub fn create(dest: &Path, overwrite: bool) -> Result<FileSink> {
-        // An existing destination is an operational failure (exit 1), as EEXIST is for an
-        // image: the command line was well formed, the world was not as expected.
         if dest.exists() && !overwrite {
-            return Err(Error::Other(format!(
-                "{} already exists: choose another name or pass --overwrite",
-                dest.display()
-            )));
+            return Err(super::publish::exists_error(dest.display()));
         }
         let name = dest
             .file_name()
             .ok_or_else(|| Error::InvalidInput(format!("{} is not a file name", dest.display())))?;
-        let tmp = dest.with_file_name(format!(
-            ".{}.rbdkit-partial.{}",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
+        let tmp = dest.with_file_name(super::publish::partial_name(&name.to_string_lossy()));
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)

@@ -8,6 +8,7 @@
 //! to the server's `wtmax`, and one COMMIT at the end makes them durable. If the server
 //! restarted in between (its write verifier changed), the data may be lost: the copy fails
 //! instead of publishing it.
+use super::publish::{exists_error, partial_name, publish, Publish};
 use super::{PoolBuf, Sink};
 use crate::error::{Error, Result};
 use crate::nfs::{
@@ -52,16 +53,12 @@ impl NfsSink {
     /// `overwrite`; every directory on the way must exist.
     pub fn create(url: &NfsUrl, overwrite: bool) -> Result<NfsSink> {
         let rt = runtime()?;
-        let tmp = format!(".{}.rbdkit-partial.{}", url.leaf(), std::process::id());
+        let tmp = partial_name(url.leaf());
         let (control, dir, fh, wtmax) = rt.block_on(async {
             let (mut c, root) = connect(url, None).await?;
             let dir = parent_dir(&mut c, root.clone(), url).await?;
             if !overwrite && lookup(&mut c, &dir, url.leaf(), url).await?.is_some() {
-                // As for a local file: the command was well formed, the share was not as
-                // expected (exit 1).
-                return Err(Error::Other(format!(
-                    "{url} already exists: choose another name or pass --overwrite"
-                )));
+                return Err(exists_error(url));
             }
             let fh = create_new(&mut c, &dir, &tmp, 0, url).await?;
             let wtmax = match c.fsinfo(&nfs3::FSINFO3args { fsroot: root }).await {
@@ -118,48 +115,62 @@ impl NfsSink {
     /// Publishes the finished file under its final name: a hard link, which fails if a file
     /// of that name appeared meanwhile, or with `overwrite` a rename over it.
     pub fn commit(mut self) -> Result<()> {
-        let (url, dir, tmp, fh) = (
-            self.url.clone(),
-            self.dir.clone(),
-            self.tmp.clone(),
-            self.fh.clone(),
-        );
         let overwrite = self.overwrite;
-        let c = &mut self.control;
-        self.rt.block_on(async {
-            let to = diropargs3 {
-                dir: dir.clone(),
-                name: filename3::from(url.leaf().as_bytes()),
-            };
-            if overwrite {
-                let from = diropargs3 {
-                    dir: dir.clone(),
-                    name: filename3::from(tmp.as_bytes()),
-                };
-                match c
-                    .rename(&nfs3::RENAME3args { from, to })
-                    .await
-                    .map_err(|e| nfs_err("rename", &url, e))?
-                {
-                    Nfs3Result::Ok(_) => Ok(()),
-                    Nfs3Result::Err((s, _)) => Err(nfs_err("rename", &url, s)),
-                }
-            } else {
-                match c
-                    .link(&nfs3::LINK3args { file: fh, link: to })
-                    .await
-                    .map_err(|e| nfs_err("link", &url, e))?
-                {
-                    Nfs3Result::Ok(_) => remove(c, &dir, &tmp, &url).await,
-                    Nfs3Result::Err((nfs3::nfsstat3::NFS3ERR_EXIST, _)) => Err(Error::Other(
-                        format!("{url} already exists: choose another name or pass --overwrite"),
-                    )),
-                    Nfs3Result::Err((s, _)) => Err(nfs_err("link", &url, s)),
-                }
-            }
-        })?;
+        publish(&mut self, overwrite)?;
         self.committed = true;
         Ok(())
+    }
+}
+
+/// `name` in `dir`, as the protocol names a directory entry.
+fn entry<'a>(dir: &nfs_fh3, name: &'a str) -> diropargs3<'a> {
+    diropargs3 {
+        dir: dir.clone(),
+        name: filename3::from(name.as_bytes()),
+    }
+}
+
+impl Publish for NfsSink {
+    fn shown(&self) -> String {
+        self.url.to_string()
+    }
+
+    fn link_final(&mut self) -> Result<bool> {
+        let (c, url) = (&mut self.control, &self.url);
+        let args = nfs3::LINK3args {
+            file: self.fh.clone(),
+            link: entry(&self.dir, url.leaf()),
+        };
+        match self
+            .rt
+            .block_on(c.link(&args))
+            .map_err(|e| nfs_err("link", url, e))?
+        {
+            Nfs3Result::Ok(_) => Ok(true),
+            Nfs3Result::Err((nfs3::nfsstat3::NFS3ERR_EXIST, _)) => Ok(false),
+            Nfs3Result::Err((s, _)) => Err(nfs_err("link", url, s)),
+        }
+    }
+
+    fn rename_final(&mut self) -> Result<()> {
+        let (c, url) = (&mut self.control, &self.url);
+        let args = nfs3::RENAME3args {
+            from: entry(&self.dir, &self.tmp),
+            to: entry(&self.dir, url.leaf()),
+        };
+        match self
+            .rt
+            .block_on(c.rename(&args))
+            .map_err(|e| nfs_err("rename", url, e))?
+        {
+            Nfs3Result::Ok(_) => Ok(()),
+            Nfs3Result::Err((s, _)) => Err(nfs_err("rename", url, s)),
+        }
+    }
+
+    fn remove_partial(&mut self) -> Result<()> {
+        let (c, url) = (&mut self.control, &self.url);
+        self.rt.block_on(remove(c, &self.dir, &self.tmp, url))
     }
 }
 

@@ -5,6 +5,8 @@
 //! Nothing here writes; nothing here trusts a size or offset read from a file.
 pub mod changed;
 pub mod detect;
+#[cfg(feature = "gluster")]
+pub mod gluster;
 pub mod inspect;
 pub mod mapped;
 pub mod policy;
@@ -158,10 +160,19 @@ pub fn decide(
     }
 }
 
-/// Opens a disk image the user named: its format detected from the content and checked
-/// against the declared one, then opened with its named files as `opts` allows.
+/// Opens a disk image the user named (a path, or a `gluster://` URL): its format detected
+/// from the content and checked against the declared one, then opened with its named files
+/// as `opts` allows.
 pub fn open(path: &Path, opts: &OpenOptions) -> Result<Box<dyn DiskSource>> {
     let shown = path.display().to_string();
+    if shown.starts_with("gluster://") {
+        #[cfg(feature = "gluster")]
+        return gluster::open(&shown, opts);
+        #[cfg(not(feature = "gluster"))]
+        return Err(Error::InvalidInput(format!(
+            "{shown}: this build has no GlusterFS support (feature gluster)"
+        )));
+    }
     let probe =
         detect::probe(&qcow2::FileBytes::open(path, "image")?).map_err(|e| with_name(e, &shown))?;
     let format = decide(&shown, &probe, opts.format, opts.trust_declared_raw)?;

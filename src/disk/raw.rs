@@ -1,7 +1,7 @@
 //! Raw disk images: the file's bytes are the guest's bytes. Holes (SEEK_HOLE) are reported as
 //! unallocated so sparse raw files copy without reading their holes.
-use super::{DiskSource, Extent, ExtentKind};
-use crate::disk::source::push_extent;
+use super::{DiskSource, Extent};
+use crate::disk::source::extents_by_seek;
 use crate::error::{Error, Result};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -79,27 +79,13 @@ impl DiskSource for RawFile {
 
     fn extents(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
         let end = offset.saturating_add(len).min(self.size);
-        let mut out: Vec<Extent> = Vec::new();
-        let mut pos = offset;
-        while pos < end {
-            // Where the data starts at or after pos, and where that data run ends.
-            let (kind, next) = match self.seek(pos, libc::SEEK_DATA) {
-                Some(d) if d > pos => (ExtentKind::Unallocated, d.min(end)),
-                Some(_) => (
-                    ExtentKind::Data,
-                    self.seek(pos, libc::SEEK_HOLE).unwrap_or(end).min(end),
-                ),
-                // ENXIO: no data after pos; EINVAL/others: the filesystem cannot say.
-                None => match std::io::Error::last_os_error().raw_os_error() {
-                    Some(libc::ENXIO) => (ExtentKind::Unallocated, end),
-                    _ => (ExtentKind::Data, end),
-                },
-            };
-            let next = next.max(pos + 1).min(end);
-            push_extent(&mut out, pos, next - pos, kind);
-            pos = next;
-        }
-        Ok(out)
+        Ok(extents_by_seek(offset, end, |pos, whence| {
+            self.seek(pos, whence).ok_or_else(|| {
+                std::io::Error::last_os_error()
+                    .raw_os_error()
+                    .unwrap_or(libc::EINVAL)
+            })
+        }))
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
@@ -132,6 +118,7 @@ impl DiskSource for RawFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::disk::ExtentKind;
     use std::io::Write;
 
     #[test]

@@ -87,6 +87,35 @@ pub fn extents_from_data(
     out
 }
 
+/// The extents of `[offset, end)` of a file whose holes `seek(pos, SEEK_DATA | SEEK_HOLE)`
+/// finds (the offset, or the errno): `Data` and `Unallocated` runs. `ENXIO` means no data
+/// after `pos`; any other error means the filesystem cannot tell, so the rest is data (the
+/// zero scan still keeps its zeros out of the target).
+pub(crate) fn extents_by_seek(
+    offset: u64,
+    end: u64,
+    seek: impl Fn(u64, i32) -> std::result::Result<u64, i32>,
+) -> Vec<Extent> {
+    let mut out: Vec<Extent> = Vec::new();
+    let mut pos = offset;
+    while pos < end {
+        // Where the data starts at or after pos, and where that data run ends.
+        let (kind, next) = match seek(pos, libc::SEEK_DATA) {
+            Ok(d) if d > pos => (ExtentKind::Unallocated, d.min(end)),
+            Ok(_) => (
+                ExtentKind::Data,
+                seek(pos, libc::SEEK_HOLE).unwrap_or(end).min(end),
+            ),
+            Err(libc::ENXIO) => (ExtentKind::Unallocated, end),
+            Err(_) => (ExtentKind::Data, end),
+        };
+        let next = next.max(pos + 1).min(end);
+        push_extent(&mut out, pos, next - pos, kind);
+        pos = next;
+    }
+    out
+}
+
 /// A virtual disk readable at guest offsets, safely from many threads at once
 /// (the copy engine decodes clusters in parallel).
 pub trait DiskSource: Send + Sync {

@@ -18,34 +18,69 @@ use std::collections::VecDeque;
 use std::ffi::c_void;
 use std::sync::{Arc, Condvar, Mutex};
 
-/// Completions the callbacks hand to the job thread.
-#[derive(Default)]
-struct Done {
-    q: Mutex<VecDeque<(usize, isize)>>,
+/// Completions the callbacks hand to the job thread: each request's `T` (a slot number, or a
+/// lent buffer) with its result.
+pub(super) struct Done<T> {
+    q: Mutex<VecDeque<(T, isize)>>,
     cv: Condvar,
 }
 
+impl<T> Default for Done<T> {
+    fn default() -> Self {
+        Done {
+            q: Mutex::new(VecDeque::new()),
+            cv: Condvar::new(),
+        }
+    }
+}
+
+impl<T> Done<T> {
+    /// Waits for the next completion.
+    pub(super) fn next(&self) -> (T, isize) {
+        let mut q = self.q.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(d) = q.pop_front() {
+                return d;
+            }
+            q = self.cv.wait(q).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// The next completion, if one is there.
+    pub(super) fn try_next(&self) -> Option<(T, isize)> {
+        self.q.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
+    }
+}
+
 /// What one request's callback needs; boxed at submission, freed by the callback.
-struct Req {
-    done: Arc<Done>,
-    slot: usize,
+pub(super) struct Req<T> {
+    pub(super) done: Arc<Done<T>>,
+    pub(super) tag: T,
 }
 
 /// Runs on a libgfapi thread when a request completes.
-unsafe extern "C" fn on_done(
+pub(super) unsafe extern "C" fn on_done<T>(
     _fd: *mut sys::glfs_fd_t,
     ret: isize,
     _pre: *mut sys::glfs_stat,
     _post: *mut sys::glfs_stat,
     data: *mut c_void,
 ) {
-    // SAFETY: data is the Box<Req> leaked by `submit` for this request, and libgfapi calls the
-    // callback exactly once per accepted request: it is taken back exactly once.
-    let req = unsafe { Box::from_raw(data.cast::<Req>()) };
-    let mut q = req.done.q.lock().unwrap_or_else(|e| e.into_inner());
-    q.push_back((req.slot, ret));
+    // SAFETY: data is the Box<Req<T>> leaked at submission for this request, and libgfapi
+    // calls the callback exactly once per accepted request: it is taken back exactly once.
+    let req = unsafe { Box::from_raw(data.cast::<Req<T>>()) };
+    let Req { done, tag } = *req;
+    // libgfapi sets errno on this thread before calling back with -1: keep it as -errno, so
+    // the waiting thread can name the cause.
+    let ret = if ret < 0 {
+        -(super::last_errno() as isize)
+    } else {
+        ret
+    };
+    let mut q = done.q.lock().unwrap_or_else(|e| e.into_inner());
+    q.push_back((tag, ret));
     drop(q);
-    req.done.cv.notify_one();
+    done.cv.notify_one();
 }
 
 /// Requests in flight on one file, each in a slot with its own buffer.
@@ -54,7 +89,7 @@ pub struct AioQueue<'f> {
     bufs: Vec<Vec<u8>>,
     busy: Vec<bool>,
     in_flight: usize,
-    done: Arc<Done>,
+    done: Arc<Done<usize>>,
 }
 
 impl<'f> AioQueue<'f> {
@@ -104,7 +139,7 @@ impl<'f> AioQueue<'f> {
             .map_err(|_| Error::InvalidInput(format!("GlusterFS request of {len} bytes")))?;
         let req = Box::into_raw(Box::new(Req {
             done: self.done.clone(),
-            slot,
+            tag: slot,
         }));
         let ptr = buf.as_mut_ptr();
         // The buffer is owned by this queue and not touched (buf_mut refuses a busy slot) or
@@ -118,7 +153,7 @@ impl<'f> AioQueue<'f> {
                     len,
                     offset as i64,
                     0,
-                    Some(on_done),
+                    Some(on_done::<usize>),
                     req.cast(),
                 )
             } else {
@@ -128,7 +163,7 @@ impl<'f> AioQueue<'f> {
                     count,
                     offset as i64,
                     0,
-                    Some(on_done),
+                    Some(on_done::<usize>),
                     req.cast(),
                 )
             }
@@ -147,22 +182,15 @@ impl<'f> AioQueue<'f> {
     }
 
     /// Waits for one request to complete: its slot and its result (bytes, or a negative
-    /// errno... as libgfapi reports it: -1 with the errno lost, so callers treat any negative
-    /// value as a failed I/O). `None` when nothing is in flight.
+    /// errno). `None` when nothing is in flight.
     pub fn wait(&mut self) -> Option<(usize, isize)> {
         if self.in_flight == 0 {
             return None;
         }
-        let mut q = self.done.q.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if let Some((slot, ret)) = q.pop_front() {
-                drop(q);
-                self.busy[slot] = false;
-                self.in_flight -= 1;
-                return Some((slot, ret));
-            }
-            q = self.done.cv.wait(q).unwrap_or_else(|e| e.into_inner());
-        }
+        let (slot, ret) = self.done.next();
+        self.busy[slot] = false;
+        self.in_flight -= 1;
+        Some((slot, ret))
     }
 }
 

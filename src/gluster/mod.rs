@@ -6,13 +6,16 @@
 //! - [`volume`]: a connected volume (`glfs_t`, connected within a timeout) and its files
 //!   (`glfs_fd_t`): create, open, pread/pwrite, ftruncate, fstat, unlink, rename.
 //! - [`aio`]: a window of `glfs_pread_async` / `glfs_pwrite_async` requests in flight.
+//! - [`writes`]: asynchronous writes of buffers lent until they complete (the copy sink).
 pub mod aio;
 pub mod url;
 pub mod volume;
+pub mod writes;
 
 pub use aio::AioQueue;
 pub use url::GlusterUrl;
 pub use volume::{GFile, Volume};
+pub use writes::{Finished, LentWrites};
 
 use crate::error::Error;
 

@@ -163,6 +163,24 @@ impl Volume {
         Ok(())
     }
 
+    /// Makes `to` a second name of `from` (both absolute in the volume); `Ok(false)` when `to`
+    /// exists already (nothing is replaced).
+    pub fn link(&self, from: &str, to: &str) -> Result<bool> {
+        let (f, t) = (cstr("path", from)?, cstr("path", to)?);
+        // SAFETY: live handle, NUL-terminated paths.
+        if unsafe { sys::glfs_link(self.fs, f.as_ptr(), t.as_ptr()) } != 0 {
+            return match last_errno() {
+                libc::EEXIST => Ok(false),
+                e => Err(gluster_err(
+                    &format!("link {} to", self.object(from)),
+                    to,
+                    e,
+                )),
+            };
+        }
+        Ok(true)
+    }
+
     /// Renames `from` to `to` (both absolute in the volume), replacing `to` if it exists.
     pub fn rename(&self, from: &str, to: &str) -> Result<()> {
         let (f, t) = (cstr("path", from)?, cstr("path", to)?);
@@ -309,6 +327,19 @@ impl GFile {
             return Err(gluster_err("stat", &self.name, last_errno()));
         }
         Ok((st.st_size as u64, st.st_blocks as u64 * 512))
+    }
+
+    /// `lseek(fd, pos, whence)` for `SEEK_DATA` / `SEEK_HOLE`: the offset found, or the errno
+    /// (`ENXIO`: no data at or after `pos`; `EINVAL`, `ENOTSUP`: the volume cannot tell).
+    /// Moves only the descriptor's position, which the positioned calls here never use.
+    pub fn seek(&self, pos: u64, whence: i32) -> std::result::Result<u64, i32> {
+        let pos = i64::try_from(pos).map_err(|_| libc::EINVAL)?;
+        // SAFETY: fd is live; lseek reads nothing but its arguments.
+        let r = unsafe { sys::glfs_lseek(self.fd, pos, whence) };
+        if r < 0 {
+            return Err(last_errno());
+        }
+        Ok(r as u64)
     }
 
     /// Flushes written data to the brick's disk.

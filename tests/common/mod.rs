@@ -466,3 +466,46 @@ pub const SECOND_ROOT: &str = "second";
 pub fn second_root(conf: &str) {
     dev_cluster(conf, "osds", &["--root", SECOND_ROOT, "--count", "3"]);
 }
+
+/// A 64 MiB qcow2 `DIR/NAME.qcow2` with three data runs: 0x33 at 1 MiB (3 MiB), 0x44 at
+/// 40 MiB (100 KiB), 0x55 at 63 MiB (1 MiB).
+pub fn three_run_qcow2(dir: &std::path::Path, name: &str) -> PathBuf {
+    let q = dir.join(format!("{name}.qcow2"));
+    let qs = q.to_str().unwrap();
+    run_ok("qemu-img", &["create", "-q", "-f", "qcow2", qs, "64M"]);
+    run_ok(
+        "qemu-io",
+        &[
+            "-f",
+            "qcow2",
+            "-c",
+            "write -P 0x33 1M 3M",
+            "-c",
+            "write -P 0x44 40M 100k",
+            "-c",
+            "write -P 0x55 63M 1M",
+            qs,
+        ],
+    );
+    q
+}
+
+/// The copy engine's injectable faults (`RBDKIT_INJECT_FAULT`) and what the error line says.
+pub const ENGINE_FAULTS: &[(&str, &str)] = &[
+    (
+        "decode-panic",
+        "a decode thread panicked (injected decode failure",
+    ),
+    (
+        "producer-stops-early",
+        "never arrived; nothing was published",
+    ),
+    (
+        "producer-panic",
+        "the producer thread panicked (injected producer failure)",
+    ),
+    (
+        "hasher-panic",
+        "the hasher thread panicked (injected hasher failure)",
+    ),
+];

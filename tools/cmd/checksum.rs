@@ -13,8 +13,9 @@ use std::sync::atomic::Ordering;
 /// Arguments of `rbdkit checksum`.
 #[derive(Args)]
 pub struct ChecksumArgs {
-    /// POOL[/NAMESPACE]/IMAGE[@SNAP], or a raw or qcow2 file (a path that exists; `rbd:SPEC`
-    /// and `file:PATH` say which when a name could be both).
+    /// POOL[/NAMESPACE]/IMAGE[@SNAP], or a raw or qcow2 file (a path that exists, or
+    /// `gluster://HOST[:PORT]/VOLUME/PATH`; `rbd:SPEC` and `file:PATH` say which when a name
+    /// could be both).
     pub target: String,
     /// `sha256-tree` (what `import-raw` prints by default), `sha256-blocks` (what it printed
     /// before) or `sha256` (what `sha256sum` of the raw image prints).
@@ -36,7 +37,7 @@ fn target(s: &str) -> rbdkit::Result<Target> {
         return Ok(Target::File(p.into()));
     }
     let spec = s.strip_prefix("rbd:");
-    if spec.is_none() && Path::new(s).exists() {
+    if spec.is_none() && (Path::new(s).exists() || s.starts_with("gluster://")) {
         return Ok(Target::File(s.into()));
     }
     #[cfg(feature = "rbd")]

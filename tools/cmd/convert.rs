@@ -15,10 +15,14 @@ use std::sync::atomic::Ordering;
 /// Arguments of `rbdkit convert`.
 #[derive(Args)]
 pub struct ConvertArgs {
-    /// Source image (qcow2 or raw), or `-` for stdin (a qcow2 stream is decoded as it arrives).
+    /// Source image (qcow2 or raw): a path, `gluster://HOST[:PORT]/VOLUME/PATH` (raw or qcow2
+    /// on a GlusterFS volume, read through libgfapi), or `-` for stdin (a qcow2 stream is
+    /// decoded as it arrives).
     pub src: PathBuf,
-    /// Destination file (raw and sparse, or qcow2 with -O qcow2), a path or `nfs://HOST[:PORT]/EXPORT/FILE` (a Cinder NFS
-    /// volume, written through a userspace NFSv3 client without mounting the share), or `-`
+    /// Destination file (raw and sparse, or qcow2 with -O qcow2), a path,
+    /// `nfs://HOST[:PORT]/EXPORT/FILE` (a Cinder NFS volume, written through a userspace NFSv3
+    /// client without mounting the share), `gluster://HOST[:PORT]/VOLUME/PATH` (a Cinder
+    /// GlusterFS volume, written through libgfapi without a mount), or `-`
     /// for stdout as a raw stream (not from a qcow2 stream, whose data arrives out of order)
     /// or, with -O qcow2, as an uncompressed qcow2 stream (from a file only).
     pub dest: PathBuf,
@@ -75,7 +79,7 @@ pub fn run(a: ConvertArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         }
         other => other?,
     };
-    let local = !OutputFile::is_nfs(&a.dest) && !to_stdout;
+    let local = !OutputFile::is_remote(&a.dest) && !to_stdout;
     out.commit()?;
     let mut stats = stats;
     if stats.checksum_fell_back && local {

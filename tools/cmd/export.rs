@@ -25,9 +25,11 @@ pub struct ExportArgs {
     /// The image or snapshot to read, POOL[/NAMESPACE]/IMAGE[@SNAP] (a snapshot gives a
     /// consistent copy of an image in use).
     pub src: ImageSpec,
-    /// A raw file (sparse; qcow2 with -O qcow2), published under this name only when complete: a path or
-    /// `nfs://HOST[:PORT]/EXPORT/FILE` (a Cinder NFS volume, written through a userspace NFSv3
-    /// client without mounting the share); or `-` for stdout (raw, or qcow2 uncompressed).
+    /// A raw file (sparse; qcow2 with -O qcow2), published under this name only when complete:
+    /// a path, `nfs://HOST[:PORT]/EXPORT/FILE` (a Cinder NFS volume, written through a
+    /// userspace NFSv3 client without mounting the share) or `gluster://HOST[:PORT]/VOLUME/PATH`
+    /// (a Cinder GlusterFS volume, through libgfapi without a mount); or `-` for stdout (raw,
+    /// or qcow2 uncompressed).
     pub dest: PathBuf,
     /// Replace DEST if it exists.
     #[arg(long)]

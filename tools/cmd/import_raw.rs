@@ -16,7 +16,8 @@ use std::process::ExitCode;
 /// Arguments of `rbdkit import-raw`.
 #[derive(Args)]
 pub struct ImportArgs {
-    /// Source image path (qcow2 or raw), or `-` for stdin.
+    /// Source image (qcow2 or raw): a path, `gluster://HOST[:PORT]/VOLUME/PATH` (a GlusterFS
+    /// volume's file, read through libgfapi without a mount), or `-` for stdin.
     pub src: PathBuf,
     /// The new image, POOL[/NAMESPACE]/IMAGE (never overwritten).
     pub dest: ImageSpec,

@@ -126,6 +126,12 @@ impl CopyFlags {
                 "--allow-backing-files: an image read from a stream (-) can never follow backing or data files; pass the file path".into(),
             ));
         }
+        if s.allow_backing_files && src.to_str().is_some_and(|p| p.starts_with("gluster://")) {
+            return Err(Error::InvalidInput(format!(
+                "--allow-backing-files with {}: an image on a GlusterFS volume can never follow backing or data files (the safety gate checks only files of this host); copy the chain to a local directory, or drop the flag",
+                src.display()
+            )));
+        }
         let files = if s.allow_backing_files {
             FilePolicy::allow(&s.backing_dirs)?
         } else {

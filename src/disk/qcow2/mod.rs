@@ -62,6 +62,9 @@ pub struct Qcow2 {
     metadata_only: bool,
 }
 
+/// Why an image that is not a file of this host cannot follow the files it names.
+pub const REMOTE_CANNOT_FOLLOW: &str = "an image on a network volume cannot follow (the safety gate checks only files of this host): copy the image and what it names to a local directory, or flatten it with qemu-img convert first";
+
 impl Qcow2 {
     /// Opens the qcow2 image at `path`, which the user named, and the files it names
     /// (backing chain, external data file) as far as `files` allows: by default it allows
@@ -83,7 +86,7 @@ impl Qcow2 {
     pub fn open_metadata(path: &Path) -> Result<Qcow2> {
         let shown = path.display().to_string();
         let file = FileBytes::open(path, "image")?;
-        Self::build(Box::new(file), shown, None, None, &mut Vec::new())
+        Self::build(Box::new(file), shown, Err(""), None, &mut Vec::new())
     }
 
     /// Parses an image held in memory, `name` naming it in errors. Such an image has no
@@ -93,7 +96,21 @@ impl Qcow2 {
         Self::build(
             Box::new(bytes),
             name.to_string(),
-            None,
+            Err("an in-memory image cannot follow: open it from its file"),
+            Some(&FilePolicy::refuse()),
+            &mut Vec::new(),
+        )
+    }
+
+    /// Parses an image read from `bytes` that are not a file of this host (a GlusterFS
+    /// volume's file), `shown` naming it in errors. The safety gate can only check where a
+    /// file of this host lies, so one that names a backing file or an external data file is
+    /// refused, whatever the policy.
+    pub fn from_remote(bytes: Box<dyn ByteSource>, shown: &str) -> Result<Qcow2> {
+        Self::build(
+            bytes,
+            shown.to_string(),
+            Err(REMOTE_CANNOT_FOLLOW),
             Some(&FilePolicy::refuse()),
             &mut Vec::new(),
         )
@@ -121,13 +138,14 @@ impl Qcow2 {
         }
         chain.push(real);
         let file = FileBytes::from_file(file, "image", &shown)?;
-        Self::build(Box::new(file), shown, Some(dir), Some(files), chain)
+        Self::build(Box::new(file), shown, Ok(dir), Some(files), chain)
     }
 
     fn build(
         file: Box<dyn ByteSource>,
         shown: String,
-        dir: Option<&Path>,
+        // Where names are resolved, or why they cannot be followed at all.
+        dir: std::result::Result<&Path, &str>,
         files: Option<&FilePolicy>,
         chain: &mut Vec<PathBuf>,
     ) -> Result<Qcow2> {
@@ -151,17 +169,12 @@ impl Qcow2 {
         let Some(files) = files else {
             return Ok(Self::assemble(file, shown, header, l1, None, None, true));
         };
-        let named = |name: &str, what: &str| {
-            match dir {
-            Some(d) => files.open_named(&shown, d, name, what),
-            None => Err(Error::bad_image(
+        let named = |name: &str, what: &str| match dir {
+            Ok(d) => files.open_named(&shown, d, name, what),
+            Err(why) => Err(Error::bad_image(
                 &shown,
-                format!(
-                    "names {what} '{}', which an in-memory image cannot follow: open it from its file",
-                    crate::text::escape(name)
-                ),
+                format!("names {what} '{}', which {why}", crate::text::escape(name)),
             )),
-        }
         };
         let data: Option<Box<dyn ByteSource>> = match &header.data_file {
             Some(name) => {
