@@ -41,8 +41,6 @@ struct Shared {
 #[derive(Default)]
 struct State {
     idle: Vec<Vec<u8>>,
-    /// Capacity of the idle buffers.
-    idle_bytes: u64,
     /// Bytes of the buffers out and of the room admitted for buffers not taken yet.
     out: u64,
 }
@@ -54,6 +52,11 @@ fn reusable(b: &Vec<u8>, len: usize) -> bool {
 }
 
 impl State {
+    /// Capacity of the idle buffers (at most `cap` of them: summed when asked).
+    fn idle_bytes(&self) -> u64 {
+        self.idle.iter().map(|b| b.capacity() as u64).sum()
+    }
+
     /// The idle buffer that best holds `len` bytes: the smallest [`reusable`] one. A 4 MiB
     /// buffer would count 64 times against the budget for a 64 KiB piece, and a small one
     /// grown would hold memory twice (the old one freed, a larger one faulted in).
@@ -64,9 +67,7 @@ impl State {
             .enumerate()
             .filter(|(_, b)| reusable(b, len))
             .min_by_key(|(_, b)| b.capacity())?;
-        let b = self.idle.swap_remove(i);
-        self.idle_bytes -= b.capacity() as u64;
-        Some(b)
+        Some(self.idle.swap_remove(i))
     }
 
     /// Frees idle buffers, largest first, until `len` more bytes fit in `budget` beside
@@ -76,7 +77,12 @@ impl State {
         if self.idle.iter().any(|b| reusable(b, len as usize)) {
             return;
         }
-        while self.out.saturating_add(self.idle_bytes).saturating_add(len) > budget {
+        while self
+            .out
+            .saturating_add(self.idle_bytes())
+            .saturating_add(len)
+            > budget
+        {
             let Some((i, _)) = self
                 .idle
                 .iter()
@@ -85,8 +91,7 @@ impl State {
             else {
                 return;
             };
-            let b = self.idle.swap_remove(i);
-            self.idle_bytes -= b.capacity() as u64;
+            self.idle.swap_remove(i);
         }
     }
 }
@@ -201,16 +206,15 @@ impl BufferPool {
     #[cfg(test)]
     pub fn held(&self) -> u64 {
         let st = self.lock();
-        st.out + st.idle_bytes
+        st.out + st.idle_bytes()
     }
 
     fn give_back(&self, buf: Vec<u8>, charged: u64) {
         let mut st = self.lock();
         st.out = st.out.saturating_sub(charged);
         let c = buf.capacity() as u64;
-        let fits = st.out.saturating_add(st.idle_bytes).saturating_add(c) <= self.inner.budget;
+        let fits = st.out.saturating_add(st.idle_bytes()).saturating_add(c) <= self.inner.budget;
         if c > 0 && st.idle.len() < self.inner.cap && fits {
-            st.idle_bytes += c;
             st.idle.push(buf);
         }
         drop(st);
