@@ -1,7 +1,8 @@
 //! What rbdkit says about itself without a cluster: shell completions and the man page
 //! (generated from the same definitions that parse the command line), and the help text:
 //! global options listed apart from each command's own, `clone --count`'s `{n}` placeholder
-//! shown, and a prefixed `--id` refused with the fix.
+//! shown, and a prefixed `--id` refused with the fix; and the checksum recipes the README and
+//! the demo show are the library's.
 use std::process::{Command, Output};
 
 fn rbdkit(args: &[&str]) -> Output {
@@ -131,4 +132,21 @@ fn bad_debug_level_is_bad_usage() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--debug-rbd") && err.contains("loud"), "{err}");
+}
+
+/// The checksum recipes printed for people to run (the README's, the demo's) are the library's,
+/// which `qcow2_reader` checks against rbdkit's own checksums: a copy that drifted (the demo
+/// kept `sha256-blocks`' recipe after the default became `sha256-tree`) fails here.
+#[test]
+fn the_checksum_recipes_shown_are_the_tested_ones() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    use rbdkit::copy::digest::{RECIPE, TREE_RECIPE};
+    for (file, recipe, name) in [
+        ("README.md", TREE_RECIPE, "sha256-tree"),
+        ("README.md", RECIPE, "sha256-blocks"),
+        ("scripts/demo.sh", TREE_RECIPE, "sha256-tree"),
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        assert!(text.contains(recipe), "{file}: the {name} recipe");
+    }
 }
