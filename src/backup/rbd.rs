@@ -97,10 +97,10 @@ pub struct BackupReport {
     pub removed_source_snap: Option<String>,
 }
 
-/// Where an incremental's time went, seconds.
+/// Where a backup's time went, seconds.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct Phases {
-    /// Listing the changes of the volume and of the base's head.
+    /// Listing the changes of the volume and of the base's head (a full backup: none).
     pub diff: f64,
     /// Reading the changes and writing them into the base.
     pub copy: f64,
@@ -319,7 +319,9 @@ pub(crate) fn full_from(
     };
     let tmp = temp_name(&base_name);
     dest_io.create_image(&tmp, size, &create)?;
-    let write = || -> Result<(u64, String)> {
+    let t0 = std::time::Instant::now();
+    let mut phases = Phases::default();
+    let mut write = || -> Result<(u64, String)> {
         let img = Image::open(&dest_io, &tmp, None)?;
         let opts = CopyOptions {
             chunk_size: 1 << order,
@@ -332,8 +334,10 @@ pub(crate) fn full_from(
             let stats = copy_disk(disk, &mut sink, &opts, ctl)?;
             (stats, sink.into_digests()?)
         };
+        phases.copy = t0.elapsed().as_secs_f64();
         let back = read_digests(&RbdDisk::new(&img, size), size, &opts, ctl)?;
         compare(&sent, &back, &base)?;
+        phases.verify = t0.elapsed().as_secs_f64() - phases.copy;
         let d = BlockDigests::from_digests(size, sent);
         digests::store(&dest_io, &base_name, final_snap, &d)?;
         img.snap_create(final_snap)?;
@@ -372,7 +376,7 @@ pub(crate) fn full_from(
         bytes_written,
         bytes_zeroed: 0,
         verified: "every block read back",
-        phases_s: None,
+        phases_s: Some(phases),
         elapsed_s: 0.0,
         checksum_algorithm: Checksum::Sha256Blocks,
         checksum,

@@ -185,13 +185,13 @@ pub fn block_digests(buf: &[u8], ranges: &[(usize, usize)]) -> Vec<BlockDigest> 
     out
 }
 
-/// The block digests of the piece `buf` at disk offset `offset`, if the checksum is
-/// `sha256-blocks` and the piece covers whole blocks (the last block of the disk may be short:
-/// `ends_disk`): then whoever holds it (a decode thread) hashes it, in parallel with the
-/// others, while it is in its cache, and only the digests have to wait for guest order. Only
-/// `ranges` of `buf` may be non-zero.
+/// The block digests of the piece `buf` at disk offset `offset`, if they are wanted
+/// (`per_block`: the checksum is made of them, or the sink keeps them) and the piece covers
+/// whole blocks (the last block of the disk may be short: `ends_disk`): then whoever holds it
+/// (a decode thread) hashes it, in parallel with the others, while it is in its cache, and
+/// only the digests have to wait for guest order. Only `ranges` of `buf` may be non-zero.
 pub fn whole_block_digests(
-    kind: Option<Checksum>,
+    per_block: bool,
     offset: u64,
     buf: &[u8],
     ranges: &[(usize, usize)],
@@ -199,8 +199,12 @@ pub fn whole_block_digests(
 ) -> Option<Vec<BlockDigest>> {
     let whole =
         offset.is_multiple_of(BLOCK) && ((buf.len() as u64).is_multiple_of(BLOCK) || ends_disk);
-    let per_block = matches!(kind, Some(Checksum::Sha256Blocks | Checksum::Sha256Tree));
     (per_block && whole).then(|| block_digests(buf, ranges))
+}
+
+/// True when `kind` is made of block digests (they can be made on the decode threads).
+pub fn per_block(kind: Option<Checksum>) -> bool {
+    matches!(kind, Some(Checksum::Sha256Blocks | Checksum::Sha256Tree))
 }
 
 /// A checksum of a whole disk, fed in guest order.

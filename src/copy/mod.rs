@@ -43,7 +43,7 @@ mod workers;
 pub use crate::zero::{is_zero, nonzero_runs};
 pub use buffers::{BufferPool, PoolBuf};
 pub use checksum::checksum_disk;
-pub use digest::{Checksum, DiskHasher};
+pub use digest::{BlockDigest, Checksum, DiskHasher};
 
 use crate::disk::mapped::MappedDisk;
 use crate::disk::qcow2::Qcow2Stream;
@@ -98,6 +98,18 @@ pub trait Sink {
     /// nothing is written (a fresh image or file), so zeros are never written.
     fn overwrites(&self) -> bool {
         false
+    }
+    /// True when the sink keeps the `sha256-blocks` digests of what it is written (a backup's
+    /// block digests): then the decode threads make them for every piece of whole blocks, in
+    /// parallel, and hand them to [`Sink::block_digests`], so the sink need not hash those.
+    fn takes_block_digests(&self) -> bool {
+        false
+    }
+    /// The digests of the blocks of `[offset, offset + len)` (`offset` on a block boundary;
+    /// `len` whole blocks, or up to the end of the disk), made by a decode thread; called
+    /// before that range's writes and zeroes, only when [`Sink::takes_block_digests`].
+    fn block_digests(&mut self, _offset: u64, _len: u64, _digests: &[BlockDigest]) -> Result<()> {
+        Ok(())
     }
     /// Makes `[offset, offset + len)` read as zeros; called only when [`Sink::overwrites`].
     fn zero(&mut self, offset: u64, len: u64) -> Result<()> {

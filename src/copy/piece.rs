@@ -74,13 +74,16 @@ impl Piece {
 pub(crate) struct Scan {
     pub sparse: usize,
     pub checksum: Option<Checksum>,
+    /// Make the block digests of whole-block pieces: the checksum is made of them, or the
+    /// sink keeps them ([`super::Sink::takes_block_digests`]).
+    pub block_digests: bool,
     /// Where decode threads write directly, when the sink takes writes from many threads.
     pub direct: Option<std::sync::Arc<dyn ConcurrentWrite>>,
 }
 
 impl Scan {
-    /// Zero-scans the `read` ranges of the piece at `guest`, makes its block digests when it
-    /// covers whole `sha256-blocks` blocks (`last`: it ends the disk, so its last block may be
+    /// Zero-scans the `read` ranges of the piece at `guest`, makes its block digests when they
+    /// are wanted and it covers whole blocks (`last`: it ends the disk, so its last block may be
     /// short), and with a direct writer writes its runs there, keeping the data only if the
     /// hasher still needs it.
     pub fn finish(&self, guest: u64, read: ReadData, last: bool) -> Result<Piece> {
@@ -88,7 +91,7 @@ impl Scan {
         for &(start, n) in &read.extents {
             push_nonzero_runs(&read.buf, start, n, self.sparse, &mut runs);
         }
-        let digests = whole_block_digests(self.checksum, guest, &read.buf, &runs, last);
+        let digests = whole_block_digests(self.block_digests, guest, &read.buf, &runs, last);
         let len = read.buf.len() as u64;
         let body = match &self.direct {
             None => Body::Unwritten(read),

@@ -13,6 +13,7 @@
 //! ([`Coverage`]) before the sink is finished.
 use super::combine::Combiner;
 use super::coverage::Coverage;
+use super::digest::per_block;
 use super::fault::{injected, Fault};
 use super::hasher::{hash_behind_frontier, Hashed};
 use super::piece::{Body, Piece, ReadData, Scan};
@@ -212,6 +213,7 @@ pub(crate) fn run(
     let scan = Arc::new(Scan {
         sparse: opts.sparse_size as usize,
         checksum: opts.checksum,
+        block_digests: per_block(opts.checksum) || sink.takes_block_digests(),
         // A target that holds data must see each piece's zero runs in order with its data.
         direct: if sink.overwrites() {
             None
@@ -395,6 +397,9 @@ impl Consumer<'_> {
         let digests = p.digests.take();
         let hash_data = self.hash_tx.is_some() && digests.is_none();
         if let Some(d) = digests {
+            if self.sink.takes_block_digests() {
+                self.sink.block_digests(p.guest, p.len, &d)?;
+            }
             self.hash(p.guest, Hashed::Digests(d, p.len))?;
         }
         let overwrite = self.sink.overwrites();

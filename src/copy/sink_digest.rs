@@ -26,6 +26,9 @@ pub struct DigestSink<'a> {
     digests: Digests,
     /// Blocks left incomplete (a gap inside them): none when the changes are block-aligned.
     incomplete: u64,
+    /// Ranges (start → end) whose digests the decode threads made: their writes pass through
+    /// unhashed. Only those not yet passed are kept.
+    digested: BTreeMap<u64, u64>,
 }
 
 impl<'a> DigestSink<'a> {
@@ -38,6 +41,7 @@ impl<'a> DigestSink<'a> {
             pos: 0,
             digests: Digests::new(),
             incomplete: 0,
+            digested: BTreeMap::new(),
         }
     }
 
@@ -57,6 +61,30 @@ impl<'a> DigestSink<'a> {
             }
             self.pos = offset;
         }
+    }
+
+    /// Digests what the decode threads did not: the parts of `[offset, offset + len)` outside
+    /// the digested ranges (block-aligned, so skipping them leaves no block in part).
+    fn feed_undigested(&mut self, offset: u64, data: Option<&[u8]>, len: u64) {
+        let end = offset + len;
+        let mut at = offset;
+        while at < end {
+            let inside = self.digested.range(..=at).next_back().map(|(_, &e)| e);
+            if let Some(e) = inside.filter(|&e| e > at) {
+                at = e.min(end);
+                continue;
+            }
+            let next = self
+                .digested
+                .range(at..)
+                .next()
+                .map_or(end, |(&s, _)| s.min(end));
+            let part = data.map(|d| &d[(at - offset) as usize..(next - offset) as usize]);
+            self.feed(at, part, next - at);
+            at = next;
+        }
+        // Writes come in guest order: what ends here is passed.
+        self.digested.retain(|_, e| *e > end);
     }
 
     fn feed(&mut self, offset: u64, mut data: Option<&[u8]>, mut len: u64) {
@@ -138,7 +166,7 @@ impl Sink for DigestSink<'_> {
     }
 
     fn write(&mut self, offset: u64, data: PoolBuf) -> Result<()> {
-        self.feed(offset, Some(&data), data.len() as u64);
+        self.feed_undigested(offset, Some(&data), data.len() as u64);
         match &mut self.inner {
             Some(s) => s.write(offset, data),
             None => Ok(()),
@@ -162,8 +190,34 @@ impl Sink for DigestSink<'_> {
         true
     }
 
+    fn takes_block_digests(&self) -> bool {
+        true
+    }
+
+    fn block_digests(&mut self, offset: u64, len: u64, digests: &[BlockDigest]) -> Result<()> {
+        let first = offset / BLOCK;
+        if !offset.is_multiple_of(BLOCK) || (len.div_ceil(BLOCK)) != digests.len() as u64 {
+            return Err(Error::Other(format!(
+                "block digests: {} digests for {len} bytes at {offset}: this is a bug in rbdkit, please report it",
+                digests.len()
+            )));
+        }
+        for (i, d) in (first..).zip(digests) {
+            if *d != zero_block_digest(self.block_len(i)) {
+                self.digests.insert(i, *d);
+            }
+        }
+        match self.digested.last_entry() {
+            Some(mut e) if *e.get() == offset => *e.get_mut() = offset + len,
+            _ => {
+                self.digested.insert(offset, offset + len);
+            }
+        }
+        Ok(())
+    }
+
     fn zero(&mut self, offset: u64, len: u64) -> Result<()> {
-        self.feed(offset, None, len);
+        self.feed_undigested(offset, None, len);
         match &mut self.inner {
             Some(s) if s.overwrites() => s.zero(offset, len),
             _ => Ok(()),
@@ -208,6 +262,24 @@ mod tests {
         for i in [1, 3] {
             assert_eq!(d[&i], want(i), "block {i}");
         }
+        // The same disk with blocks 0 and 1 digested by "decode threads": those writes and
+        // zeros pass unhashed (a wrong digest handed in shows it), the rest is hashed here.
+        let mut pre = DigestSink::new(None, size);
+        let mut handed = vec![zero_block_digest(BLOCK), want(1)];
+        pre.block_digests(0, 2 * BLOCK, &handed).unwrap();
+        pre.zero(0, BLOCK + 5).unwrap();
+        pre.write(BLOCK + 5, buf(&[9; 10])).unwrap();
+        pre.zero(BLOCK + 15, BLOCK - 15).unwrap();
+        pre.zero(3 * BLOCK, 99).unwrap();
+        pre.write(size - 1, buf(&[1])).unwrap();
+        assert_eq!(pre.into_digests().unwrap(), d);
+        handed[0] = [5; 32];
+        let mut wrong = DigestSink::new(None, size);
+        wrong.block_digests(0, 2 * BLOCK, &handed).unwrap();
+        assert_eq!(wrong.into_digests().unwrap()[&0], [5; 32]);
+        assert!(DigestSink::new(None, size)
+            .block_digests(5, BLOCK, &handed[..1])
+            .is_err());
         let mut bad = DigestSink::new(None, size);
         bad.zero(0, 100).unwrap();
         bad.zero(BLOCK, BLOCK).unwrap();
