@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the system packages rbdkit needs to build and to run its tests: Ceph (mon, osd, CLI,
-# librados/librbd headers; ceph-mgr for the pg tests' pg_autoscaler), libclang for bindgen, fio,
+# librados/librbd headers; ceph-mgr for the pg tests' pg_autoscaler), libclang for bindgen, make
+# (the jemalloc crate builds jemalloc from source), fio,
 # qemu-utils, NFS-Ganesha and rpcbind, debootstrap (the root filesystems of other Ceph releases,
 # scripts/ceph-rootfs.sh), GlusterFS (glusterd + libgfapi headers), tgt + libiscsi (an iSCSI
 # target and a userspace initiator) and lvm2 (scripts/lvm-iscsi.sh tries a volume group first).
 # Idempotent and non-interactive; does nothing (and no apt-get update) when all are present.
 set -euo pipefail
-PKGS=(ceph-mon ceph-osd ceph-mgr ceph-common librbd-dev librados-dev libclang-dev clang pkg-config fio
+PKGS=(ceph-mon ceph-osd ceph-mgr ceph-common librbd-dev librados-dev libclang-dev clang make pkg-config fio
       qemu-utils nfs-ganesha nfs-ganesha-vfs rpcbind e2fsprogs uuid-runtime procps iproute2
       debootstrap glusterfs-server libglusterfs-dev tgt libiscsi-dev libiscsi-bin lvm2)
 missing=()
