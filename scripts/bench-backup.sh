@@ -38,6 +38,10 @@ cleanup() {
     rbd snap purge --no-progress "$img" >/dev/null 2>&1 || true
     rbd rm --no-progress "$img" >/dev/null 2>&1 || true
   done
+  # rbdkit's block digests, kept next to each backup.
+  rados -p "$BPOOL" ls 2>/dev/null | grep "^rbdkit\.backup-digests\.$VOL\." | while read -r o; do
+    rados -p "$BPOOL" rm "$o" 2>/dev/null || true
+  done
 }
 trap cleanup EXIT
 rbd import --no-progress --image-feature layering "$WORK/thin10g.raw" "$POOL/$VOL"

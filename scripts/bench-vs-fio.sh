@@ -17,7 +17,7 @@
 # rbdkit's iscsi:// target with `iscsi-perf` from libiscsi-bin (the same library, 32 READ(16)s
 # in flight, -r random) instead: randread only, as iscsi-perf only reads. Its I/O count is its
 # own "iops average" times the runtime; no server-side count (srv prints -).
-# Usage: CEPH_CONF=... scripts/bench-vs-fio.sh [RUNTIME_S=10] [ROUNDS=5] [FILE_DIR=/var/tmp]
+# Usage: CEPH_CONF=... [ONLY="rbd iscsi"] scripts/bench-vs-fio.sh [RUNTIME_S=10] [ROUNDS=5] [FILE_DIR=/var/tmp]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNTIME=${1:-10}; ROUNDS=${2:-5}; FDIR=${3:-/var/tmp}
@@ -46,6 +46,13 @@ if [ -n "${RBDKIT_ISCSI_URL:-}" ]; then
   lun_size=$(iscsi-readcapacity16 "$RBDKIT_ISCSI_URL" | sed -n 's/^Total size://p')
   "$RBDKIT" --no-progress bench "$RBDKIT_ISCSI_URL" --rw write --bs 1M --iodepth 8 \
     --io-total "$lun_size" --allow-existing >/dev/null
+fi
+# ONLY="iscsi rbd": just those rows (each still needs its server as above).
+if [ -n "${ONLY:-}" ]; then
+  for t in $ONLY; do
+    case " $targets " in *" $t "*) ;; *) echo "ONLY: no $t row (targets: $targets)" >&2; exit 2 ;; esac
+  done
+  targets=$ONLY
 fi
 cleanup() {
   rbd rm --no-progress "volumes/$img" >/dev/null 2>&1 || true; rm -rf "$work" "$file"
