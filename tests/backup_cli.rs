@@ -831,6 +831,45 @@ fn a_file_source_sends_only_changed_blocks() {
     restore_matches(&mut c, &base, inc["snap"].as_str().unwrap(), &v2);
 }
 
+#[test]
+fn a_file_source_goes_out_as_a_whole_export_diff_stream() {
+    use std::os::unix::fs::FileExt;
+    let mut c = Cleanup::new(&conf());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(unique("volume-bkfd"));
+    let f = std::fs::File::create(&path).unwrap();
+    f.set_len(20 * MIB + 4096).unwrap();
+    f.write_all_at(&vec![0x41; 5 << 20], MIB).unwrap();
+    f.write_all_at(&vec![0x42; 70_000], 17 * MIB + 5).unwrap();
+    f.write_all_at(&[0x43], 20 * MIB + 4000).unwrap();
+    let p = path.to_str().unwrap();
+    let d = dir.path().join("file.diff");
+    let r = json(&rbdkit(&[
+        "backup",
+        p,
+        "--to-diff",
+        d.to_str().unwrap(),
+        "--format",
+        "json",
+    ]));
+    let snap = r["to_snap"].as_str().unwrap().to_string();
+    assert!(snap.starts_with("backup."), "{r}");
+    assert_eq!(r["size"].as_u64().unwrap(), 20 * MIB + 4096, "{r}");
+    // Only the data goes in the stream, not the holes.
+    assert!(r["bytes_written"].as_u64().unwrap() < 6 * MIB, "{r}");
+    let img = format!("volumes/{}", unique("imp"));
+    rbd_ok(&["create", &img, "--size", "1M"]);
+    c.add(&img);
+    rbd_ok(&["import-diff", "--no-progress", d.to_str().unwrap(), &img]);
+    assert!(rbd_bytes(&img) == std::fs::read(&path).unwrap());
+    assert_eq!(snaps_of(&img), vec![snap]);
+    // A file has no snapshots to start from; the refusal says what works.
+    let o = rbdkit(&["backup", p, "--to-diff", "-", "--from-snap", "x"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("without --from-snap"), "{}", stderr(&o));
+    assert!(o.stdout.is_empty());
+}
+
 /// The block digests objects kept for `base@snap` (`base` as `backups/NAME`).
 fn digest_objects(base: &str, snap: &str) -> Vec<String> {
     let name = base.trim_start_matches("backups/");

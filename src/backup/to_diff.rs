@@ -3,6 +3,8 @@
 //! `--from-snap` it holds the whole volume; with it, what changed since that snapshot. The
 //! stream ends at a new backup snapshot of the volume (Cinder's name, kept as the next
 //! `--from-snap`; removed again if the stream fails) or at the snapshot given as `VOLUME@SNAP`.
+//! A raw file (an NFS volume) has no snapshots: its stream holds the whole file and ends at a
+//! backup snapshot name that only the image it is imported into gets.
 use super::names::{new_backup_id, snap_name};
 use super::rbd::partial_snap_name;
 use crate::backup::diff_format::DiffHeader;
@@ -10,6 +12,7 @@ use crate::ceph::{Cluster, Image, ImageSpec};
 use crate::copy::sink_diff::DiffSink;
 use crate::copy::{copy_disk, Control, CopyOptions};
 use crate::disk::changed::{Change, ChangedDisk};
+use crate::disk::raw::RawFile;
 use crate::disk::rbd::RbdDisk;
 use crate::disk::DiskSource;
 use crate::error::{Error, Result};
@@ -144,19 +147,62 @@ fn write_diff(
         to_snap: Some(final_snap.to_string()),
         size: info.size,
     };
-    let mut sink = DiffSink::new(out, &header)?;
+    let rep = diff_of(src, &header, info.object_size, copy, out, ctl)?;
+    Ok(ToDiffReport {
+        volume: io.describe(&volume.image),
+        ..rep
+    })
+}
+
+/// Writes the whole raw file `path` to `out` as a diff stream ending at a new backup snapshot
+/// name (what `rbd import-diff` then creates on the image it applies the stream to).
+pub fn file_to_diff(
+    path: &std::path::Path,
+    copy: &CopyOptions,
+    out: impl Write,
+    ctl: &Control,
+) -> Result<ToDiffReport> {
+    let started = std::time::Instant::now();
+    let disk = RawFile::open(path)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let header = DiffHeader {
+        version: 1,
+        from_snap: None,
+        to_snap: Some(snap_name(&new_backup_id(), now)),
+        size: disk.virtual_size(),
+    };
+    let rep = diff_of(&disk, &header, 4 << 20, copy, out, ctl)?;
+    Ok(ToDiffReport {
+        volume: path.display().to_string(),
+        elapsed_s: started.elapsed().as_secs_f64(),
+        ..rep
+    })
+}
+
+/// Copies `src` into a diff stream with `header` on `out`, in pieces of `chunk` bytes.
+fn diff_of(
+    src: &dyn DiskSource,
+    header: &DiffHeader,
+    chunk: u64,
+    copy: &CopyOptions,
+    out: impl Write,
+    ctl: &Control,
+) -> Result<ToDiffReport> {
+    let mut sink = DiffSink::new(out, header)?;
     let opts = CopyOptions {
-        chunk_size: info.object_size,
+        chunk_size: chunk,
         checksum: None,
         ..copy.clone()
     };
     let stats = copy_disk(src, &mut sink, &opts, ctl)?;
     Ok(ToDiffReport {
-        volume: io.describe(&volume.image),
-        from_snap: from_snap.map(str::to_string),
-        to_snap: final_snap.to_string(),
+        volume: String::new(),
+        from_snap: header.from_snap.clone(),
+        to_snap: header.to_snap.clone().unwrap_or_default(),
         snap_created: false,
-        size: info.size,
+        size: header.size,
         bytes_written: stats.bytes_written,
         bytes_zeroed: sink.bytes_zeroed,
         stream_bytes: sink.bytes(),

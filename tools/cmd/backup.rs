@@ -112,18 +112,17 @@ pub fn run(a: BackupArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         .filter(|s| s.starts_with('/') || s.starts_with('.'))
         .map(std::path::PathBuf::from);
     if let (Some(src), Some(path)) = (&a.src, &a.to_diff) {
-        if file_src.is_some() {
-            return Err(Error::InvalidInput(
-                "backup --to-diff: the source must be an RBD volume (a file has no snapshots to diff)".into(),
-            ));
-        }
-        return to_diff(
-            &ImageSpec::parse(src)?,
-            path,
-            a.from_snap.as_deref(),
-            &a.engine,
-            g,
-        );
+        let src = match &file_src {
+            Some(f) if a.from_snap.is_some() => {
+                return Err(Error::InvalidInput(format!(
+                    "backup {} --from-snap: a file has no snapshots to diff from; without --from-snap the stream holds the whole file",
+                    f.display()
+                )))
+            }
+            Some(f) => DiffSource::File(f),
+            None => DiffSource::Volume(ImageSpec::parse(src)?),
+        };
+        return to_diff(&src, path, a.from_snap.as_deref(), &a.engine, g);
     }
     let (Some(src_text), Some(pool)) = (a.src, a.backup_pool) else {
         return Err(Error::InvalidInput(
@@ -213,8 +212,25 @@ pub fn run(a: BackupArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What `backup --to-diff` reads.
+enum DiffSource<'a> {
+    /// An RBD volume (or one of its snapshots).
+    Volume(ImageSpec),
+    /// A raw file (an NFS volume): always whole.
+    File(&'a std::path::Path),
+}
+
+impl std::fmt::Display for DiffSource<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DiffSource::Volume(v) => write!(f, "{v}"),
+            DiffSource::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
 fn to_diff(
-    src: &ImageSpec,
+    src: &DiffSource,
     path: &std::path::Path,
     from_snap: Option<&str>,
     engine: &super::source::EngineFlags,
@@ -228,15 +244,20 @@ fn to_diff(
         )));
     }
     let copy = engine.copy_options(4 << 20, None)?;
-    let cluster = g.connect()?;
     let cancel = crate::cancel::flag();
     let ctl = Control {
         progress: &|_, _| {},
         cancel: &cancel,
     };
+    let write = |out: &mut dyn std::io::Write| match src {
+        DiffSource::Volume(v) => {
+            rbdkit::backup::to_diff::backup_to_diff(&g.connect()?, v, from_snap, &copy, out, &ctl)
+        }
+        DiffSource::File(f) => rbdkit::backup::to_diff::file_to_diff(f, &copy, out, &ctl),
+    };
     let report = if to_stdout {
-        let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-        rbdkit::backup::to_diff::backup_to_diff(&cluster, src, from_snap, &copy, out, &ctl)?
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+        write(&mut out)?
     } else {
         // Written under a temporary name, renamed when the stream is complete.
         let tmp = path.with_file_name(format!(
@@ -254,15 +275,14 @@ fn to_diff(
         }
         let file = std::fs::File::create(&tmp)
             .map_err(|e| Error::io(format!("create {}", tmp.display()), e))?;
-        let out = std::io::BufWriter::with_capacity(1 << 20, file);
-        let r = rbdkit::backup::to_diff::backup_to_diff(&cluster, src, from_snap, &copy, out, &ctl)
-            .and_then(|r| {
-                std::fs::rename(&tmp, path)
-                    .map_err(|e| {
-                        Error::io(format!("rename {} to {}", tmp.display(), path.display()), e)
-                    })
-                    .map(|()| r)
-            });
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let r = write(&mut out).and_then(|r| {
+            std::fs::rename(&tmp, path)
+                .map_err(|e| {
+                    Error::io(format!("rename {} to {}", tmp.display(), path.display()), e)
+                })
+                .map(|()| r)
+        });
         if r.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
