@@ -68,8 +68,8 @@ pub const HASH_BUFFER_BYTES: u64 = 64 << 20;
 /// (about 33 MiB) and what jemalloc keeps of freed extents stays under 128 MiB. It holds 8
 /// reads of 4 MiB objects in flight with 8 of the sink's writes
 /// ([`sink_rbd::MAX_BYTES_IN_FLIGHT`] is half of it) in the same run. Measured with jemalloc:
-/// at 80 MiB a stream export peaked at 130-137 MiB, a full backup at 131-135; at 64 MiB, 113-116
-/// and 120, in the same time.
+/// at 80 MiB a stream export peaked at 130-137 MiB, a full backup at 130-135; at 64 MiB, 112-113
+/// and 119-120, in the same time.
 pub const MEMORY_BUDGET: u64 = 64 << 20;
 
 /// Where copied data goes. Only non-zero runs are written; the target must read zeros elsewhere
