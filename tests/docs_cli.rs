@@ -134,19 +134,62 @@ fn bad_debug_level_is_bad_usage() {
     assert!(err.contains("--debug-rbd") && err.contains("loud"), "{err}");
 }
 
-/// The checksum recipes printed for people to run (the README's, the demo's) are the library's,
-/// which `qcow2_reader` checks against rbdkit's own checksums: a copy that drifted (the demo
-/// kept `sha256-blocks`' recipe after the default became `sha256-tree`) fails here.
+/// The checksum recipes shown in the README are the library's, which `qcow2_reader` checks
+/// against rbdkit's own checksums: a copy that drifted (the demo once kept `sha256-blocks`'
+/// recipe after the default became `sha256-tree`) fails here. The demo prints its recipe with
+/// `--print-recipe` instead of keeping a copy.
 #[test]
 fn the_checksum_recipes_shown_are_the_tested_ones() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     use rbdkit::copy::digest::{RECIPE, TREE_RECIPE};
-    for (file, recipe, name) in [
-        ("README.md", TREE_RECIPE, "sha256-tree"),
-        ("README.md", RECIPE, "sha256-blocks"),
-        ("scripts/demo.sh", TREE_RECIPE, "sha256-tree"),
-    ] {
-        let text = std::fs::read_to_string(root.join(file)).unwrap();
-        assert!(text.contains(recipe), "{file}: the {name} recipe");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(
+        readme.contains(TREE_RECIPE),
+        "README: the sha256-tree recipe"
+    );
+    assert!(readme.contains(RECIPE), "README: the sha256-blocks recipe");
+    let demo = std::fs::read_to_string(root.join("scripts/demo.sh")).unwrap();
+    assert!(
+        demo.contains("checksum --print-recipe") && !demo.contains("hashlib.sha256(b)"),
+        "the demo runs the printed recipe, not a copy"
+    );
+}
+
+/// `checksum --print-recipe` prints, for each algorithm, a Python program that recomputes
+/// from the raw bytes what `rbdkit checksum` prints for them (a partial last block included).
+#[test]
+fn printed_recipes_recompute_rbdkit_checksums() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("r.raw");
+    let mut data: Vec<u8> = (0..(3 << 20) + 1234).map(|i| (i * 7 % 251) as u8).collect();
+    data[1 << 20..2 << 20].fill(0);
+    std::fs::write(&raw, &data).unwrap();
+    for algo in ["sha256-tree", "sha256-blocks", "sha256"] {
+        let recipe = rbdkit(&["checksum", "--print-recipe", "--checksum", algo]);
+        assert!(recipe.status.success(), "{algo}");
+        let py = std::process::Command::new("python3")
+            .args(["-c", String::from_utf8_lossy(&recipe.stdout).trim_end()])
+            .stdin(std::fs::File::open(&raw).unwrap())
+            .output()
+            .unwrap();
+        assert!(
+            py.status.success(),
+            "{algo}: {}",
+            String::from_utf8_lossy(&py.stderr)
+        );
+        let ours = rbdkit(&[
+            "--no-progress",
+            "checksum",
+            "--checksum",
+            algo,
+            raw.to_str().unwrap(),
+        ]);
+        let ours = String::from_utf8_lossy(&ours.stdout).to_string();
+        let theirs = String::from_utf8_lossy(&py.stdout).trim().to_string();
+        assert_eq!(theirs.len(), 64, "{algo}: {theirs}");
+        assert!(
+            ours.contains(&theirs),
+            "{algo}: rbdkit {ours}, recipe {theirs}"
+        );
     }
 }

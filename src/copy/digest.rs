@@ -31,6 +31,10 @@ pub const RECIPE: &str = "import hashlib,sys;o=hashlib.sha256();f=sys.stdin.buff
 /// A Python program that prints the `sha256-tree` checksum of the bytes on its stdin.
 pub const TREE_RECIPE: &str = "import hashlib,sys;H=lambda b:hashlib.sha256(b).digest();f=sys.stdin.buffer;s=[]\nfor b in iter(lambda:f.read(65536),b''):\n s.append((0,H(b)))\n while len(s)>1 and s[-1][0]==s[-2][0]:h,r=s.pop();_,l=s.pop();s.append((h+1,H(b'\\x01'+l+r)))\nr=s.pop()[1] if s else H(b'')\nwhile s:r=H(b'\\x01'+s.pop()[1]+r)\nprint(r.hex())";
 
+/// A Python program that prints the `sha256` checksum of the bytes on its stdin (what
+/// `sha256sum` prints).
+pub const WHOLE_RECIPE: &str = "import hashlib,sys;o=hashlib.sha256();f=sys.stdin.buffer;[o.update(b) for b in iter(lambda:f.read(1<<20),b'')];print(o.hexdigest())";
+
 /// Block size of the `sha256-blocks` checksum (fixed, whatever the object size).
 pub const BLOCK: u64 = 64 << 10;
 
@@ -51,6 +55,16 @@ pub enum Checksum {
 }
 
 impl Checksum {
+    /// A Python program that recomputes this checksum from the raw image on its stdin, so
+    /// anyone can check it without rbdkit: `rbd export IMG - | python3 -c "$RECIPE"`.
+    pub fn recipe(self) -> &'static str {
+        match self {
+            Checksum::Sha256Blocks => RECIPE,
+            Checksum::Sha256 => WHOLE_RECIPE,
+            Checksum::Sha256Tree => TREE_RECIPE,
+        }
+    }
+
     /// The name used on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {

@@ -16,7 +16,13 @@ pub struct ChecksumArgs {
     /// POOL[/NAMESPACE]/IMAGE[@SNAP], or a raw or qcow2 file (a path that exists, or
     /// `gluster://HOST[:PORT]/VOLUME/PATH`; `rbd:SPEC` and `file:PATH` say which when a name
     /// could be both).
-    pub target: String,
+    #[arg(required_unless_present = "print_recipe")]
+    pub target: Option<String>,
+    /// Print a Python program that recomputes the checksum from the raw image on its stdin
+    /// (`rbd export IMG - | python3 -c "$(rbdkit checksum --print-recipe)"`), and exit: the
+    /// way to check rbdkit's numbers without rbdkit.
+    #[arg(long = "print-recipe", conflicts_with = "target")]
+    pub print_recipe: bool,
     /// `sha256-tree` (what `import-raw` prints by default), `sha256-blocks` (what it printed
     /// before) or `sha256` (what `sha256sum` of the raw image prints).
     #[arg(long, value_enum, default_value = "sha256-tree")]
@@ -59,6 +65,11 @@ pub fn run(a: ChecksumArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     let kind: Checksum = a.checksum.kind().ok_or_else(|| {
         Error::InvalidInput("--checksum none: choose sha256-tree, sha256-blocks or sha256".into())
     })?;
+    let Some(name) = a.target.as_deref() else {
+        // Only --print-recipe goes without a target (clap requires one otherwise).
+        outln!("{}", kind.recipe());
+        return Ok(ExitCode::SUCCESS);
+    };
     let opts = a.copy.copy_options(4 << 20, Some(kind))?;
     let cancel = crate::cancel::flag();
     let started = std::time::Instant::now();
@@ -71,14 +82,13 @@ pub fn run(a: ChecksumArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         let sum = checksum_disk(disk, &opts, &ctl);
         bar.finish_and_clear();
         match sum {
-            Err(_) if cancel.load(Ordering::Relaxed) => Err(Error::Interrupted(format!(
-                "checksum of {} stopped",
-                a.target
-            ))),
+            Err(_) if cancel.load(Ordering::Relaxed) => {
+                Err(Error::Interrupted(format!("checksum of {} stopped", name)))
+            }
             other => other.map(|s| (s, disk.virtual_size())),
         }
     };
-    let (sum, size) = match target(&a.target)? {
+    let (sum, size) = match target(name)? {
         Target::File(p) => hash(rbdkit::disk::open(&p, &a.copy.open_options(&p)?)?.as_ref())?,
         #[cfg(feature = "rbd")]
         Target::Image(spec) => {
@@ -94,7 +104,7 @@ pub fn run(a: ChecksumArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         super::print_json(
             g,
             &serde_json::json!({
-                "target": a.target,
+                "target": name,
                 "virtual_size": size,
                 "checksum_algorithm": kind,
                 "checksum": sum,
@@ -103,7 +113,7 @@ pub fn run(a: ChecksumArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         )?;
     } else {
         // sha256sum's layout, with the algorithm in front.
-        outln!("{} {sum}  {}", kind.name(), a.target);
+        outln!("{} {sum}  {}", kind.name(), name);
     }
     Ok(ExitCode::SUCCESS)
 }
