@@ -83,8 +83,13 @@ impl<'a> DigestSink<'a> {
             self.feed(at, part, next - at);
             at = next;
         }
-        // Writes come in guest order: what ends here is passed.
-        self.digested.retain(|_, e| *e > end);
+        // Writes come in guest order: the ranges that end here are passed, and they are first.
+        while let Some(e) = self.digested.first_entry() {
+            if *e.get() > end {
+                break;
+            }
+            e.remove();
+        }
     }
 
     fn feed(&mut self, offset: u64, mut data: Option<&[u8]>, mut len: u64) {
@@ -196,7 +201,7 @@ impl Sink for DigestSink<'_> {
 
     fn block_digests(&mut self, offset: u64, len: u64, digests: &[BlockDigest]) -> Result<()> {
         let first = offset / BLOCK;
-        if !offset.is_multiple_of(BLOCK) || (len.div_ceil(BLOCK)) != digests.len() as u64 {
+        if !offset.is_multiple_of(BLOCK) || len.div_ceil(BLOCK) != digests.len() as u64 {
             return Err(Error::Other(format!(
                 "block digests: {} digests for {len} bytes at {offset}: this is a bug in rbdkit, please report it",
                 digests.len()
