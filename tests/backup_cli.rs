@@ -181,13 +181,34 @@ fn chain_round_trip(features: &[&str]) {
         "{inc2}"
     );
     let v3 = rbd_bytes(&format!("{spec}@{s3}"));
-    // The volume keeps only the latest backup snapshot; the base has all three.
-    assert_eq!(snaps_of(&spec), vec![s3.clone()]);
-    assert_eq!(snaps_of(&base), vec![s1.clone(), s2.clone(), s3.clone()]);
+
+    // Incremental 3: 2 MiB rewritten with the bytes it held (the diff reports them) and one
+    // new 64 KiB block: only that block is written, and every backup still restores.
+    rbd_import_diff(
+        &diff_stream(
+            80 * MIB,
+            &[(21 * MIB, 2 * MIB, 0x11), (40 * MIB, 64 << 10, 0x44)],
+            &[],
+        ),
+        &spec,
+    );
+    let inc3 = backup(&vol, &[]);
+    assert!(inc3["bytes_changed"].as_u64().unwrap() >= 2 * MIB, "{inc3}");
+    assert_eq!(inc3["bytes_written"].as_u64().unwrap(), 64 << 10, "{inc3}");
+    assert_eq!(inc3["bytes_zeroed"].as_u64().unwrap(), 0, "{inc3}");
+    let s4 = inc3["snap"].as_str().unwrap().to_string();
+    let v4 = rbd_bytes(&format!("{spec}@{s4}"));
+    // The volume keeps only the latest backup snapshot; the base has them all.
+    assert_eq!(snaps_of(&spec), vec![s4.clone()]);
+    assert_eq!(
+        snaps_of(&base),
+        vec![s1.clone(), s2.clone(), s3.clone(), s4.clone()]
+    );
 
     restore_matches(&mut c, &base, &s1, &v1);
     restore_matches(&mut c, &base, &s2, &v2);
     restore_matches(&mut c, &base, &s3, &v3);
+    restore_matches(&mut c, &base, &s4, &v4);
     // The backup id stands for its snapshot.
     let by_id = format!("{base}@{}", inc1["backup_id"].as_str().unwrap());
     let f = tempfile::tempdir().unwrap();
@@ -217,12 +238,12 @@ fn chain_round_trip(features: &[&str]) {
         .iter()
         .map(|b| b["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["full", "incremental", "incremental"]);
+    assert_eq!(kinds, ["full", "incremental", "incremental", "incremental"]);
     assert_eq!(chains[0]["volume"].as_str().unwrap(), vol);
-    assert_eq!(chains[0]["backups"][2]["size"].as_u64().unwrap(), 80 * MIB);
+    assert_eq!(chains[0]["backups"][3]["size"].as_u64().unwrap(), 80 * MIB);
     let table = stdout(&rbdkit(&["backup", "ls", "backups", &vol]));
     assert!(
-        table.contains(&s1) && table.contains(&s3) && table.contains("incremental"),
+        table.contains(&s1) && table.contains(&s4) && table.contains("incremental"),
         "{table}"
     );
 }

@@ -7,14 +7,12 @@
 use super::chain::{list_chains, BackupPoint, Chain};
 use super::digests::{self, BlockDigests};
 use super::names::{new_backup_id, snap_name, valid_backup_id};
-use super::rbd::{full_from, BackupReport, BackupRequest};
+use super::rbd::{blocks_of, full_from, verify_passed, BackupReport, BackupRequest};
 use crate::ceph::{Cluster, Image, IoCtx};
-use crate::copy::digest::BLOCK;
-use crate::copy::sink_changed::ChangedBlocksSink;
-use crate::copy::sink_digest::{DigestSink, Digests};
+use crate::copy::sink_changed::{ChangedBlocksSink, Held};
+use crate::copy::sink_digest::DigestSink;
 use crate::copy::sink_rbd::RbdSink;
 use crate::copy::{copy_disk, Checksum, Control, CopyOptions};
-use crate::disk::changed::{Change, ChangedDisk};
 use crate::disk::raw::RawFile;
 use crate::disk::rbd::RbdDisk;
 use crate::disk::DiskSource;
@@ -118,7 +116,7 @@ fn incremental(
     let size = disk.virtual_size();
     let base = Image::open(dest_io, &chain.base_name, None)?;
     // What a failed backup left in the head is rewritten whatever the file says of it.
-    let dirty: Vec<u64> = base
+    let dirty: Vec<(u64, u64)> = base
         .changed_since(
             Some(&point.snap),
             0,
@@ -126,7 +124,7 @@ fn incremental(
             base.fast_diff_valid(),
         )?
         .into_iter()
-        .flat_map(|c| c.offset / BLOCK..(c.offset + c.len).div_ceil(BLOCK))
+        .map(|c| (c.offset, c.len))
         .collect();
     if base.stat()?.size != size {
         base.resize(size, &mut |_, _| {})?;
@@ -136,53 +134,28 @@ fn incremental(
         checksum: None,
         ..req.copy.clone()
     };
-    let (now, changed, written, zeroed) = {
-        let mut rbd = RbdSink::overwriting(&base, size, 0, req.concurrency);
-        let mut sink =
-            ChangedBlocksSink::new(&mut rbd, &prev.blocks, prev.size, size).forcing(dirty);
-        let stats = copy_disk(disk, &mut sink, &opts, ctl)?;
-        let (now, changed) = (
-            std::mem::take(&mut sink.digests),
-            std::mem::take(&mut sink.changed),
-        );
-        drop(sink);
-        let _ = stats;
-        let written = changed
-            .iter()
-            .filter(|i| now.contains_key(i))
-            .map(|&i| BLOCK.min(size - i * BLOCK))
-            .sum();
-        (now, changed, written, rbd.bytes_zeroed)
+    let mut rbd = RbdSink::overwriting(&base, size, 0, req.concurrency);
+    let held = Held {
+        prev: &prev.blocks,
+        prev_size: prev.size,
+        size,
+        forced: blocks_of(&dirty),
     };
-    // Read the changed blocks back.
-    let changes: Vec<Change> = changed
-        .iter()
-        .map(|&i| Change {
-            offset: i * BLOCK,
-            len: BLOCK.min(size - i * BLOCK),
-            data: true,
-        })
-        .collect();
-    let base_disk = RbdDisk::new(&base, size);
-    let mut back = DigestSink::new(None, size);
-    copy_disk(
-        &ChangedDisk::new(&base_disk, changes),
-        &mut back,
+    let (now, passed) = {
+        let mut filter = ChangedBlocksSink::new(&mut rbd, held);
+        let mut sink = DigestSink::new(Some(&mut filter), size);
+        copy_disk(disk, &mut sink, &opts, ctl)?;
+        (sink.into_digests()?, filter.passed())
+    };
+    let (written, zeroed) = (rbd.bytes_written, rbd.bytes_zeroed);
+    verify_passed(
+        &RbdDisk::new(&base, size),
+        &passed,
+        &now,
         &opts,
         ctl,
+        &chain.base,
     )?;
-    let back = back.into_digests()?;
-    // The read back keeps only non-zero blocks, as `now` does.
-    let want: Digests = changed
-        .iter()
-        .filter_map(|&i| now.get(&i).map(|d| (i, *d)))
-        .collect();
-    if back != want {
-        return Err(Error::Other(format!(
-            "verify {}: changed blocks read back different from the file; no backup was made, the earlier ones are intact",
-            chain.base
-        )));
-    }
     if ctl.cancel.load(Ordering::Relaxed) {
         return Err(Error::Interrupted(format!(
             "backup into {} cancelled",

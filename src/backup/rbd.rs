@@ -17,6 +17,7 @@ use crate::ceph::{
     explain_full, full_advice, full_condition, Cluster, CreateOptions, Image, ImageSpec, IoCtx,
 };
 use crate::copy::digest::BLOCK;
+use crate::copy::sink_changed::{ChangedBlocksSink, Held};
 use crate::copy::sink_digest::{DigestSink, Digests};
 use crate::copy::sink_rbd::RbdSink;
 use crate::copy::{copy_disk, Checksum, Control, CopyOptions};
@@ -26,6 +27,7 @@ use crate::disk::DiskSource;
 use crate::error::{Error, Result};
 use crate::import::{remove_leftover, temp_name};
 use serde::Serialize;
+use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 
 /// The marker that starts the name of a volume snapshot whose backup is still being made:
@@ -246,8 +248,8 @@ fn read_digests(
     sink.into_digests()
 }
 
-/// Fails unless `read_back` (the backup) equals `sent` (the volume's snapshot), naming the
-/// first block that differs.
+/// Fails unless `read_back` (the backup) equals `sent` (the source), naming the first block
+/// that differs.
 fn compare(sent: &Digests, read_back: &Digests, what: &str) -> Result<()> {
     if sent == read_back {
         return Ok(());
@@ -259,9 +261,47 @@ fn compare(sent: &Digests, read_back: &Digests, what: &str) -> Result<()> {
         .or_else(|| read_back.keys().find(|k| !sent.contains_key(k)).copied())
         .unwrap_or(0);
     Err(Error::Other(format!(
-        "verify {what}: the 64 KiB block at offset {} reads back different from the volume's snapshot; no backup was made, the earlier ones are intact",
+        "verify {what}: the 64 KiB block at offset {} reads back different from the source; no backup was made, the earlier ones are intact",
         first * BLOCK
     )))
+}
+
+/// Reads back the byte ranges `passed` (whole blocks: what an incremental wrote or zeroed) of
+/// the base `base_disk` and compares them with `sent`, the source's digests of them (and maybe
+/// of more).
+pub(crate) fn verify_passed(
+    base_disk: &dyn DiskSource,
+    passed: &[(u64, u64)],
+    sent: &Digests,
+    opts: &CopyOptions,
+    ctl: &Control,
+    what: &str,
+) -> Result<()> {
+    let size = base_disk.virtual_size();
+    let changes = passed
+        .iter()
+        .map(|&(offset, len)| Change {
+            offset,
+            len,
+            data: true,
+        })
+        .collect();
+    let back = read_digests(&ChangedDisk::new(base_disk, changes), size, opts, ctl)?;
+    // The read back keeps only non-zero blocks, as `sent` does.
+    let want: Digests = passed
+        .iter()
+        .flat_map(|&(o, l)| sent.range(o / BLOCK..(o + l).div_ceil(BLOCK)))
+        .map(|(k, v)| (*k, *v))
+        .collect();
+    compare(&want, &back, what)
+}
+
+/// The 64 KiB blocks that byte ranges `(offset, len)` touch.
+pub(crate) fn blocks_of(ranges: &[(u64, u64)]) -> BTreeSet<u64> {
+    ranges
+        .iter()
+        .flat_map(|&(o, l)| o / BLOCK..(o + l).div_ceil(BLOCK))
+        .collect()
 }
 
 /// The first backup of a chain: the snapshot copied into a new base image under a temporary
@@ -431,14 +471,6 @@ fn incremental(
         }];
         changes = merge(&changes, &grown[..usize::from(size > lo)]);
     }
-    // Ranges that changed to zeros need zeroing only where the base holds data (most of them
-    // are the unwritten part of objects the volume created since).
-    let held = base.allocated(0, size, base.fast_diff_valid())?;
-    let changes = zeros_only_where(&changes, &held);
-    let held = union(&[], &held)
-        .iter()
-        .map(|c| (c.offset, c.len))
-        .collect::<Vec<_>>();
     // A failed incremental may have left data in the head: rewrite those ranges from the
     // volume too, so the head equals the previous backup everywhere else.
     let dirty: Vec<(u64, u64)> = base
@@ -446,6 +478,24 @@ fn incremental(
         .into_iter()
         .map(|c| (c.offset, c.len))
         .collect();
+    let mut rbd = RbdSink::overwriting(&base, size, 0, req.concurrency);
+    let changes = match &prev {
+        // The previous backup's digests say what the head holds: only blocks that differ go.
+        Some(_) => changes,
+        None => {
+            // Ranges that changed to zeros need zeroing only where the base holds data (most
+            // of them are the unwritten part of objects the volume created since).
+            let held = base.allocated(0, size, base.fast_diff_valid())?;
+            let changes = zeros_only_where(&changes, &held);
+            rbd = rbd.zeroing_only_within(
+                union(&[], &held)
+                    .iter()
+                    .map(|c| (c.offset, c.len))
+                    .collect(),
+            );
+            changes
+        }
+    };
     let changes = align_to_blocks(&union(&changes, &dirty), BLOCK, size);
     phases.diff = t0.elapsed().as_secs_f64();
     let volume_disk = RbdDisk::new(&snap, size);
@@ -456,19 +506,30 @@ fn incremental(
         checksum: None,
         ..req.copy.clone()
     };
-    let (stats, zeroed, sent) = {
-        let mut rbd =
-            RbdSink::overwriting(&base, size, 0, req.concurrency).zeroing_only_within(held);
-        let mut sink = DigestSink::new(Some(&mut rbd), size);
-        let stats = copy_disk(&diff, &mut sink, &opts, ctl)?;
-        let sent = sink.into_digests()?;
-        (stats, rbd.bytes_zeroed, sent)
+    let ranges: Vec<(u64, u64)> = changes.iter().map(|c| (c.offset, c.len)).collect();
+    let (sent, passed) = match &prev {
+        Some(p) => {
+            let held = Held {
+                prev: &p.blocks,
+                prev_size: p.size,
+                size,
+                forced: blocks_of(&dirty),
+            };
+            let mut filter = ChangedBlocksSink::new(&mut rbd, held);
+            let mut sink = DigestSink::new(Some(&mut filter), size);
+            copy_disk(&diff, &mut sink, &opts, ctl)?;
+            (sink.into_digests()?, filter.passed())
+        }
+        None => {
+            let mut sink = DigestSink::new(Some(&mut rbd), size);
+            copy_disk(&diff, &mut sink, &opts, ctl)?;
+            (sink.into_digests()?, ranges.clone())
+        }
     };
+    let (written, zeroed) = (rbd.bytes_written, rbd.bytes_zeroed);
     phases.copy = t0.elapsed().as_secs_f64() - phases.diff;
     let base_disk = RbdDisk::new(&base, size);
-    let ranges: Vec<(u64, u64)> = changes.iter().map(|c| (c.offset, c.len)).collect();
-    let back = read_digests(&ChangedDisk::new(&base_disk, changes), size, &opts, ctl)?;
-    compare(&sent, &back, &chain.base)?;
+    verify_passed(&base_disk, &passed, &sent, &opts, ctl, &chain.base)?;
     let (digests, verified) = match prev {
         Some(p) => (
             p.updated(size, &ranges, &sent),
@@ -509,7 +570,7 @@ fn incremental(
         from_snap: Some(point.snap.clone()),
         size,
         bytes_changed: data + zeros,
-        bytes_written: stats.bytes_written,
+        bytes_written: written,
         bytes_zeroed: zeroed,
         verified,
         phases_s: Some(phases),

@@ -218,7 +218,10 @@ impl Sink for DigestSink<'_> {
                 self.digested.insert(offset, offset + len);
             }
         }
-        Ok(())
+        match &mut self.inner {
+            Some(s) if s.takes_block_digests() => s.block_digests(offset, len, digests),
+            _ => Ok(()),
+        }
     }
 
     fn zero(&mut self, offset: u64, len: u64) -> Result<()> {

@@ -39,6 +39,8 @@ pub struct RbdSink<'a> {
     held: Option<Vec<(u64, u64)>>,
     /// Bytes zeroed (ranges that changed to zeros).
     pub bytes_zeroed: u64,
+    /// Bytes written.
+    pub bytes_written: u64,
 }
 
 impl<'a> RbdSink<'a> {
@@ -57,6 +59,7 @@ impl<'a> RbdSink<'a> {
             overwrite: false,
             held: None,
             bytes_zeroed: 0,
+            bytes_written: 0,
         }
     }
 
@@ -161,6 +164,7 @@ impl Sink for RbdSink<'_> {
         }
         // What a write holds is its buffer's capacity.
         let len = data.capacity();
+        self.bytes_written += data.len() as u64;
         self.make_room(len)?;
         self.next_tag += 1;
         self.image
