@@ -11,6 +11,9 @@
 # Floors, same run: floor-read-write, `rbd bench` reading the volume's 2 GiB of data (a dense
 # copy of it) while another `rbd bench` writes 2 GiB into a new image: what any full backup
 # must at least do; floor-read-back, that read alone: what rbdkit's check adds to a full backup.
+# Incremental floors, each round: floor-inc-read, `rbd export-diff` of the round's changes into
+# tmpfs (the read alone); floor-inc-write, `rbd import-diff` of that file into a third chain
+# (the write alone, into a base with snapshots, as every incremental writes).
 # Each row: wall seconds (min, median, max), vs_rbdkit (tool time / rbdkit time), median
 # user+sys CPU seconds and median peak RSS (MiB) of the largest process.
 # Usage: CEPH_CONF=... scripts/bench-backup.sh [ROUNDS=3] [WORKDIR=/var/tmp/rbdkit-bench]
@@ -23,6 +26,8 @@ BPOOL=backups
 tag=$$
 VOL="volume-bb$tag"
 RBASE="$VOL.backup.rbdpipe"
+FBASE="$VOL.backup.floor"
+SHM=$(mktemp -d /dev/shm/rbdkit-bench-backup.XXXXXX)
 
 if [ ! -f "$WORK/thin10g.raw" ]; then
   python3 - "$WORK/thin10g.raw" <<'PY'
@@ -43,7 +48,7 @@ cleanup() {
     rados -p "$BPOOL" rm "$o" 2>/dev/null || true
   done
 }
-trap cleanup EXIT
+trap 'cleanup; rm -rf "$SHM"' EXIT
 rbd import --no-progress --image-feature layering "$WORK/thin10g.raw" "$POOL/$VOL"
 
 
@@ -72,6 +77,9 @@ declare -A T=()
 rbd snap create "$POOL/$VOL@rbd0" >/dev/null
 T[full-rbd]=$(time_cmd bash -c "rbd create --size 10G --image-feature layering '$BPOOL/$RBASE' && rbd export-diff --no-progress '$POOL/$VOL@rbd0' - | rbd import-diff --no-progress - '$BPOOL/$RBASE'")
 ERR="$WORK/bench-backup.err"; : > "$ERR"
+# The floors' chain, untimed.
+rbd create --size 10G --image-feature layering "$BPOOL/$FBASE"
+rbd export-diff --no-progress "$POOL/$VOL@rbd0" - | rbd import-diff --no-progress - "$BPOOL/$FBASE"
 T[full-rbdkit]=$(time_cmd bash -c "'$RBDKIT' --no-progress backup '$POOL/$VOL' '$BPOOL' 2>>'$ERR'") || { cat "$ERR" >&2; exit 1; }
 for r in $(seq 1 "$ROUNDS"); do
   change "r$r"
@@ -82,6 +90,9 @@ for r in $(seq 1 "$ROUNDS"); do
     esac
     T[$tool]+="$t "
   done
+  T[floor-inc-read]+="$(time_cmd bash -c "rbd export-diff --no-progress --from-snap rbd$((r-1)) '$POOL/$VOL@rbd$r' '$SHM/inc.diff'") "
+  T[floor-inc-write]+="$(time_cmd bash -c "rbd import-diff --no-progress '$SHM/inc.diff' '$BPOOL/$FBASE'") "
+  rm -f "$SHM/inc.diff"
 done
 # The floors, once per round, after the incrementals (the dense image is made once).
 DENSE="$POOL/volume-bd$tag"
@@ -97,12 +108,12 @@ done
 rbd rm --no-progress "$DENSE" >/dev/null
 
 # Every backup of both chains must read back as the volume's snapshot did.
-last=$("$RBDKIT" --format json backup ls "$BPOOL" "$VOL" | python3 -c 'import json,sys; c=[c for c in json.load(sys.stdin)["chains"] if "rbdpipe" not in c["base"]][0]; print(c["base"]+"@"+c["backups"][-1]["snap"])')
+last=$("$RBDKIT" --format json backup ls "$BPOOL" "$VOL" | python3 -c 'import json,sys; c=[c for c in json.load(sys.stdin)["chains"] if not c["base"].endswith((".rbdpipe", ".floor"))][0]; print(c["base"]+"@"+c["backups"][-1]["snap"])')
 a=$(rbd export --no-progress "$last" - | sha256sum); b=$(rbd export --no-progress "$BPOOL/$RBASE@rbd$ROUNDS" - | sha256sum)
 [ "$a" = "$b" ] || { echo "the two chains' last backups differ" >&2; exit 1; }
 
 printf '\n%-16s %8s %8s %8s %9s %8s %8s\n' tool min median max vs_rbdkit cpu_s rss_mib
-for tool in full-rbdkit full-rbd floor-read-write floor-read-back inc-rbdkit inc-rbd; do
+for tool in full-rbdkit full-rbd floor-read-write floor-read-back inc-rbdkit inc-rbd floor-inc-read floor-inc-write; do
   runs=(${T[$tool]}); vals=($(field 1 "${runs[@]}")); m=$(median "${vals[@]}")
   case $tool in full-*|floor-*) ref=full-rbdkit ;; inc-*) ref=inc-rbdkit ;; esac
   base=$(median $(field 1 ${T[$ref]}))

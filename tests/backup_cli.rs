@@ -338,6 +338,16 @@ fn a_failed_incremental_leaves_the_previous_backup_and_no_temporary_snapshot() {
     rbd_ok(&["create", &spec, "--size", "32M"]);
     c.add(&spec);
     bench_write(&spec, "64K", "4M");
+    // A full backup whose writes read back different: no base, no snapshot left.
+    let o = rbdkit_env(
+        &["backup", &spec, "backups"],
+        &[("RBDKIT_INJECT_FAULT", "read-back-differs")],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("read back different"), "{}", stderr(&o));
+    let left = stdout(&rbd_ok(&["ls", "backups"]));
+    assert!(!left.contains(&vol), "{left}");
+    assert!(snaps_of(&spec).is_empty());
     let full = backup(&vol, &[]);
     let base = full["base"].as_str().unwrap().to_string();
     c.add(&base);
@@ -347,7 +357,7 @@ fn a_failed_incremental_leaves_the_previous_backup_and_no_temporary_snapshot() {
         &diff_stream(32 * MIB, &[(0, 8 * MIB, 0x77)], &[(16 * MIB, 4 * MIB)]),
         &spec,
     );
-    for fault in ["decode-panic", "producer-stops-early"] {
+    for fault in ["decode-panic", "producer-stops-early", "read-back-differs"] {
         let o = rbdkit_env(
             &["backup", &spec, "backups"],
             &[("RBDKIT_INJECT_FAULT", fault)],

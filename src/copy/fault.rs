@@ -18,6 +18,9 @@ pub(crate) enum Fault {
     ProducerPanic,
     /// The hasher thread panics.
     HasherPanic,
+    /// What an RBD target reads back of a write differs from what was written (a corrupting
+    /// disk or network): its last byte is flipped.
+    ReadBackDiffers,
 }
 
 impl Fault {
@@ -27,6 +30,7 @@ impl Fault {
             Fault::ProducerStopsEarly => "producer-stops-early",
             Fault::ProducerPanic => "producer-panic",
             Fault::HasherPanic => "hasher-panic",
+            Fault::ReadBackDiffers => "read-back-differs",
         }
     }
 }
