@@ -344,7 +344,11 @@ fn a_failed_incremental_leaves_the_previous_backup_and_no_temporary_snapshot() {
         &[("RBDKIT_INJECT_FAULT", "read-back-differs")],
     );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("read back different"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("reads back different"),
+        "{}",
+        stderr(&o)
+    );
     let left = stdout(&rbd_ok(&["ls", "backups"]));
     assert!(!left.contains(&vol), "{left}");
     assert!(snaps_of(&spec).is_empty());

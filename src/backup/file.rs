@@ -7,13 +7,14 @@
 use super::chain::{list_chains, BackupPoint, Chain};
 use super::digests::{self, BlockDigests};
 use super::names::{new_backup_id, snap_name, valid_backup_id};
-use super::rbd::{blocks_of, full_from, BackupReport, BackupRequest};
+use super::rbd::{blocks_of, full_from, verify_passed, BackupReport, BackupRequest};
 use crate::ceph::{Cluster, Image, IoCtx};
 use crate::copy::sink_changed::{ChangedBlocksSink, Held};
 use crate::copy::sink_digest::DigestSink;
 use crate::copy::sink_rbd::RbdSink;
 use crate::copy::{copy_disk, Checksum, Control, CopyOptions};
 use crate::disk::raw::RawFile;
+use crate::disk::rbd::RbdDisk;
 use crate::disk::DiskSource;
 use crate::error::{Error, Result};
 use std::path::Path;
@@ -133,21 +134,28 @@ fn incremental(
         checksum: None,
         ..req.copy.clone()
     };
-    // Every write is read back as it finishes.
-    let mut rbd = RbdSink::overwriting(&base, size, 0, req.concurrency).verifying();
+    let mut rbd = RbdSink::overwriting(&base, size, 0, req.concurrency);
     let held = Held {
         prev: &prev.blocks,
         prev_size: prev.size,
         size,
         forced: blocks_of(&dirty),
     };
-    let now = {
+    let (now, passed) = {
         let mut filter = ChangedBlocksSink::new(&mut rbd, held);
         let mut sink = DigestSink::new(Some(&mut filter), size);
         copy_disk(disk, &mut sink, &opts, ctl)?;
-        sink.into_digests()?
+        (sink.into_digests()?, filter.passed())
     };
     let (written, zeroed) = (rbd.bytes_written, rbd.bytes_zeroed);
+    verify_passed(
+        &RbdDisk::new(&base, size),
+        &passed,
+        &now,
+        &opts,
+        ctl,
+        &chain.base,
+    )?;
     if ctl.cancel.load(Ordering::Relaxed) {
         return Err(Error::Interrupted(format!(
             "backup into {} cancelled",
@@ -171,8 +179,7 @@ fn incremental(
         bytes_changed: size,
         bytes_written: written,
         bytes_zeroed: zeroed,
-        verified:
-            "every write read back as it finished, the rest from the previous backup's digests",
+        verified: "changed blocks read back, the rest from the previous backup's digests",
         phases_s: None,
         elapsed_s: 0.0,
         checksum_algorithm: Checksum::Sha256Blocks,

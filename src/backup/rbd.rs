@@ -17,6 +17,7 @@ use crate::ceph::{
     explain_full, full_advice, full_condition, Cluster, CreateOptions, Image, ImageSpec, IoCtx,
 };
 use crate::copy::digest::BLOCK;
+use crate::copy::fault::{injected, Fault};
 use crate::copy::sink_changed::{ChangedBlocksSink, Held};
 use crate::copy::sink_digest::{DigestSink, Digests};
 use crate::copy::sink_rbd::RbdSink;
@@ -245,7 +246,13 @@ fn read_digests(
 ) -> Result<Digests> {
     let mut sink = DigestSink::new(None, size);
     copy_disk(disk, &mut sink, copy, ctl)?;
-    sink.into_digests()
+    let mut back = sink.into_digests()?;
+    if injected(Fault::ReadBackDiffers) {
+        if let Some(mut d) = back.first_entry() {
+            d.get_mut()[0] ^= 1;
+        }
+    }
+    Ok(back)
 }
 
 /// Fails unless `read_back` (the backup) equals `sent` (the source), naming the first block
@@ -264,6 +271,36 @@ fn compare(sent: &Digests, read_back: &Digests, what: &str) -> Result<()> {
         "verify {what}: the 64 KiB block at offset {} reads back different from the source; no backup was made, the earlier ones are intact",
         first * BLOCK
     )))
+}
+
+/// Reads back the byte ranges `passed` (whole blocks: what an incremental wrote or zeroed) of
+/// the base `base_disk` and compares them with `sent`, the source's digests of them (and maybe
+/// of more).
+pub(crate) fn verify_passed(
+    base_disk: &dyn DiskSource,
+    passed: &[(u64, u64)],
+    sent: &Digests,
+    opts: &CopyOptions,
+    ctl: &Control,
+    what: &str,
+) -> Result<()> {
+    let size = base_disk.virtual_size();
+    let changes = passed
+        .iter()
+        .map(|&(offset, len)| Change {
+            offset,
+            len,
+            data: true,
+        })
+        .collect();
+    let back = read_digests(&ChangedDisk::new(base_disk, changes), size, opts, ctl)?;
+    // The read back keeps only non-zero blocks, as `sent` does.
+    let want: Digests = passed
+        .iter()
+        .flat_map(|&(o, l)| sent.range(o / BLOCK..(o + l).div_ceil(BLOCK)))
+        .map(|(k, v)| (*k, *v))
+        .collect();
+    compare(&want, &back, what)
 }
 
 /// The 64 KiB blocks that byte ranges `(offset, len)` touch.
@@ -338,15 +375,16 @@ pub(crate) fn full_from(
             checksum: None,
             ..req.copy.clone()
         };
-        // Every write is read back as it finishes; what is never written reads as zeros in
-        // the new image.
         let (stats, sent) = {
-            let mut rbd = RbdSink::new(&img, size, size, req.concurrency).verifying();
+            let mut rbd = RbdSink::new(&img, size, size, req.concurrency);
             let mut sink = DigestSink::new(Some(&mut rbd), size);
             let stats = copy_disk(disk, &mut sink, &opts, ctl)?;
             (stats, sink.into_digests()?)
         };
         phases.copy = t0.elapsed().as_secs_f64();
+        let back = read_digests(&RbdDisk::new(&img, size), size, &opts, ctl)?;
+        compare(&sent, &back, &base)?;
+        phases.verify = t0.elapsed().as_secs_f64() - phases.copy;
         let d = BlockDigests::from_digests(size, sent);
         digests::store(&dest_io, &base_name, final_snap, &d)?;
         img.snap_create(final_snap)?;
@@ -384,7 +422,7 @@ pub(crate) fn full_from(
         bytes_changed: size,
         bytes_written,
         bytes_zeroed: 0,
-        verified: "every write read back as it finished",
+        verified: "every block read back",
         phases_s: Some(phases),
         elapsed_s: 0.0,
         checksum_algorithm: Checksum::Sha256Blocks,
@@ -447,7 +485,7 @@ fn incremental(
         .into_iter()
         .map(|c| (c.offset, c.len))
         .collect();
-    let mut rbd = RbdSink::overwriting(&base, size, 0, req.concurrency).verifying();
+    let mut rbd = RbdSink::overwriting(&base, size, 0, req.concurrency);
     let changes = match &prev {
         // The previous backup's digests say what the head holds: only blocks that differ go.
         Some(_) => changes,
@@ -476,7 +514,7 @@ fn incremental(
         ..req.copy.clone()
     };
     let ranges: Vec<(u64, u64)> = changes.iter().map(|c| (c.offset, c.len)).collect();
-    let sent = match &prev {
+    let (sent, passed) = match &prev {
         Some(p) => {
             let held = Held {
                 prev: &p.blocks,
@@ -487,21 +525,22 @@ fn incremental(
             let mut filter = ChangedBlocksSink::new(&mut rbd, held);
             let mut sink = DigestSink::new(Some(&mut filter), size);
             copy_disk(&diff, &mut sink, &opts, ctl)?;
-            sink.into_digests()?
+            (sink.into_digests()?, filter.passed())
         }
         None => {
             let mut sink = DigestSink::new(Some(&mut rbd), size);
             copy_disk(&diff, &mut sink, &opts, ctl)?;
-            sink.into_digests()?
+            (sink.into_digests()?, ranges.clone())
         }
     };
     let (written, zeroed) = (rbd.bytes_written, rbd.bytes_zeroed);
     phases.copy = t0.elapsed().as_secs_f64() - phases.diff;
     let base_disk = RbdDisk::new(&base, size);
+    verify_passed(&base_disk, &passed, &sent, &opts, ctl, &chain.base)?;
     let (digests, verified) = match prev {
         Some(p) => (
             p.updated(size, &ranges, &sent),
-            "every write read back as it finished, the rest from the previous backup's digests",
+            "changed blocks read back, the rest from the previous backup's digests",
         ),
         None => {
             // No digests of the previous backup: read both whole.

@@ -18,8 +18,8 @@ pub(crate) enum Fault {
     ProducerPanic,
     /// The hasher thread panics.
     HasherPanic,
-    /// What an RBD target reads back of a write differs from what was written (a corrupting
-    /// disk or network): its last byte is flipped.
+    /// What a backup reads back differs from what it wrote (a corrupting disk or network):
+    /// the digest of the first block read back is altered.
     ReadBackDiffers,
 }
 

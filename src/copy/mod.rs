@@ -19,7 +19,7 @@ mod checksum;
 mod combine;
 mod coverage;
 pub mod digest;
-mod fault;
+pub(crate) mod fault;
 mod hasher;
 mod piece;
 mod pipeline;

@@ -63,6 +63,9 @@ pub struct ChangedBlocksSink<'a> {
     held: Held<'a>,
     /// Whether each block of the ranges digested and not yet passed changed.
     changed: BTreeMap<u64, bool>,
+    /// Block ranges (`start..end` indices, sorted, merged) something was passed on in: what
+    /// the target must be read back in.
+    passed: Vec<(u64, u64)>,
     pool: BufferPool,
 }
 
@@ -73,8 +76,18 @@ impl<'a> ChangedBlocksSink<'a> {
             inner,
             held,
             changed: BTreeMap::new(),
+            passed: Vec::new(),
             pool: BufferPool::new(4),
         }
+    }
+
+    /// The byte ranges (`(offset, len)`, whole blocks) that were written or zeroed.
+    pub fn passed(&self) -> Vec<(u64, u64)> {
+        let size = self.held.size;
+        self.passed
+            .iter()
+            .map(|&(s, e)| (s * BLOCK, (e * BLOCK).min(size) - s * BLOCK))
+            .collect()
     }
 
     /// Whether a write to block `i` goes on: unless its digest now is known and the target's.
@@ -110,6 +123,13 @@ impl<'a> ChangedBlocksSink<'a> {
                 }
             }
             at = next;
+        }
+        for &(s, e) in &out {
+            let (bs, be) = (s / BLOCK, e.div_ceil(BLOCK));
+            match self.passed.last_mut() {
+                Some(r) if r.1 >= bs => r.1 = r.1.max(be),
+                _ => self.passed.push((bs, be)),
+            }
         }
         out
     }
@@ -240,7 +260,7 @@ mod tests {
         out
     }
 
-    fn run(old: &[u8], new: &[u8], forced: &[u64]) -> (Target, Digests) {
+    fn run(old: &[u8], new: &[u8], forced: &[u64]) -> (Target, Vec<(u64, u64)>, Digests) {
         let prev = digests(old);
         let mut t = Target::default();
         let held = Held {
@@ -249,30 +269,24 @@ mod tests {
             size: new.len() as u64,
             forced: forced.iter().copied().collect(),
         };
-        let now = {
+        let (passed, now) = {
             let mut filter = ChangedBlocksSink::new(&mut t, held);
             let mut d = DigestSink::new(Some(&mut filter), new.len() as u64);
             feed(&mut d, new, true);
-            d.into_digests().unwrap()
+            let now = d.into_digests().unwrap();
+            (filter.passed(), now)
         };
         assert_eq!(
             apply(old, &t, new.len()),
             new,
             "the target ends equal to the disk"
         );
-        (t, now)
-    }
-
-    /// Where writes and zeroes reached the target: `(offset, len)`.
-    fn reached(t: &Target) -> (Vec<(u64, u64)>, Vec<(u64, u64)>) {
-        let w = t.writes.iter().map(|(o, d)| (*o, d.len() as u64)).collect();
-        (w, t.zeros.clone())
+        (t, passed, now)
     }
 
     #[test]
     fn only_changed_blocks_pass() {
         let b = BLOCK as usize;
-        let bl = BLOCK;
         let mut old = vec![0u8; 20 * b + 500];
         old[3 * b..5 * b].fill(1);
         old[10 * b + 7] = 2;
@@ -280,29 +294,28 @@ mod tests {
         new[3 * b + 9] = 9; // block 3 changes, block 4 (same piece) does not
         new[10 * b + 7] = 0; // block 10 becomes zeros
         new[15 * b] = 4; // block 15 gets data
-        let (t, now) = run(&old, &new, &[]);
+        let (t, passed, now) = run(&old, &new, &[]);
+        let bl = BLOCK;
+        assert_eq!(passed, vec![(3 * bl, bl), (10 * bl, bl), (15 * bl, bl)]);
         assert_eq!(now, digests(&new));
-        // Zero pieces zero only where the target held data.
-        assert_eq!(
-            reached(&t),
-            (vec![(3 * bl, bl), (15 * bl, bl)], vec![(10 * bl, bl)])
-        );
+        let offs: Vec<u64> = t.writes.iter().map(|w| w.0).collect();
+        assert_eq!(offs, vec![3 * bl, 15 * bl]);
         assert_eq!(t.writes[0].1, new[3 * b..4 * b]);
+        // Zero pieces zero only where the target held data.
+        assert_eq!(t.zeros, vec![(10 * bl, bl)]);
         // A forced block goes on unchanged; zeros over it too.
-        let (t, _) = run(&old, &new, &[4, 9]);
+        let (t, passed, _) = run(&old, &new, &[4, 9]);
         assert_eq!(
-            reached(&t),
-            (
-                vec![(3 * bl, bl), (4 * bl, bl), (15 * bl, bl)],
-                vec![(9 * bl, 2 * bl)]
-            )
+            passed,
+            vec![(3 * bl, 2 * bl), (9 * bl, 2 * bl), (15 * bl, bl)]
         );
+        assert_eq!(t.writes[1], (4 * bl, new[4 * b..5 * b].to_vec()));
         // Grown by a partial block: the cut block and the new one are looked at.
         let mut grown = new.clone();
         grown.resize(21 * b + 10, 0);
         grown[21 * b] = 5;
-        let (t, now) = run(&new, &grown, &[]);
-        assert_eq!(reached(&t), (vec![(20 * bl, bl + 10)], vec![]));
+        let (_, passed, now) = run(&new, &grown, &[]);
+        assert_eq!(passed, vec![(20 * bl, bl + 10)]);
         assert_eq!(now, digests(&grown));
         // Nothing digested (pieces not whole blocks): everything written goes on.
         let prev = digests(&old);

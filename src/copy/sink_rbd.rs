@@ -3,16 +3,10 @@
 //! that holds earlier data (an incremental backup's base, a restore over a volume) is opened
 //! [`RbdSink::overwriting`], and the ranges that must read as zeros are zeroed with
 //! `write_zeroes` (not `discard`, which librbd may skip for partial objects).
-//!
-//! [`RbdSink::verifying`] reads every write and every zeroed range back as soon as it has
-//! finished and compares it with what was written, while later writes are still going: a
-//! backup's check then overlaps its copy instead of reading everything again after it.
-use super::fault::{injected, Fault};
 use super::{PoolBuf, Sink, MEMORY_BUDGET};
 use crate::ceph::{full_advice, full_condition, AioDone, Completions, Image};
 use crate::error::{Error, Result};
-use crate::zero::is_zero;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// Bytes of writes in flight at most (with `--concurrency` as the count): half the copy's
@@ -24,19 +18,6 @@ pub const MAX_BYTES_IN_FLIGHT: usize = (MEMORY_BUDGET / 2) as usize;
 
 /// After this long without a finished write, ask the monitor whether the cluster is full.
 const STALL_CHECK: Duration = Duration::from_secs(5);
-
-/// Bytes per read of a zeroed range read back.
-const ZERO_CHECK: u64 = 4 << 20;
-
-/// A request whose completion starts or ends a check, when the sink reads back.
-enum Check {
-    /// A write at this offset (its buffer in `lent`): read it back.
-    Written(u64),
-    /// This range `(offset, len)` was zeroed: read it back.
-    Zeroed(u64, u64),
-    /// What was read back at `offset`: must equal `want`, the written bytes (zeros if none).
-    Read { offset: u64, want: Option<PoolBuf> },
-}
 
 /// Writes into an open, freshly created image.
 pub struct RbdSink<'a> {
@@ -60,15 +41,6 @@ pub struct RbdSink<'a> {
     pub bytes_zeroed: u64,
     /// Bytes written.
     pub bytes_written: u64,
-    /// Read everything back (see [`RbdSink::verifying`]): the checks of requests in flight.
-    verify: bool,
-    checks: HashMap<u64, Check>,
-    /// Read-backs not started yet (`(offset, len, want)`), started as the window has room.
-    to_read: VecDeque<(u64, u64, Option<PoolBuf>)>,
-    /// Buffers of finished read-backs, for the next ones.
-    spare: Vec<Vec<u8>>,
-    /// Bytes read back and found equal.
-    pub bytes_verified: u64,
 }
 
 impl<'a> RbdSink<'a> {
@@ -88,20 +60,7 @@ impl<'a> RbdSink<'a> {
             held: None,
             bytes_zeroed: 0,
             bytes_written: 0,
-            verify: false,
-            checks: HashMap::new(),
-            to_read: VecDeque::new(),
-            spare: Vec::new(),
-            bytes_verified: 0,
         }
-    }
-
-    /// Reads every write and zeroed range back once it has finished and fails the copy unless
-    /// it reads back as written (the check runs while later writes are in flight; `finish`
-    /// returns after the last one).
-    pub fn verifying(mut self) -> Self {
-        self.verify = true;
-        self
     }
 
     /// Zeroes only within `held` (sorted `(offset, len)`: where the image held data when the
@@ -120,9 +79,6 @@ impl<'a> RbdSink<'a> {
             self.image.aio_write_zeroes(at, n, self.next_tag, &self.q)?;
             self.in_flight += 1;
             self.bytes_zeroed += n;
-            if self.verify {
-                self.checks.insert(self.next_tag, Check::Zeroed(at, n));
-            }
             at += n;
         }
         Ok(())
@@ -138,38 +94,10 @@ impl<'a> RbdSink<'a> {
 
     /// Waits until one more request fits in the window.
     fn make_room(&mut self, len: usize) -> Result<()> {
-        self.start_reads()?;
         while self.in_flight >= self.max_in_flight
             || (self.in_flight > 0 && self.bytes_in_flight + len > MAX_BYTES_IN_FLIGHT)
         {
             self.reap()?;
-            self.start_reads()?;
-        }
-        Ok(())
-    }
-
-    /// Starts the read-backs waiting, as many as the window has room for.
-    fn start_reads(&mut self) -> Result<()> {
-        if !self.verify {
-            self.to_read.clear();
-            return Ok(());
-        }
-        while let Some(&(_, len, _)) = self.to_read.front() {
-            let fits = self.in_flight < self.max_in_flight
-                && self.bytes_in_flight + len as usize <= MAX_BYTES_IN_FLIGHT;
-            if self.in_flight > 0 && !fits {
-                break;
-            }
-            let (offset, len, want) = self.to_read.pop_front().expect("a read-back");
-            let mut buf = self.spare.pop().unwrap_or_default();
-            // Stale bytes are fine: the read overwrites all of them.
-            buf.resize(len as usize, 0);
-            self.next_tag += 1;
-            self.bytes_in_flight += buf.capacity();
-            self.image.aio_read(offset, buf, self.next_tag, &self.q)?;
-            self.in_flight += 1;
-            self.checks
-                .insert(self.next_tag, Check::Read { offset, want });
         }
         Ok(())
     }
@@ -193,89 +121,21 @@ impl<'a> RbdSink<'a> {
         self.retire(done)
     }
 
-    /// Takes back what a finished request holds; its result. When reading back, a finished
-    /// write or zeroing queues its read-back, and a finished read-back is compared.
+    /// Takes back what a finished write holds; its result.
     fn retire(&mut self, done: AioDone) -> Result<()> {
         self.in_flight -= 1;
         self.bytes_in_flight -= done.buf.capacity().min(self.bytes_in_flight);
-        let AioDone {
-            tag, result, buf, ..
-        } = done;
-        let check = self.checks.remove(&tag);
-        if let Some(Check::Read { offset, want }) = check {
-            if let Some(w) = &want {
-                self.bytes_in_flight -= w.capacity().min(self.bytes_in_flight);
-            }
-            result?;
-            return self.compare(offset, buf, want);
+        if let Some(mut buf) = self.lent.remove(&done.tag) {
+            buf.restore(done.buf);
         }
-        let mut written = self.lent.remove(&tag).map(|mut b| {
-            b.restore(buf);
-            b
-        });
-        result?;
-        match check {
-            Some(Check::Written(offset)) => {
-                let want = written.take().expect("a write's buffer");
-                // It stays counted in the window until its read-back is compared.
-                self.bytes_in_flight += want.capacity();
-                self.to_read
-                    .push_back((offset, want.len() as u64, Some(want)));
-            }
-            Some(Check::Zeroed(offset, len)) => {
-                let mut at = offset;
-                while at < offset + len {
-                    let n = ZERO_CHECK.min(offset + len - at);
-                    self.to_read.push_back((at, n, None));
-                    at += n;
-                }
-            }
-            Some(Check::Read { .. }) | None => {}
-        }
-        Ok(())
-    }
-
-    /// Fails unless `got`, read back at `offset`, is `want` (zeros if none).
-    fn compare(&mut self, offset: u64, mut got: Vec<u8>, want: Option<PoolBuf>) -> Result<()> {
-        if injected(Fault::ReadBackDiffers) {
-            if let Some(b) = got.last_mut() {
-                *b ^= 1;
-            }
-        }
-        let same = match &want {
-            Some(w) => got[..] == w[..],
-            None => is_zero(&got),
-        };
-        if !same {
-            return Err(Error::Other(format!(
-                "verify {}: the {} bytes {} at offset {offset} read back different",
-                self.image.describe(),
-                got.len(),
-                if want.is_some() { "written" } else { "zeroed" }
-            )));
-        }
-        self.bytes_verified += got.len() as u64;
-        self.spare.push(got);
-        Ok(())
+        done.result.map(|_| ())
     }
 
     /// Waits for every write in flight. Stalled writes end when librados' op timeout
     /// (`--op-timeout`) fails them, so this returns even on a full cluster.
     fn drain(&mut self) -> Result<()> {
         let mut first_err = None;
-        loop {
-            // Read-backs wait for room; after a failure none starts.
-            if first_err.is_none() {
-                if let Err(e) = self.start_reads() {
-                    first_err = Some(e);
-                }
-            }
-            if first_err.is_some() {
-                self.to_read.clear();
-            }
-            if self.in_flight == 0 {
-                break;
-            }
+        while self.in_flight > 0 {
             let done = self.q.recv();
             if let Err(e) = self.retire(done) {
                 first_err.get_or_insert(e);
@@ -310,9 +170,6 @@ impl Sink for RbdSink<'_> {
         self.image
             .aio_write(offset, data.take_vec(), self.next_tag, &self.q)?;
         self.lent.insert(self.next_tag, data);
-        if self.verify {
-            self.checks.insert(self.next_tag, Check::Written(offset));
-        }
         self.in_flight += 1;
         self.bytes_in_flight += len;
         Ok(())
@@ -360,8 +217,6 @@ impl Drop for RbdSink<'_> {
     fn drop(&mut self) {
         // On an error path writes may still be in flight; the image waits for them on close,
         // but reaping here keeps the completion queue from outliving its requests' purpose.
-        // Nothing is read back any more: the copy has failed.
-        self.verify = false;
         let _ = self.drain();
     }
 }
