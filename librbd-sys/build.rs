@@ -1,52 +1,29 @@
-//! Finds librbd and generates bindings for every function in the installed `rbd/librbd.h`.
-//! librados types are blocklisted here and re-exported from librados-sys, so the two crates
-//! share one `rados_ioctx_t`. The header's version is emitted as `librbd_1_N` cfgs so newer
-//! calls can be gated.
-use std::env;
+//! Finds librbd and generates bindings for every function in the installed `rbd/librbd.h`
+//! (search order: see `sys-build`). librados types are blocklisted here and re-exported from
+//! librados-sys, so the two crates share one `rados_ioctx_t`. The header's version is emitted
+//! as `librbd_1_N` cfgs so newer calls can be gated.
 use std::fs;
-use std::path::PathBuf;
+use sys_build::Library;
 
 fn main() {
-    println!("cargo:rerun-if-env-changed=CEPH_PREFIX");
-    println!("cargo:rerun-if-changed=wrapper.h");
-    let mut include_dirs: Vec<PathBuf> = Vec::new();
-
-    if let Ok(prefix) = env::var("CEPH_PREFIX") {
-        let prefix = PathBuf::from(prefix);
-        include_dirs.push(prefix.join("include"));
-        println!(
-            "cargo:rustc-link-search=native={}",
-            prefix.join("lib").display()
-        );
-        println!("cargo:rustc-link-lib=rbd");
-    } else if let Ok(lib) = pkg_config::Config::new().probe("rbd") {
-        include_dirs.extend(lib.include_paths);
-    } else {
-        println!("cargo:rustc-link-lib=rbd");
-    }
-
-    let mut builder = bindgen::Builder::default()
-        .header("wrapper.h")
+    let lib = Library {
+        prefix_env: "CEPH_PREFIX",
+        pkg_config: "rbd",
+        min_version: None,
+        link: "rbd",
+        header: "rbd/librbd.h",
+        packages: "librbd-dev",
+    };
+    let dirs = lib.find();
+    let builder = lib
+        .builder(&dirs)
         .allowlist_function("rbd_.*")
         .allowlist_type("rbd_.*")
         .allowlist_var("LIBRBD_.*")
         .allowlist_var("RBD_.*")
         .blocklist_type("rados_.*")
-        .raw_line("pub use librados_sys::{rados_t, rados_ioctx_t};")
-        .derive_default(true)
-        .layout_tests(true)
-        .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()));
-    for dir in &include_dirs {
-        builder = builder.clang_arg(format!("-I{}", dir.display()));
-    }
-    let bindings = builder.generate().unwrap_or_else(|e| {
-        panic!("bindgen failed on rbd/librbd.h ({e}); install librbd-dev and libclang-dev")
-    });
-    let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR is set by cargo"));
-    let path = out.join("bindings.rs");
-    bindings
-        .write_to_file(&path)
-        .expect("writing bindings.rs to OUT_DIR");
+        .raw_line("pub use librados_sys::{rados_t, rados_ioctx_t};");
+    let path = lib.generate(builder);
 
     // Gate newer calls on the header's minor version: cfg librbd_1_N for every N up to it.
     let text = fs::read_to_string(&path).unwrap_or_default();
