@@ -15,7 +15,8 @@
 # tmpfs (the read alone); floor-inc-write, `rbd import-diff` of that file into a third chain
 # (the write alone, into a base with snapshots, as every incremental writes).
 # Each row: wall seconds (min, median, max), vs_rbdkit (tool time / rbdkit time), median
-# user+sys CPU seconds and median peak RSS (MiB) of the largest process.
+# user+sys CPU seconds, that per GiB of data the row moves (2 GiB full, 256 MiB incremental)
+# and median peak RSS (MiB) of the largest process.
 # Usage: CEPH_CONF=... scripts/bench-backup.sh [ROUNDS=3] [WORKDIR=/var/tmp/rbdkit-bench]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -112,13 +113,14 @@ last=$("$RBDKIT" --format json backup ls "$BPOOL" "$VOL" | python3 -c 'import js
 a=$(rbd export --no-progress "$last" - | sha256sum); b=$(rbd export --no-progress "$BPOOL/$RBASE@rbd$ROUNDS" - | sha256sum)
 [ "$a" = "$b" ] || { echo "the two chains' last backups differ" >&2; exit 1; }
 
-printf '\n%-16s %8s %8s %8s %9s %8s %8s\n' tool min median max vs_rbdkit cpu_s rss_mib
+printf '\n%-16s %8s %8s %8s %9s %8s %9s %8s\n' tool min median max vs_rbdkit cpu_s cpu_s/GiB rss_mib
 for tool in full-rbdkit full-rbd floor-read-write floor-read-back inc-rbdkit inc-rbd floor-inc-read floor-inc-write; do
   runs=(${T[$tool]}); vals=($(field 1 "${runs[@]}")); m=$(median "${vals[@]}")
-  case $tool in full-*|floor-*) ref=full-rbdkit ;; inc-*) ref=inc-rbdkit ;; esac
-  base=$(median $(field 1 ${T[$ref]}))
-  printf '%-16s %8.2f %8.2f %8.2f %8.2fx %8.2f %8.0f\n' "$tool" \
+  # The data each row moves: the volume's 2 GiB, or a round's 256 MiB of changes.
+  case $tool in full-*|floor-read-*) ref=full-rbdkit; gib=2 ;; inc-*|floor-inc-*) ref=inc-rbdkit; gib=0.25 ;; esac
+  base=$(median $(field 1 ${T[$ref]})); cpu=$(median $(field 2 "${runs[@]}"))
+  printf '%-16s %8.2f %8.2f %8.2f %8.2fx %8.2f %9.2f %8.0f\n' "$tool" \
     "$(printf '%s\n' "${vals[@]}" | sort -g | head -1)" "$m" "$(printf '%s\n' "${vals[@]}" | sort -g | tail -1)" \
-    "$(awk -v a="$m" -v b="$base" 'BEGIN{print a/b}')" "$(median $(field 2 "${runs[@]}"))" "$(median $(field 3 "${runs[@]}"))"
+    "$(awk -v a="$m" -v b="$base" 'BEGIN{print a/b}')" "$cpu" "$(awk -v c="$cpu" -v g="$gib" 'BEGIN{print c/g}')" "$(median $(field 3 "${runs[@]}"))"
 done
 echo "(seconds; vs_rbdkit = tool time / rbdkit time, so 2.00x means rbdkit is twice as fast)"
