@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of writing an RBD image out as qcow2, same image, same cluster, same run:
-#   rbdkit export IMG OUT.qcow2 -O qcow2 --compress zlib   vs  qemu-img convert -c -O qcow2 rbd:IMG OUT
-#   rbdkit export ... --compress zstd                      vs  qemu-img convert -c -O qcow2 -o compression_type=zstd ...
+#   rbdkit export IMG OUT.qcow2 -O qcow2 --compress zlib   vs  qemu-img convert -c -W -m 16 -O qcow2 rbd:IMG OUT
+#   rbdkit export ... --compress zstd                      vs  qemu-img convert -c -W -m 16 -O qcow2 -o compression_type=zstd ...
+#   (-W -m 16: qemu-img's best flags; -W lets it compress clusters in parallel, 26.4 s → 16.0 s
+#   for zlib here)
 #   rbdkit export IMG OUT.qcow2 -O qcow2                   vs  qemu-img convert -O qcow2 rbd:IMG OUT,
 #                                                              and with -W -m 16 (qemu-img's best flags)
 #   rbdkit export IMG@SNAP - -O qcow2 > OUT (a qcow2 stream, the Glance upload without a temp file)
@@ -64,9 +66,9 @@ run_job() {
   rm -f "$OUT"
   case $1 in
     zlib-rbdkit) t=$(time_cmd bash -c "'$RBDKIT' --no-progress export '$SRC' '$OUT' -O qcow2 --compress zlib && sync") ;;
-    zlib-qemu) t=$(time_cmd bash -c "qemu-img convert -c -O qcow2 '$QSRC' '$OUT' && sync") ;;
+    zlib-qemu) t=$(time_cmd bash -c "qemu-img convert -c -W -m 16 -O qcow2 '$QSRC' '$OUT' && sync") ;;
     zstd-rbdkit) t=$(time_cmd bash -c "'$RBDKIT' --no-progress export '$SRC' '$OUT' -O qcow2 --compress zstd && sync") ;;
-    zstd-qemu) t=$(time_cmd bash -c "qemu-img convert -c -O qcow2 -o compression_type=zstd '$QSRC' '$OUT' && sync") ;;
+    zstd-qemu) t=$(time_cmd bash -c "qemu-img convert -c -W -m 16 -O qcow2 -o compression_type=zstd '$QSRC' '$OUT' && sync") ;;
     plain-rbdkit) t=$(time_cmd bash -c "'$RBDKIT' --no-progress export '$SRC' '$OUT' -O qcow2 && sync") ;;
     plain-qemu) t=$(time_cmd bash -c "qemu-img convert -O qcow2 '$QSRC' '$OUT' && sync") ;;
     plain-qemu-W16) t=$(time_cmd bash -c "qemu-img convert -W -m 16 -O qcow2 '$QSRC' '$OUT' && sync") ;;
