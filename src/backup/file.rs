@@ -7,12 +7,12 @@
 use super::chain::{list_chains, BackupPoint, Chain};
 use super::digests::{self, BlockDigests};
 use super::names::{new_backup_id, snap_name, valid_backup_id};
-use super::rbd::{blocks_of, full_from, verify_passed, BackupReport, BackupRequest};
+use super::rbd::{
+    copy_changed_blocks, full_from, head_changes, verify_passed, BackupReport, BackupRequest,
+};
 use crate::ceph::{Cluster, Image, IoCtx};
-use crate::copy::sink_changed::{ChangedBlocksSink, Held};
-use crate::copy::sink_digest::DigestSink;
 use crate::copy::sink_rbd::RbdSink;
-use crate::copy::{copy_disk, Checksum, Control, CopyOptions};
+use crate::copy::{Checksum, Control, CopyOptions};
 use crate::disk::raw::RawFile;
 use crate::disk::rbd::RbdDisk;
 use crate::disk::DiskSource;
@@ -116,16 +116,7 @@ fn incremental(
     let size = disk.virtual_size();
     let base = Image::open(dest_io, &chain.base_name, None)?;
     // What a failed backup left in the head is rewritten whatever the file says of it.
-    let dirty: Vec<(u64, u64)> = base
-        .changed_since(
-            Some(&point.snap),
-            0,
-            point.size.max(size),
-            base.fast_diff_valid(),
-        )?
-        .into_iter()
-        .map(|c| (c.offset, c.len))
-        .collect();
+    let dirty = head_changes(&base, &point.snap, point.size.max(size))?;
     if base.stat()?.size != size {
         base.resize(size, &mut |_, _| {})?;
     }
@@ -135,18 +126,7 @@ fn incremental(
         ..req.copy.clone()
     };
     let mut rbd = RbdSink::overwriting(&base, size, 0, req.concurrency);
-    let held = Held {
-        prev: &prev.blocks,
-        prev_size: prev.size,
-        size,
-        forced: blocks_of(&dirty),
-    };
-    let (now, passed) = {
-        let mut filter = ChangedBlocksSink::new(&mut rbd, held);
-        let mut sink = DigestSink::new(Some(&mut filter), size);
-        copy_disk(disk, &mut sink, &opts, ctl)?;
-        (sink.into_digests()?, filter.passed())
-    };
+    let (now, passed) = copy_changed_blocks(&mut rbd, disk, prev, &dirty, &opts, ctl)?;
     let (written, zeroed) = (rbd.bytes_written, rbd.bytes_zeroed);
     verify_passed(
         &RbdDisk::new(&base, size),

@@ -28,7 +28,6 @@ use crate::disk::DiskSource;
 use crate::error::{Error, Result};
 use crate::import::{remove_leftover, temp_name};
 use serde::Serialize;
-use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 
 /// The marker that starts the name of a volume snapshot whose backup is still being made:
@@ -303,12 +302,42 @@ pub(crate) fn verify_passed(
     compare(&want, &back, what)
 }
 
-/// The 64 KiB blocks that byte ranges `(offset, len)` touch.
-pub(crate) fn blocks_of(ranges: &[(u64, u64)]) -> BTreeSet<u64> {
-    ranges
-        .iter()
-        .flat_map(|&(o, l)| o / BLOCK..(o + l).div_ceil(BLOCK))
-        .collect()
+/// What changed in the base's head since its snapshot `snap` (`(offset, len)`, within `len`
+/// bytes): what a failed incremental left there, which the next one rewrites.
+pub(crate) fn head_changes(base: &Image, snap: &str, len: u64) -> Result<Vec<(u64, u64)>> {
+    Ok(base
+        .changed_since(Some(snap), 0, len, base.fast_diff_valid())?
+        .into_iter()
+        .map(|c| (c.offset, c.len))
+        .collect())
+}
+
+/// Copies `disk` into a base's head through `rbd`, passing on only the 64 KiB blocks whose
+/// digest differs from `prev` (the previous backup's) or that lie in `dirty` (see
+/// [`head_changes`]). Returns the digests of what was read and the byte ranges written or
+/// zeroed: what must be read back.
+pub(crate) fn copy_changed_blocks(
+    rbd: &mut RbdSink,
+    disk: &dyn DiskSource,
+    prev: &BlockDigests,
+    dirty: &[(u64, u64)],
+    opts: &CopyOptions,
+    ctl: &Control,
+) -> Result<(Digests, Vec<(u64, u64)>)> {
+    let size = disk.virtual_size();
+    let held = Held {
+        prev: &prev.blocks,
+        prev_size: prev.size,
+        size,
+        forced: dirty
+            .iter()
+            .flat_map(|&(o, l)| o / BLOCK..(o + l).div_ceil(BLOCK))
+            .collect(),
+    };
+    let mut filter = ChangedBlocksSink::new(rbd, held);
+    let mut sink = DigestSink::new(Some(&mut filter), size);
+    copy_disk(disk, &mut sink, opts, ctl)?;
+    Ok((sink.into_digests()?, filter.passed()))
 }
 
 /// The first backup of a chain: the snapshot copied into a new base image under a temporary
@@ -480,29 +509,22 @@ fn incremental(
     }
     // A failed incremental may have left data in the head: rewrite those ranges from the
     // volume too, so the head equals the previous backup everywhere else.
-    let dirty: Vec<(u64, u64)> = base
-        .changed_since(Some(&point.snap), 0, size, base.fast_diff_valid())?
-        .into_iter()
-        .map(|c| (c.offset, c.len))
-        .collect();
+    let dirty = head_changes(&base, &point.snap, size)?;
     let mut rbd = RbdSink::overwriting(&base, size, 0, req.concurrency);
-    let changes = match &prev {
-        // The previous backup's digests say what the head holds: only blocks that differ go.
-        Some(_) => changes,
-        None => {
-            // Ranges that changed to zeros need zeroing only where the base holds data (most
-            // of them are the unwritten part of objects the volume created since).
-            let held = base.allocated(0, size, base.fast_diff_valid())?;
-            let changes = zeros_only_where(&changes, &held);
-            rbd = rbd.zeroing_only_within(
-                union(&[], &held)
-                    .iter()
-                    .map(|c| (c.offset, c.len))
-                    .collect(),
-            );
-            changes
-        }
-    };
+    // With the previous backup's digests, the filter knows what the head holds and sends only
+    // blocks that differ. Without them (a chain Cinder made), ranges that changed to zeros are
+    // zeroed only where the base holds data (most of them are the unwritten part of objects
+    // the volume created since).
+    if prev.is_none() {
+        let held = base.allocated(0, size, base.fast_diff_valid())?;
+        changes = zeros_only_where(&changes, &held);
+        rbd = rbd.zeroing_only_within(
+            union(&[], &held)
+                .iter()
+                .map(|c| (c.offset, c.len))
+                .collect(),
+        );
+    }
     let changes = align_to_blocks(&union(&changes, &dirty), BLOCK, size);
     phases.diff = t0.elapsed().as_secs_f64();
     let volume_disk = RbdDisk::new(&snap, size);
@@ -515,18 +537,7 @@ fn incremental(
     };
     let ranges: Vec<(u64, u64)> = changes.iter().map(|c| (c.offset, c.len)).collect();
     let (sent, passed) = match &prev {
-        Some(p) => {
-            let held = Held {
-                prev: &p.blocks,
-                prev_size: p.size,
-                size,
-                forced: blocks_of(&dirty),
-            };
-            let mut filter = ChangedBlocksSink::new(&mut rbd, held);
-            let mut sink = DigestSink::new(Some(&mut filter), size);
-            copy_disk(&diff, &mut sink, &opts, ctl)?;
-            (sink.into_digests()?, filter.passed())
-        }
+        Some(p) => copy_changed_blocks(&mut rbd, &diff, p, &dirty, &opts, ctl)?,
         None => {
             let mut sink = DigestSink::new(Some(&mut rbd), size);
             copy_disk(&diff, &mut sink, &opts, ctl)?;

@@ -66,6 +66,8 @@ pub struct ChangedBlocksSink<'a> {
     /// Block ranges (`start..end` indices, sorted, merged) something was passed on in: what
     /// the target must be read back in.
     passed: Vec<(u64, u64)>,
+    /// For the parts of a write that go on: outside the engine's budget, but bounded by the
+    /// target's window (the whole buffer they are cut from goes back at once).
     pool: BufferPool,
 }
 
