@@ -1,6 +1,7 @@
 //! A random-access disk (raw file, qcow2 file, RBD image) as a producer: its data extents are
 //! read on the decode threads a chunk at a time; holes become zero pieces without a read, a
 //! whole run of them at once, so a 10 TiB disk holding megabytes costs what the megabytes cost.
+use crate::copy::digest::BLOCK;
 use crate::copy::piece::ReadData;
 use crate::copy::pipeline::{Emitter, Produce, Produced};
 use crate::disk::{DiskSource, ExtentKind};
@@ -94,15 +95,62 @@ impl<'a> DiskProducer<'a> {
                 }
                 next.next();
             }
-            let len = (end - at) as usize;
-            emit.submit(at, end == size, len, move |mut buf| {
+            // The piece spans the chunk's data only, in whole checksum blocks (so the decode
+            // thread still makes its block digests); the chunk's head and tail before and
+            // after the data are zero pieces. A 4 MiB object holding 1 MiB then takes 1 MiB
+            // of the budget, not 4, and its data goes out in its own buffer.
+            let (lo, hi) = data_span(&extents, (end - at) as usize);
+            let piece = at + lo as u64;
+            emit.zeros(at, lo as u64)?;
+            for e in &mut extents {
+                e.0 -= lo;
+            }
+            emit.submit(piece, at + hi as u64 == size, hi - lo, move |mut buf| {
                 for &(start, n) in &extents {
-                    src.read_at(at + start as u64, &mut buf[start..start + n])?;
+                    src.read_at(piece + start as u64, &mut buf[start..start + n])?;
                 }
                 Ok(ReadData { buf, extents })
             })?;
+            emit.zeros(at + hi as u64, (end - at) - hi as u64)?;
             at = end;
         }
         Ok(())
+    }
+}
+
+/// The part `[lo, hi)` of a chunk of `len` bytes that holds its `extents` (`(start, len)`
+/// within the chunk, sorted), widened to whole checksum blocks and kept within the chunk.
+fn data_span(extents: &[(usize, usize)], len: usize) -> (usize, usize) {
+    let block = BLOCK as usize;
+    match (extents.first(), extents.last()) {
+        (Some(&(first, _)), Some(&(last, n))) => {
+            let lo = first - first % block;
+            let hi = (last + n).div_ceil(block).saturating_mul(block).min(len);
+            (lo, hi)
+        }
+        _ => (0, len),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::data_span;
+
+    #[test]
+    fn a_chunks_piece_spans_its_data_in_whole_blocks() {
+        const K: usize = 1024;
+        // 1 MiB of data at 1 MiB in a 4 MiB chunk: exactly that.
+        assert_eq!(
+            data_span(&[(1024 * K, 1024 * K)], 4096 * K),
+            (1024 * K, 2048 * K)
+        );
+        // Unaligned runs widen to the 64 KiB blocks around them.
+        assert_eq!(
+            data_span(&[(70 * K, 4 * K), (300 * K, 1)], 4096 * K),
+            (64 * K, 320 * K)
+        );
+        // Never past the chunk, whose end may not be a block's (the disk's last chunk).
+        assert_eq!(data_span(&[(0, 100)], 4000), (0, 4000));
+        assert_eq!(data_span(&[], 4096 * K), (0, 4096 * K));
     }
 }

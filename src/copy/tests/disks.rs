@@ -110,6 +110,88 @@ fn partial_extents_copy_exactly_and_hash_the_whole_disk() {
     }
 }
 
+/// Chunks larger than their data: each piece spans only the data (in whole 64 KiB blocks),
+/// the rest of the chunk becomes zero pieces, and the copy and every checksum are unchanged.
+#[test]
+fn pieces_span_only_the_data_of_their_chunk() {
+    const K: u64 = 1024;
+    let size = 1024 * K + 5000;
+    let data = vec![
+        (128 * K, 128 * K),
+        (400 * K, 10 * K),
+        (600 * K, 1000),
+        (700 * K, 1),
+        (1024 * K, 5000),
+    ];
+    let mut bytes = vec![0u8; size as usize];
+    for &(s, l) in &data {
+        for i in s..s + l {
+            bytes[i as usize] = (i % 249) as u8 + 1;
+        }
+    }
+    let disk = MemDisk {
+        bytes: bytes.clone(),
+        data,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let kinds = [
+        None,
+        Some(Checksum::Sha256),
+        Some(Checksum::Sha256Blocks),
+        Some(Checksum::Sha256Tree),
+    ];
+    for (i, checksum) in kinds.into_iter().enumerate() {
+        let dest = dir.path().join(format!("span-{i}.raw"));
+        let (got, stats) = copy_to_file(&dest, 256 * K, checksum, |sink, opts, ctl| {
+            copy_disk(&disk, sink, opts, ctl)
+        });
+        assert_eq!(got, bytes, "case {i}");
+        assert_eq!(stats.bytes_written, 138 * K + 1000 + 1 + 5000, "case {i}");
+        assert_eq!(
+            stats.checksum,
+            checksum.map(|kind| digest::checksum_of(kind, &bytes)),
+            "case {i}"
+        );
+    }
+    // Through the consumer (a sink that takes writes in order): the writes are the data runs,
+    // and the all-data piece goes out in its own buffer (of its size, not a gathering one's).
+    #[derive(Default)]
+    struct Capacities(Writes, Vec<usize>);
+    impl Sink for Capacities {
+        fn ensure_size(&mut self, size: u64) -> Result<()> {
+            self.0.ensure_size(size)
+        }
+        fn write(&mut self, offset: u64, data: PoolBuf) -> Result<()> {
+            self.1.push(data.capacity());
+            self.0.write(offset, data)
+        }
+        fn finish(&mut self, size: u64) -> Result<()> {
+            self.0.finish(size)
+        }
+    }
+    let mut sink = Capacities::default();
+    let cancel = AtomicBool::new(false);
+    let opts = CopyOptions {
+        chunk_size: 256 * K,
+        checksum: Some(Checksum::Sha256Tree),
+        ..small_opts(None)
+    };
+    let stats = copy_disk(&disk, &mut sink, &opts, &quiet_control(&cancel)).unwrap();
+    assert_eq!(
+        stats.checksum,
+        Some(checksum_of(Checksum::Sha256Tree, &bytes))
+    );
+    let want = [
+        (128 * K, 128 * K as usize),
+        (400 * K, 10 * K as usize),
+        (600 * K, 1000),
+        (700 * K, 1),
+        (1024 * K, 5000),
+    ];
+    assert_eq!(sink.0.writes, want);
+    assert_eq!(sink.1[0], 128 * K as usize);
+}
+
 /// A raw stream sink gets the whole disk in order, holes as zeros; a qcow2 stream (layout
 /// order) is refused for it before anything is read.
 #[test]
