@@ -4,6 +4,8 @@
 #   rbdkit import-raw --checksum sha256 SRC images/X     (sha256sum's checksum: every byte, one core)
 #   qemu-img convert -W -O raw SRC rbd:images/X          (needs qemu-block-extra; scripts/install-bench-deps.sh)
 #   qemu-img convert -W -m 16 -O raw SRC rbd:images/X    (qemu-img's best flags: 16 coroutines)
+#   qemu-img convert -T none -W -m 16 ...                (the same, the input read with O_DIRECT:
+#                                                         no page-cache copies, best on dense input)
 #   two-step: qemu-img convert -O raw SRC tmp.raw && rbd import tmp.raw images/X   (Cinder's path)
 #   rbd import RAW images/X                              (the raw file already exists)
 #   cat SRC | rbdkit import-raw - images/X               (the qcow2 streamed from a pipe)
@@ -93,6 +95,7 @@ run_job() {
       t=$(time_cmd bash -c "cat '$src' >/dev/null & rbd bench --io-type write --io-size 4M --io-threads 16 --io-total 1G --io-pattern seq '$POOL/b-fl-$tag' && wait"); rmimg "b-fl-$tag" ;;
     qemu-img-W) t=$(time_cmd qemu-img convert -W -O raw "$src" "rbd:$POOL/b-qi-$tag:conf=$CEPH_CONF"); rmimg "b-qi-$tag" ;;
     qemu-img-W-m16) t=$(time_cmd qemu-img convert -W -m 16 -O raw "$src" "rbd:$POOL/b-qm-$tag:conf=$CEPH_CONF"); rmimg "b-qm-$tag" ;;
+    qemu-img-T-none-W-m16) t=$(time_cmd qemu-img convert -T none -W -m 16 -O raw "$src" "rbd:$POOL/b-qd-$tag:conf=$CEPH_CONF"); rmimg "b-qd-$tag" ;;
     two-step) t=$(time_cmd bash -c "qemu-img convert -O raw '$src' '$WORK/tmp-$tag.raw' && rbd import --no-progress '$WORK/tmp-$tag.raw' '$POOL/b-ts-$tag'")
       rmimg "b-ts-$tag"; rm -f "$WORK/tmp-$tag.raw" ;;
     rbd-import-raw) t=$(time_cmd rbd import --no-progress "$WORK/$n.flat.raw" "$POOL/b-ri-$tag"); rmimg "b-ri-$tag" ;;
@@ -111,7 +114,7 @@ printf '\n%-7s %-24s %8s %8s %8s %8s %8s %8s\n' input tool min median max vs_rbd
 for n in dense sparse fs; do
   tools=(rbdkit rbdkit-sha256 rbdkit-no-checksum rbdkit-stdin)
   [ "$n" = dense ] && tools+=(rbdkit-no-checksum-warm ceiling-rbd-bench read-and-write-only)
-  [ "$has_qemu_rbd" = 1 ] && tools+=(qemu-img-W qemu-img-W-m16)
+  [ "$has_qemu_rbd" = 1 ] && tools+=(qemu-img-W qemu-img-W-m16 qemu-img-T-none-W-m16)
   tools+=(two-step rbd-import-raw convert-rbdkit convert-qemu-img convert-qemu-img-W-m16)
   [ "$has_nbdcopy" = 1 ] && tools+=(convert-nbdcopy)
   declare -A T=()
