@@ -807,6 +807,20 @@ fn a_chain_made_the_cinder_way_restores_and_continues() {
         &diff_stream(16 * MIB, &[(MIB, 4096, 0x66)], &[(8 * MIB, MIB)]),
         &spec,
     );
+    // Reading both whole is checked too: a read back that differs fails it, and leaves the
+    // chain as it was.
+    let o = rbdkit_env(
+        &["backup", &spec, "backups"],
+        &[("RBDKIT_INJECT_FAULT", "read-back-differs")],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("reads back different"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(snaps_of(&base), vec![snap.clone()]);
+    assert_eq!(snaps_of(&spec), vec![snap.clone()]);
     let inc = backup(&vol, &[]);
     assert_eq!(inc["kind"], "incremental");
     assert_eq!(inc["base"].as_str().unwrap(), base);
