@@ -230,11 +230,16 @@ fn stream_optimized_vmdks_import_from_a_pipe() {
         );
     }
     // Refused from a pipe, leaving nothing: a monolithicSparse (its grains do not describe
-    // themselves), a stream whose grain claims more bytes than two grains, a cut stream.
+    // themselves), a stream whose grain claims more bytes than two grains, a cut stream, a
+    // grain whose deflate data is damaged.
     let mut lying = std::fs::read(&fx[2].0).unwrap();
     lying[128 * 512 + 8..128 * 512 + 12].copy_from_slice(&(1u32 << 20).to_le_bytes());
     let lying_p = dir.join("lying.vmdk");
     std::fs::write(&lying_p, lying).unwrap();
+    let mut bad = std::fs::read(&fx[2].0).unwrap();
+    bad[128 * 512 + 20..128 * 512 + 40].fill(0xff);
+    let bad_p = dir.join("bad-deflate.vmdk");
+    std::fs::write(&bad_p, bad).unwrap();
     let mut cut = std::fs::read(&fx[2].0).unwrap();
     cut.truncate(cut.len() - 700);
     let cut_p = dir.join("cut.vmdk");
@@ -243,6 +248,7 @@ fn stream_optimized_vmdks_import_from_a_pipe() {
         (fx[0].0.clone(), "save it to a file first"),
         (lying_p, "more than two grains"),
         (cut_p, "truncated"),
+        (bad_p, "compressed grain for guest offset 0x0"),
     ] {
         let image = unique("hostile-vmdk-pipe");
         let out = rbdkit_stdin(&["import-raw", "-", &format!("images/{image}")], &src);
