@@ -8,6 +8,8 @@ use crate::error::Result;
 /// into the buffer (the piece itself may still be on its way to the hasher). Writes leave in
 /// guest order when the runs come in guest order, so an ordered sink can take them.
 pub(crate) struct Combiner {
+    /// What is gathered; without room (and counting nothing in the budget) until a run comes:
+    /// a copy of whole objects, which go out in their own buffers, never needs it.
     buf: PoolBuf,
     /// Guest offset of `buf[0]`.
     start: u64,
@@ -16,12 +18,10 @@ pub(crate) struct Combiner {
 
 impl Combiner {
     pub fn new(object: u64, pool: &BufferPool) -> Combiner {
-        let object = object.max(1);
         Combiner {
-            // Not zero-filled: see [`BufferPool::empty`].
-            buf: pool.empty(object as usize),
+            buf: pool.empty(0),
             start: 0,
-            object,
+            object: object.max(1),
         }
     }
 
@@ -33,6 +33,10 @@ impl Combiner {
             if self.buf.is_empty() || at != end || end.is_multiple_of(self.object) {
                 self.flush(sink)?;
                 self.start = at;
+            }
+            if self.buf.capacity() < self.object as usize {
+                // Not zero-filled: see [`BufferPool::empty`].
+                self.buf = self.buf.pool().empty(self.object as usize);
             }
             let room = (self.object - at % self.object).min(bytes.len() as u64) as usize;
             self.buf.extend_from_slice(&bytes[..room]);
@@ -50,7 +54,7 @@ impl Combiner {
         // buffer is not held by a write of a few KiB.
         let pool = self.buf.pool().clone();
         let out = if self.buf.len() as u64 >= self.object / 4 {
-            std::mem::replace(&mut self.buf, pool.empty(self.object as usize))
+            std::mem::replace(&mut self.buf, pool.empty(0))
         } else {
             let mut part = pool.get(self.buf.len());
             part.copy_from_slice(&self.buf);

@@ -114,6 +114,13 @@ pub trait Sink {
     fn block_digests(&mut self, _offset: u64, _len: u64, _digests: &[BlockDigest]) -> Result<()> {
         Ok(())
     }
+    /// Takes back the buffers of writes that finished, without waiting; true while writes are
+    /// still in flight. The consumer calls it whenever no piece is ready: a finished write's
+    /// buffer counts in the copy's budget until it is taken back, and the producer may be
+    /// waiting for that memory (a raw stream with 16 MiB objects hung forever so).
+    fn reap_finished(&mut self) -> Result<bool> {
+        Ok(false)
+    }
     /// Makes `[offset, offset + len)` read as zeros; called only when [`Sink::overwrites`].
     fn zero(&mut self, offset: u64, len: u64) -> Result<()> {
         Err(crate::error::Error::Other(format!(

@@ -28,6 +28,9 @@ use std::time::{Duration, Instant};
 
 /// How often blocked waits look at the cancel flag.
 pub(crate) const POLL: Duration = Duration::from_millis(100);
+/// How long the consumer waits for a piece while the sink has writes in flight, before it
+/// takes back the buffers of those that finished.
+const BUSY_POLL: Duration = Duration::from_millis(2);
 
 /// In which order the consumer hands pieces on.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -358,7 +361,17 @@ impl Consumer<'_> {
             if cancel.load(Ordering::Relaxed) {
                 return Err(Error::Interrupted("copy stopped before completion".into()));
             }
-            let msg = match rx.recv_timeout(POLL) {
+            let msg = match rx.try_recv() {
+                Ok(m) => Ok(m),
+                Err(_) => {
+                    // Nothing ready: the sink's finished writes give their memory back, which
+                    // the producer may be waiting for; while writes are in flight, look again
+                    // soon.
+                    let busy = self.sink.reap_finished()?;
+                    rx.recv_timeout(if busy { BUSY_POLL } else { POLL })
+                }
+            };
+            let msg = match msg {
                 Ok(m) => m,
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => {

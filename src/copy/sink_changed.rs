@@ -160,6 +160,10 @@ impl Sink for ChangedBlocksSink<'_> {
         self.inner.finish(size)
     }
 
+    fn reap_finished(&mut self) -> Result<bool> {
+        self.inner.reap_finished()
+    }
+
     /// Digests are dropped once their blocks are passed, which needs guest order.
     fn ordered(&self) -> bool {
         true

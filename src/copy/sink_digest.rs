@@ -185,6 +185,13 @@ impl Sink for DigestSink<'_> {
         }
     }
 
+    fn reap_finished(&mut self) -> Result<bool> {
+        match &mut self.inner {
+            Some(s) => s.reap_finished(),
+            None => Ok(false),
+        }
+    }
+
     /// Writes must come in guest order to be digested.
     fn ordered(&self) -> bool {
         true

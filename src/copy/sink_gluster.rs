@@ -134,11 +134,16 @@ impl Sink for GlusterSink {
         Ok(())
     }
 
-    fn write(&mut self, offset: u64, mut data: PoolBuf) -> Result<()> {
-        // Finished writes give their buffers back now: the readers share that memory.
+    fn reap_finished(&mut self) -> Result<bool> {
         while let Some(f) = self.writes.try_wait() {
             self.retire(f)?;
         }
+        Ok(self.writes.in_flight() > 0)
+    }
+
+    fn write(&mut self, offset: u64, mut data: PoolBuf) -> Result<()> {
+        // Finished writes give their buffers back now: the readers share that memory.
+        self.reap_finished()?;
         // What a write holds is its buffer's capacity.
         let len = data.capacity();
         while self.writes.in_flight() >= GLUSTER_DEPTH

@@ -159,9 +159,7 @@ impl Sink for RbdSink<'_> {
     fn write(&mut self, offset: u64, mut data: PoolBuf) -> Result<()> {
         // Writes that already finished give their buffers back now, not when the window is
         // full: the readers share the memory they hold.
-        while let Some(done) = self.q.try_recv() {
-            self.retire(done)?;
-        }
+        self.reap_finished()?;
         // What a write holds is its buffer's capacity.
         let len = data.capacity();
         self.bytes_written += data.len() as u64;
@@ -177,6 +175,13 @@ impl Sink for RbdSink<'_> {
 
     fn overwrites(&self) -> bool {
         self.overwrite
+    }
+
+    fn reap_finished(&mut self) -> Result<bool> {
+        while let Some(done) = self.q.try_recv() {
+            self.retire(done)?;
+        }
+        Ok(self.in_flight > 0)
     }
 
     fn zero(&mut self, offset: u64, len: u64) -> Result<()> {

@@ -37,6 +37,7 @@ impl Produce for Qcow2StreamProducer {
             block_pool.clone(),
             READ_BLOCK,
             "rbdkit-qcow2-reader",
+            None,
         )?;
         let comp = dec.compression();
         let decode: Decode = Arc::new(move |guest, host, input, out| {

@@ -70,7 +70,13 @@ impl Produce for VmdkStreamProducer {
         let name = self.stream.name().to_string();
         let (walk, reader) = self.stream.into_parts();
         let gb = walk.grain_bytes();
-        let rx = spawn_block_reader(reader, BufferPool::new(4), READ_BLOCK, "rbdkit-vmdk-reader")?;
+        let rx = spawn_block_reader(
+            reader,
+            BufferPool::new(4),
+            READ_BLOCK,
+            "rbdkit-vmdk-reader",
+            None,
+        )?;
         let mut blocks = Blocks {
             emit,
             rx,

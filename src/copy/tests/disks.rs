@@ -280,3 +280,63 @@ fn a_huge_sparse_disk_costs_what_its_data_costs() {
     assert_eq!(sink.writes, vec![(size / 2, 4096)]);
     assert_eq!((st.virtual_size, st.bytes_written), (size, 4096));
 }
+
+/// A stream whose chunks are large against the budget, into a sink that, like librbd's aio,
+/// keeps each written buffer until it is reaped: the copy finishes (it used to wait forever
+/// once the read-ahead, the producer's piece and the finished writes held the whole budget).
+#[test]
+fn a_stream_of_large_chunks_into_a_sink_that_holds_its_writes_finishes() {
+    /// Holds up to two written buffers until the next write or a reap.
+    #[derive(Default)]
+    struct Holding {
+        held: Vec<PoolBuf>,
+        bytes: u64,
+    }
+    impl Sink for Holding {
+        fn ensure_size(&mut self, _: u64) -> Result<()> {
+            Ok(())
+        }
+        fn write(&mut self, _: u64, data: PoolBuf) -> Result<()> {
+            self.bytes += data.len() as u64;
+            if self.held.len() >= 2 {
+                self.held.remove(0);
+            }
+            self.held.push(data);
+            Ok(())
+        }
+        fn reap_finished(&mut self) -> Result<bool> {
+            self.held.clear();
+            Ok(false)
+        }
+        fn finish(&mut self, _: u64) -> Result<()> {
+            self.held.clear();
+            Ok(())
+        }
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let data: Vec<u8> = (0..40u32 << 20).map(|i| (i % 253) as u8 + 1).collect();
+        let want = checksum_of(Checksum::Sha256Tree, &data);
+        let cancel = AtomicBool::new(false);
+        let mut sink = Holding::default();
+        // A budget of three chunks: less than the read-ahead and the producer's piece.
+        let opts = CopyOptions {
+            chunk_size: 4 << 20,
+            memory: 12 << 20,
+            checksum: Some(Checksum::Sha256Tree),
+            ..small_opts(None)
+        };
+        let stats = copy_stream(
+            Box::new(std::io::Cursor::new(data)),
+            &mut sink,
+            &opts,
+            &quiet_control(&cancel),
+        );
+        let _ = tx.send((stats.map(|s| s.checksum), sink.bytes, want));
+    });
+    let (stats, bytes, want) = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the copy did not finish within 60 s");
+    assert_eq!(stats.unwrap(), Some(want));
+    assert_eq!(bytes, 40 << 20);
+}
