@@ -214,6 +214,30 @@ fn raw_and_qcow2_from_stdin() {
     }
 }
 
+/// A raw stream into 32 MiB objects: three of them read ahead are more than the copy's memory
+/// budget, and the import used to wait forever for memory it held itself.
+#[test]
+fn a_raw_stream_into_large_objects_finishes() {
+    let conf = conf();
+    let dir = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..200u32 << 20)
+        .map(|i| (i / 4096 % 251) as u8 + 1)
+        .collect();
+    let mut cleanup = Cleanup::new(&conf);
+    let dest = format!("images/{}", unique("stdin-32m"));
+    cleanup.add(&dest);
+    let out = import_stdin(
+        &conf,
+        &dest,
+        data.clone(),
+        &["--object-size", "32M", "--checksum", "sha256"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["sha256"].as_str(), Some(sha256_hex(&data).as_str()));
+    assert!(rbd_export(&conf, &dest, dir.path()) == data);
+}
+
 /// Runs `rbdkit import-raw - images/NAME --format json EXTRA...` with `data` piped into it.
 fn import_stdin(conf: &str, dest: &str, data: Vec<u8>, extra: &[&str]) -> std::process::Output {
     let name = dest
