@@ -11,8 +11,8 @@ use crate::error::Result;
 use std::sync::Arc;
 
 /// Guest bytes decoded as one piece. Measured on a streamed import of the compressed fs qcow2
-/// of `bench-import.sh` (two runs each): one cluster per piece 2.9-4.1 s; 256 KiB 2.4-2.7 s
-/// and 102-110 MiB peak RSS; 512 KiB 2.4 s and 122-126 MiB; 4 MiB 1.9-2.3 s but 159-172 MiB,
+/// of `bench-import.sh` (two runs each): one cluster per piece 2.9-4.1 s; 256 KiB 2.2-2.7 s
+/// and 100-107 MiB peak RSS; 512 KiB 2.4 s and 119-123 MiB; 4 MiB 1.9-2.3 s but 155-170 MiB,
 /// over the 128 MiB an import may take (the decoder then runs ahead of the writes and the
 /// pipeline stays full; what holds the memory beyond the budget, whose buffers are counted, is
 /// not pinned down).
