@@ -330,6 +330,20 @@ fn rbdkit_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     c.output().expect("run rbdkit")
 }
 
+/// A backup of `spec` whose read back is made to differ: refused, saying so.
+fn backup_refused_as_read_back_differs(spec: &str) {
+    let o = rbdkit_env(
+        &["backup", spec, "backups"],
+        &[("RBDKIT_INJECT_FAULT", "read-back-differs")],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("reads back different"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn a_failed_incremental_leaves_the_previous_backup_and_no_temporary_snapshot() {
     let mut c = Cleanup::new(&conf());
@@ -339,16 +353,7 @@ fn a_failed_incremental_leaves_the_previous_backup_and_no_temporary_snapshot() {
     c.add(&spec);
     bench_write(&spec, "64K", "4M");
     // A full backup whose writes read back different: no base, no snapshot left.
-    let o = rbdkit_env(
-        &["backup", &spec, "backups"],
-        &[("RBDKIT_INJECT_FAULT", "read-back-differs")],
-    );
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("reads back different"),
-        "{}",
-        stderr(&o)
-    );
+    backup_refused_as_read_back_differs(&spec);
     let left = stdout(&rbd_ok(&["ls", "backups"]));
     assert!(!left.contains(&vol), "{left}");
     assert!(snaps_of(&spec).is_empty());
@@ -809,16 +814,7 @@ fn a_chain_made_the_cinder_way_restores_and_continues() {
     );
     // Reading both whole is checked too: a read back that differs fails it, and leaves the
     // chain as it was.
-    let o = rbdkit_env(
-        &["backup", &spec, "backups"],
-        &[("RBDKIT_INJECT_FAULT", "read-back-differs")],
-    );
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("reads back different"),
-        "{}",
-        stderr(&o)
-    );
+    backup_refused_as_read_back_differs(&spec);
     assert_eq!(snaps_of(&base), vec![snap.clone()]);
     assert_eq!(snaps_of(&spec), vec![snap.clone()]);
     let inc = backup(&vol, &[]);

@@ -45,6 +45,12 @@ impl Combiner {
         Ok(())
     }
 
+    /// Whether a run of `len` bytes is large enough to go out in a buffer of its own (a small
+    /// one is copied, so it does not hold an object-sized buffer).
+    pub fn large(&self, len: u64) -> bool {
+        len >= self.object / 4
+    }
+
     /// Writes out what is gathered.
     pub fn flush(&mut self, sink: &mut dyn Sink) -> Result<()> {
         if self.buf.is_empty() {
@@ -53,7 +59,7 @@ impl Combiner {
         // A large run goes out in this buffer; a small one in a copy, so an object-sized
         // buffer is not held by a write of a few KiB.
         let pool = self.buf.pool().clone();
-        let out = if self.buf.len() as u64 >= self.object / 4 {
+        let out = if self.large(self.buf.len() as u64) {
             std::mem::replace(&mut self.buf, pool.empty(0))
         } else {
             let mut part = pool.get(self.buf.len());

@@ -470,11 +470,10 @@ impl Consumer<'_> {
     }
 
     /// Whether a read piece is written from its own buffer rather than gathered: it is all
-    /// data, lies within one object and is large enough that a write of its own costs no
-    /// more than gathering it would (the same threshold [`Combiner::flush`] uses).
+    /// data, lies within one object and is [`Combiner::large`].
     fn goes_out_alone(&self, p: &Piece) -> bool {
         p.runs == [(0, p.len as usize)]
-            && p.len >= self.chunk / 4
+            && self.writes.large(p.len)
             && p.guest / self.chunk == (p.end() - 1) / self.chunk
     }
 
