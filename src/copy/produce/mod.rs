@@ -1,5 +1,4 @@
 //! The producers: what walks an input and hands its pieces to the pipeline.
-pub(crate) mod batch;
 #[cfg(feature = "rbd")]
 pub(crate) mod diff_stream;
 pub(crate) mod disk;
