@@ -29,8 +29,7 @@ impl Combiner {
     /// continue it within its object.
     pub fn add(&mut self, mut at: u64, mut bytes: &[u8], sink: &mut dyn Sink) -> Result<()> {
         while !bytes.is_empty() {
-            let end = self.start + self.buf.len() as u64;
-            if self.buf.is_empty() || at != end || end.is_multiple_of(self.object) {
+            if self.buf.is_empty() || at != self.start + self.buf.len() as u64 {
                 self.flush(sink)?;
                 self.start = at;
             }
@@ -41,6 +40,11 @@ impl Combiner {
             let room = (self.object - at % self.object).min(bytes.len() as u64) as usize;
             self.buf.extend_from_slice(&bytes[..room]);
             (at, bytes) = (at + room as u64, &bytes[room..]);
+            // A whole object goes out now, not when the next run comes: until then it would
+            // hold its buffer, which the producer may be waiting for.
+            if at.is_multiple_of(self.object) {
+                self.flush(sink)?;
+            }
         }
         Ok(())
     }

@@ -1,7 +1,8 @@
 //! The checksum of the virtual disk, folded on its own thread behind a frontier: what arrives
 //! ahead of the frontier waits until the gap before it is filled. Producers that submit in
 //! guest order have the consumer put pieces back in order first, so nothing waits here; a
-//! qcow2 stream's pieces come in the image's layout order and may wait.
+//! qcow2 stream's pieces come in the image's layout order and may wait. (Whole-image `sha256`
+//! in guest order is the one checksum folded by the consumer itself: see the pipeline.)
 //!
 //! With `sha256-blocks` a piece that covers whole 64 KiB blocks comes with its digests (32
 //! bytes a block), made by the decode thread that read it; other pieces wait with their data.

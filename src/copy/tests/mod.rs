@@ -85,3 +85,46 @@ impl Sink for Writes {
         Ok(())
     }
 }
+
+/// A sink that, like librbd's aio, keeps up to `keep` written buffers until the next write or
+/// a reap, and records the most bytes of buffers its copy had out at a write.
+pub(super) struct Holding {
+    keep: usize,
+    held: Vec<PoolBuf>,
+    pub bytes: u64,
+    pub max_in_use: u64,
+}
+
+impl Holding {
+    pub fn new(keep: usize) -> Holding {
+        Holding {
+            keep,
+            held: Vec::new(),
+            bytes: 0,
+            max_in_use: 0,
+        }
+    }
+}
+
+impl Sink for Holding {
+    fn ensure_size(&mut self, _: u64) -> Result<()> {
+        Ok(())
+    }
+    fn write(&mut self, _: u64, data: PoolBuf) -> Result<()> {
+        self.bytes += data.len() as u64;
+        self.max_in_use = self.max_in_use.max(data.pool().in_use());
+        if self.held.len() >= self.keep {
+            self.held.remove(0);
+        }
+        self.held.push(data);
+        Ok(())
+    }
+    fn reap_finished(&mut self) -> Result<bool> {
+        self.held.clear();
+        Ok(false)
+    }
+    fn finish(&mut self, _: u64) -> Result<()> {
+        self.held.clear();
+        Ok(())
+    }
+}
