@@ -79,7 +79,10 @@ impl Sink for FileSink {
     }
 }
 
-/// The open temporary file, written with `pwrite` from any thread.
+/// The open temporary file, written with `pwrite` from any thread. Write-back is left to the
+/// kernel until the final fsync, as qemu-img leaves it: starting it after each write
+/// (`sync_file_range`) made a cold dense convert 1.36x slower (paired runs, 1.90 s against
+/// 1.38 s, twice the CPU) and a sparse one no faster.
 struct FileWriter {
     file: File,
     shown: String,
@@ -97,25 +100,7 @@ impl ConcurrentWrite for FileWriter {
                 .write_all_at(data, offset)
                 .map_err(|e| Error::io(format!("write {} at offset {offset}", self.shown), e))?;
         }
-        start_writeback(&self.file, offset, data.len());
         Ok(())
-    }
-}
-
-/// Asks the kernel to start writing `len` bytes at `offset` to disk now, without waiting.
-/// The final fsync must write every byte anyway; starting early overlaps that disk work with
-/// reading and decoding instead of leaving it all to the end.
-fn start_writeback(file: &File, offset: u64, len: usize) {
-    use std::os::unix::io::AsRawFd;
-    // SAFETY: sync_file_range only reads the descriptor we own and two integers; a failure
-    // (e.g. a filesystem without support) changes nothing we rely on: fsync still follows.
-    unsafe {
-        libc::sync_file_range(
-            file.as_raw_fd(),
-            offset as libc::off64_t,
-            len as libc::off64_t,
-            libc::SYNC_FILE_RANGE_WRITE,
-        );
     }
 }
 
