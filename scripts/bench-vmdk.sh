@@ -6,6 +6,8 @@
 #   two-step: qemu-img convert -O raw SRC tmp.raw && rbd import tmp.raw images/X
 #   ceiling: rbd bench writing 1 GiB in 4 MiB writes, 16 in flight (the cluster's own write
 #     speed with nothing read: no import of this 1 GiB can beat it, so it bounds every ratio)
+#   read-and-write-only: the same rbd bench while `cat SRC >/dev/null` reads the input cold
+#     (the input and the OSD share one disk: the floor of an import, nothing decoded)
 # and local conversion: rbdkit convert vs qemu-img convert -W -m 16 -O raw (outputs synced).
 # Inputs (INPUTS, default "vmdk vhdx"), each 1 GiB of random data made by qemu-img convert:
 #   vmdk: streamOptimized (an OVA's disk: every grain deflate-compressed, none smaller than it was);
@@ -45,13 +47,15 @@ run_job() {
     convert-qemu-img-W-m16) t=$(time_cmd bash -c "qemu-img convert -W -m 16 -O raw '$src' '$WORK/vout-qm-$tag.raw' && sync"); rm -f "$WORK/vout-qm-$tag.raw" ;;
     ceiling) rbd create --size 1G --image-feature layering "$POOL/v-ce-$tag"
       t=$(time_cmd rbd bench --io-type write --io-size 4M --io-threads 16 --io-total 1G --io-pattern seq "$POOL/v-ce-$tag"); rmimg "v-ce-$tag" ;;
+    read-and-write-only) rbd create --size 1G --image-feature layering "$POOL/v-fl-$tag"
+      t=$(time_cmd bash -c "cat '$src' >/dev/null & rbd bench --io-type write --io-size 4M --io-threads 16 --io-total 1G --io-pattern seq '$POOL/v-fl-$tag' && wait"); rmimg "v-fl-$tag" ;;
   esac
   T["$2:$1"]+="$t "
 }
 
 tools=(rbdkit rbdkit-stdin)   # rbdkit-stdin: vmdk only (a VHDX cannot be read in one pass)
 [ "$has_qemu_rbd" = 1 ] && tools+=(qemu-img-W-m16)
-tools+=(two-step ceiling convert-rbdkit convert-qemu-img-W-m16)
+tools+=(two-step ceiling read-and-write-only convert-rbdkit convert-qemu-img-W-m16)
 declare -A T=()
 for r in $(seq 1 "$ROUNDS"); do
   for job in $(for n in $INPUTS; do printf "$n:%s\n" "${tools[@]}"; done | grep -v '^vhdx:rbdkit-stdin$' | shuffle "vmdk$r"); do

@@ -443,7 +443,7 @@ impl Consumer<'_> {
         self.sink.ensure_size(p.end())?;
         self.written += p.data_len();
         let digests = p.digests.take();
-        let hash_data = matches!(self.hashing, Hashing::Thread(_)) && digests.is_none();
+        let data_to_hasher = matches!(self.hashing, Hashing::Thread(_)) && digests.is_none();
         if let Hashing::Here(h) = &mut self.hashing {
             match &p.body {
                 Body::Zeros => h.zeros(p.len),
@@ -463,14 +463,14 @@ impl Consumer<'_> {
         let alone = self.goes_out_alone(&p);
         match p.body {
             Body::Unchanged => {
-                if hash_data {
+                if data_to_hasher {
                     return Err(Error::Other(
                         "copy failed: a diff's unchanged ranges cannot be checksummed on the way: this is a bug in rbdkit, please report it".into(),
                     ));
                 }
             }
             Body::Zeros => {
-                if hash_data {
+                if data_to_hasher {
                     self.hash(p.guest, Hashed::Zeros(p.len))?;
                 }
                 if overwrite {
@@ -479,9 +479,9 @@ impl Consumer<'_> {
                 }
             }
             Body::Written(None) => {}
-            Body::Written(Some(read)) => self.retire(p.guest, read, hash_data)?,
+            Body::Written(Some(read)) => self.retire(p.guest, read, data_to_hasher)?,
             Body::Unwritten(read) => {
-                if alone && !hash_data {
+                if alone && !data_to_hasher {
                     // A large run goes out in its own buffer, not copied: the copy cost a
                     // sparse image (1 MiB runs) 5 % of its CPU, and the gathering buffer's
                     // pages.
@@ -504,7 +504,7 @@ impl Consumer<'_> {
                         self.writes.flush(self.sink)?;
                         self.sink.zero(p.guest + pos as u64, p.len - pos as u64)?;
                     }
-                    self.retire(p.guest, read, hash_data)?;
+                    self.retire(p.guest, read, data_to_hasher)?;
                 }
             }
         }

@@ -284,8 +284,7 @@ fn a_huge_sparse_disk_costs_what_its_data_costs() {
 /// A stream whose chunks are large against the budget, into a sink that, like librbd's aio,
 /// keeps each written buffer until it is reaped: the copy finishes with every checksum (it
 /// used to wait forever once the read-ahead, the producer's piece and the finished writes held
-/// the whole budget; with `sha256`, once a piece waited for its copy's room behind the blocks
-/// read ahead).
+/// the whole budget).
 #[test]
 fn a_stream_of_large_chunks_into_a_sink_that_holds_its_writes_finishes() {
     for checksum in ALL_CHECKSUMS {
@@ -317,9 +316,9 @@ fn a_stream_of_large_chunks_into_a_sink_that_holds_its_writes_finishes() {
     }
 }
 
-/// With `--checksum sha256` the consumer copies each piece into its writes while the hasher
-/// still holds the piece: the buffers out stay within the budget all the same (a dense import
-/// had 84 MiB of buffers out under its 64 MiB, 117-137 MiB peak RSS).
+/// Every checksum keeps the buffers out within the budget. With `sha256` they used not to: a
+/// hasher thread held each piece while the consumer copied it into a write (a dense import had
+/// 84 MiB of buffers out under its 64 MiB, 117-137 MiB peak RSS).
 #[test]
 fn a_whole_image_checksum_keeps_the_buffers_within_the_budget() {
     let data: Vec<u8> = (0..32u32 << 20).map(|i| (i % 251) as u8 + 1).collect();
