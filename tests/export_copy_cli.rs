@@ -52,6 +52,21 @@ fn export_to_a_file_and_to_stdout_matches_rbd_export() {
     assert!(allocated < 8 << 20, "{allocated} bytes allocated");
     assert_eq!(r["checksum"], sha256_tree_hex(&want).as_str());
     assert_eq!(r["bytes_read"], (3 << 20) + 100 * 1024 + (1 << 20));
+    // `--no-checksum`, as import-raw takes it: the same bytes, no checksum.
+    let bare = dir.path().join("bare.raw");
+    let r = json(&rbdkit(&[
+        "export",
+        &spec,
+        bare.to_str().unwrap(),
+        "--no-checksum",
+        "--format",
+        "json",
+    ]));
+    assert!(
+        std::fs::read(&bare).unwrap() == want,
+        "--no-checksum output differs"
+    );
+    assert!(r["checksum"].is_null(), "{r}");
 
     let o = Command::new(env!("CARGO_BIN_EXE_rbdkit"))
         .args(["export", &spec, "-", "--no-progress"])

@@ -24,9 +24,8 @@ pub struct CopyArgs {
     pub dest_flags: super::dest::DestFlags,
     #[command(flatten)]
     pub publish: super::publish::PublishFlags,
-    /// Checksum of the virtual disk: `sha256-tree`, `sha256-blocks`, `sha256` or `none`.
-    #[arg(long, value_enum, default_value = "sha256-tree")]
-    pub checksum: super::source::ChecksumArg,
+    #[command(flatten)]
+    pub checksum: super::source::ChecksumFlags,
     #[command(flatten)]
     pub engine: super::source::EngineFlags,
     /// Object size and features of the new image (default object size: the source's).
@@ -40,7 +39,7 @@ pub fn run(a: CopyArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     let kind = a.checksum.kind();
     if a.publish.verify && kind.is_none() {
         return Err(Error::InvalidInput(
-            "--verify compares checksums: drop --checksum none or --verify".into(),
+            "--verify compares checksums: drop --checksum none (--no-checksum) or --verify".into(),
         ));
     }
     let mut create = a.layout.create_options(false)?;

@@ -36,10 +36,8 @@ pub struct ExportArgs {
     pub overwrite: bool,
     #[command(flatten)]
     pub output: super::outfmt::OutputFlags,
-    /// Checksum of the virtual disk, as `import-raw` and `checksum` print it: `sha256-tree`,
-    /// `sha256-blocks`, `sha256` (what `sha256sum` of the raw image prints) or `none`.
-    #[arg(long, value_enum, default_value = "sha256-tree")]
-    pub checksum: super::source::ChecksumArg,
+    #[command(flatten)]
+    pub checksum: super::source::ChecksumFlags,
     #[command(flatten)]
     pub engine: super::source::EngineFlags,
 }

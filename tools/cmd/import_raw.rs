@@ -27,15 +27,8 @@ pub struct ImportArgs {
     pub size: Option<u64>,
     #[command(flatten)]
     pub publish: super::publish::PublishFlags,
-    /// Checksum of the virtual disk: `sha256-tree` (a hash tree over the SHA-256 of every
-    /// 64 KiB block; hashed in parallel, holes nearly free), `sha256-blocks` (the default of
-    /// earlier versions), `sha256` (what `sha256sum` of the raw image prints; one core, every
-    /// byte, holes included) or `none`.
-    #[arg(long, value_enum, default_value = "sha256-tree")]
-    pub checksum: super::source::ChecksumArg,
-    /// Same as `--checksum none`.
-    #[arg(long = "no-checksum", conflicts_with_all = ["verify", "checksum"])]
-    pub no_checksum: bool,
+    #[command(flatten)]
+    pub checksum: super::source::ChecksumFlags,
     #[command(flatten)]
     pub copy: super::source::CopyFlags,
     #[command(flatten)]
@@ -57,14 +50,10 @@ pub fn run(a: ImportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     // The engine takes the object size of the image it creates; this one only bounds
     // --sparse-size.
     let chunk = 1u64 << create.order.unwrap_or(22);
-    let checksum = if a.no_checksum {
-        None
-    } else {
-        a.checksum.kind()
-    };
+    let checksum = a.checksum.kind();
     if a.publish.verify && checksum.is_none() {
         return Err(Error::InvalidInput(
-            "--verify compares checksums: drop --checksum none or --verify".into(),
+            "--verify compares checksums: drop --checksum none (--no-checksum) or --verify".into(),
         ));
     }
     let copy = a.copy.copy_options(chunk, checksum)?;

@@ -65,6 +65,31 @@ impl ChecksumArg {
     }
 }
 
+/// The checksum of a copy that makes one by default (`import-raw`, `export`, `copy`).
+#[derive(Args, Clone, Debug)]
+pub struct ChecksumFlags {
+    /// Checksum of the virtual disk: `sha256-tree` (a hash tree over the SHA-256 of every
+    /// 64 KiB block; hashed in parallel, holes nearly free), `sha256-blocks` (the default of
+    /// earlier versions), `sha256` (what `sha256sum` of the raw image prints; one core, every
+    /// byte, holes included) or `none`.
+    #[arg(long, value_enum, default_value = "sha256-tree")]
+    pub checksum: ChecksumArg,
+    /// Same as `--checksum none`.
+    #[arg(long = "no-checksum", conflicts_with = "checksum")]
+    pub no_checksum: bool,
+}
+
+impl ChecksumFlags {
+    /// The engine's setting.
+    pub fn kind(&self) -> Option<Checksum> {
+        if self.no_checksum {
+            None
+        } else {
+            self.checksum.kind()
+        }
+    }
+}
+
 /// How an image the user gave is read: its declared format, what it may make us open, and
 /// the engine's tuning.
 #[derive(Args, Clone, Debug)]
