@@ -248,6 +248,16 @@ fn chain_round_trip(features: &[&str]) {
     );
 }
 
+/// A new volume in `volumes` (a unique name from `prefix`, `size` as `rbd create` takes it),
+/// removed by `c`: its name and spec.
+fn new_volume(c: &mut Cleanup, prefix: &str, size: &str) -> (String, String) {
+    let vol = unique(prefix);
+    let spec = format!("volumes/{vol}");
+    rbd_ok(&["create", &spec, "--size", size]);
+    c.add(&spec);
+    (vol, spec)
+}
+
 #[test]
 fn full_and_two_incrementals_restore_byte_for_byte() {
     // Layering only, as Cinder creates volumes: diffs list each object.
@@ -347,10 +357,7 @@ fn backup_refused_as_read_back_differs(spec: &str) {
 #[test]
 fn a_failed_incremental_leaves_the_previous_backup_and_no_temporary_snapshot() {
     let mut c = Cleanup::new(&conf());
-    let vol = unique("volume-bkf");
-    let spec = format!("volumes/{vol}");
-    rbd_ok(&["create", &spec, "--size", "32M"]);
-    c.add(&spec);
+    let (vol, spec) = new_volume(&mut c, "volume-bkf", "32M");
     bench_write(&spec, "64K", "4M");
     // A full backup whose writes read back different: no base, no snapshot left.
     backup_refused_as_read_back_differs(&spec);
@@ -391,10 +398,7 @@ fn a_failed_incremental_leaves_the_previous_backup_and_no_temporary_snapshot() {
 #[test]
 fn restore_onto_an_existing_image_needs_force_and_zeroes_the_excess() {
     let mut c = Cleanup::new(&conf());
-    let vol = unique("volume-bkr");
-    let spec = format!("volumes/{vol}");
-    rbd_ok(&["create", &spec, "--size", "16M"]);
-    c.add(&spec);
+    let (vol, spec) = new_volume(&mut c, "volume-bkr", "16M");
     rbd_import_diff(
         &diff_stream(
             16 * MIB,
@@ -465,10 +469,7 @@ fn backup_as_one_client_into_backups_as_another_and_refusals_name_the_cap() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&kr, std::fs::Permissions::from_mode(0o600)).unwrap();
     let cinder_kr = dir.join("ceph.client.cinder.keyring");
-    let vol = unique("volume-bki");
-    let spec = format!("volumes/{vol}");
-    rbd_ok(&["create", &spec, "--size", "8M"]);
-    c.add(&spec);
+    let (vol, spec) = new_volume(&mut c, "volume-bki", "8M");
     bench_write(&spec, "64K", "1M");
     // client.cinder may not write into backups.
     let o = rbdkit(&[
@@ -528,10 +529,7 @@ fn backup_as_one_client_into_backups_as_another_and_refusals_name_the_cap() {
 fn export_diff_streams_go_both_ways_with_the_rbd_cli() {
     let mut c = Cleanup::new(&conf());
     let dir = tempfile::tempdir().unwrap();
-    let vol = unique("volume-bkd");
-    let spec = format!("volumes/{vol}");
-    rbd_ok(&["create", &spec, "--size", "32M"]);
-    c.add(&spec);
+    let (_, spec) = new_volume(&mut c, "volume-bkd", "32M");
     bench_write(&spec, "64K", "3M");
     // Ours, full, into rbd import-diff.
     let d1 = dir.path().join("full.diff");
@@ -600,10 +598,7 @@ fn backup_in_flight(spec: &str) -> std::process::Child {
 #[test]
 fn interrupted_and_killed_backups_leave_nothing_or_what_cleanup_removes() {
     let mut c = Cleanup::new(&conf());
-    let vol = unique("volume-bks");
-    let spec = format!("volumes/{vol}");
-    rbd_ok(&["create", &spec, "--size", "768M"]);
-    c.add(&spec);
+    let (vol, spec) = new_volume(&mut c, "volume-bks", "768M");
     bench_write(&spec, "4M", "768M");
     // SIGINT: the copy stops, the temporary image and snapshot are removed, exit 130.
     let child = backup_in_flight(&spec);
@@ -935,10 +930,7 @@ fn digest_objects(base: &str, snap: &str) -> Vec<String> {
 #[test]
 fn backup_rm_removes_one_backup_its_digests_and_the_base_with_the_last() {
     let mut c = Cleanup::new(&conf());
-    let vol = unique("volume-bkrm");
-    let spec = format!("volumes/{vol}");
-    rbd_ok(&["create", &spec, "--size", "16M"]);
-    c.add(&spec);
+    let (vol, spec) = new_volume(&mut c, "volume-bkrm", "16M");
     bench_write(&spec, "64K", "2M");
     let full = backup(&vol, &[]);
     let base = full["base"].as_str().unwrap().to_string();

@@ -444,6 +444,11 @@ impl Consumer<'_> {
         self.written += p.data_len();
         let digests = p.digests.take();
         let data_to_hasher = matches!(self.hashing, Hashing::Thread(_)) && digests.is_none();
+        if matches!(p.body, Body::Unchanged) && !matches!(self.hashing, Hashing::None) {
+            return Err(Error::Other(
+                "copy failed: a diff's unchanged ranges cannot be checksummed on the way: this is a bug in rbdkit, please report it".into(),
+            ));
+        }
         if let Hashing::Here(h) = &mut self.hashing {
             match &p.body {
                 Body::Zeros => h.zeros(p.len),
@@ -462,13 +467,7 @@ impl Consumer<'_> {
         let overwrite = self.sink.overwrites();
         let alone = self.goes_out_alone(&p);
         match p.body {
-            Body::Unchanged => {
-                if data_to_hasher {
-                    return Err(Error::Other(
-                        "copy failed: a diff's unchanged ranges cannot be checksummed on the way: this is a bug in rbdkit, please report it".into(),
-                    ));
-                }
-            }
+            Body::Unchanged => {}
             Body::Zeros => {
                 if data_to_hasher {
                     self.hash(p.guest, Hashed::Zeros(p.len))?;

@@ -36,12 +36,7 @@ pub struct CopyArgs {
 /// Copies.
 pub fn run(a: CopyArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     a.dest.forbid_snap()?;
-    let kind = a.checksum.kind();
-    if a.publish.verify && kind.is_none() {
-        return Err(Error::InvalidInput(
-            "--verify compares checksums: drop --checksum none (--no-checksum) or --verify".into(),
-        ));
-    }
+    let kind = a.checksum.kind_to_verify(a.publish.verify)?;
     let mut create = a.layout.create_options(false)?;
     let src_cluster = g.connect_for_bulk_io()?;
     let io = src_cluster.ioctx(&a.src.pool, a.src.namespace.as_deref())?;

@@ -50,12 +50,7 @@ pub fn run(a: ImportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     // The engine takes the object size of the image it creates; this one only bounds
     // --sparse-size.
     let chunk = 1u64 << create.order.unwrap_or(22);
-    let checksum = a.checksum.kind();
-    if a.publish.verify && checksum.is_none() {
-        return Err(Error::InvalidInput(
-            "--verify compares checksums: drop --checksum none (--no-checksum) or --verify".into(),
-        ));
-    }
+    let checksum = a.checksum.kind_to_verify(a.publish.verify)?;
     let copy = a.copy.copy_options(chunk, checksum)?;
     let open = a.copy.open_options(&a.src)?;
 

@@ -88,6 +88,18 @@ impl ChecksumFlags {
             self.checksum.kind()
         }
     }
+
+    /// The engine's setting for a copy that `verify`s: refused without a checksum.
+    pub fn kind_to_verify(&self, verify: bool) -> Result<Option<Checksum>, Error> {
+        let kind = self.kind();
+        if verify && kind.is_none() {
+            return Err(Error::InvalidInput(
+                "--verify compares checksums: drop --checksum none (--no-checksum) or --verify"
+                    .into(),
+            ));
+        }
+        Ok(kind)
+    }
 }
 
 /// How an image the user gave is read: its declared format, what it may make us open, and

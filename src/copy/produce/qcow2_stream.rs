@@ -107,12 +107,13 @@ struct ClusterBatch {
     size: u64,
     /// The image, for errors.
     name: String,
-    /// Guest offset of the first cluster.
+    /// Guest offset of the first cluster, and just past the last.
     guest: u64,
-    /// Each cluster's host offset (for errors), compressed bytes and guest bytes (a whole
-    /// cluster but at the disk's end). The compressed bytes count in the copy's budget until
-    /// they are decoded: a queued piece holds them.
-    clusters: Vec<(u64, PoolBuf, usize)>,
+    end: u64,
+    /// Each cluster's host offset (for errors) and compressed bytes (each decodes to a whole
+    /// cluster; the last piece of the disk is cut at its end). The compressed bytes count in
+    /// the copy's budget until they are decoded: a queued piece holds them.
+    clusters: Vec<(u64, PoolBuf)>,
 }
 
 impl ClusterBatch {
@@ -125,13 +126,9 @@ impl ClusterBatch {
             size,
             name,
             guest: 0,
+            end: 0,
             clusters: Vec::new(),
         }
-    }
-
-    /// Guest offset just past the batch.
-    fn end(&self) -> u64 {
-        self.guest + self.clusters.iter().map(|c| c.2 as u64).sum::<u64>()
     }
 
     /// Adds the cluster at `guest` (stored at `host`) providing `len` guest bytes, first
@@ -146,14 +143,15 @@ impl ClusterBatch {
     ) -> Result<()> {
         let full = self.clusters.len() * self.cs >= BATCH_BYTES;
         if !self.clusters.is_empty()
-            && (full || guest != self.end() || guest.is_multiple_of(self.chunk))
+            && (full || guest != self.end || guest.is_multiple_of(self.chunk))
         {
             self.flush(emit)?;
         }
         if self.clusters.is_empty() {
             self.guest = guest;
         }
-        self.clusters.push((host, emit.pool().adopt(input), len));
+        self.end = guest + len as u64;
+        self.clusters.push((host, emit.pool().adopt(input)));
         Ok(())
     }
 
@@ -162,11 +160,11 @@ impl ClusterBatch {
         if self.clusters.is_empty() {
             return Ok(());
         }
-        let (guest, end, cs, comp) = (self.guest, self.end(), self.cs, self.comp);
+        let (guest, end, cs, comp) = (self.guest, self.end, self.cs, self.comp);
         let clusters = std::mem::take(&mut self.clusters);
         let name = self.name.clone();
         emit.submit(guest, end == self.size, clusters.len() * cs, move |mut out| {
-            for (i, (host, input, _)) in clusters.iter().enumerate() {
+            for (i, (host, input)) in clusters.iter().enumerate() {
                 let at = guest + (i * cs) as u64;
                 decode_cluster(comp, input, &mut out[i * cs..(i + 1) * cs]).map_err(|why| {
                     Error::bad_image(
