@@ -3,7 +3,7 @@
 //! `gluster://HOST[:PORT]/VOLUME/PATH` through libgfapi, or `-` for stdout as a stream; in either format, raw or qcow2 (a local file, or stdout uncompressed). A file
 //! appears under its name only when complete; the CLI never looks at the name itself.
 use crate::copy::qcow2_out::Qcow2Sink;
-use crate::copy::sink_file::FileSink;
+use crate::copy::sink_file::{FileSink, Writeback};
 #[cfg(feature = "gluster")]
 use crate::copy::sink_gluster::GlusterSink;
 use crate::copy::sink_nfs::NfsSink;
@@ -93,16 +93,22 @@ impl OutputFile {
     }
 
     /// Starts the file `dest` in `format`; an existing one is refused unless `overwrite`.
-    /// Pairings [`OutputFile::check`] refuses are refused here too.
-    pub fn create_as(dest: &Path, overwrite: bool, format: OutputFormat) -> Result<OutputFile> {
+    /// Pairings [`OutputFile::check`] refuses are refused here too. A local file's pages go to
+    /// its disk as `writeback` says ([`Writeback::for_copy`] chooses).
+    pub fn create_as(
+        dest: &Path,
+        overwrite: bool,
+        format: OutputFormat,
+        writeback: Writeback,
+    ) -> Result<OutputFile> {
         Self::check(dest, format)?;
         let OutputFormat::Qcow2(compression) = format else {
-            return Self::create(dest, overwrite);
+            return Self::create(dest, overwrite, writeback);
         };
         if Self::is_stdout(dest) {
             return Ok(OutputFile::Qcow2Stdout(Self::stdout()));
         }
-        let file = FileSink::create(dest, overwrite)?;
+        let file = FileSink::create_with(dest, overwrite, writeback)?;
         Ok(OutputFile::Qcow2(Box::new(Qcow2Sink::new(
             file,
             compression,
@@ -114,7 +120,7 @@ impl OutputFile {
     }
 
     /// Starts the raw file `dest`; an existing one is refused unless `overwrite`.
-    pub fn create(dest: &Path, overwrite: bool) -> Result<OutputFile> {
+    pub fn create(dest: &Path, overwrite: bool, writeback: Writeback) -> Result<OutputFile> {
         if Self::is_stdout(dest) {
             return Ok(OutputFile::Stdout(Self::stdout()));
         }
@@ -131,7 +137,9 @@ impl OutputFile {
                 &NfsUrl::parse(url)?,
                 overwrite,
             )?))),
-            None => Ok(OutputFile::Local(FileSink::create(dest, overwrite)?)),
+            None => Ok(OutputFile::Local(FileSink::create_with(
+                dest, overwrite, writeback,
+            )?)),
         }
     }
 

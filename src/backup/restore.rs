@@ -5,7 +5,7 @@
 //! reads back with the backup's `sha256-blocks` checksum.
 use super::chain::find_backup;
 use crate::ceph::{Cluster, CreateOptions, Image, ImageSpec, IoCtx};
-use crate::copy::sink_file::FileSink;
+use crate::copy::sink_file::{FileSink, Writeback};
 use crate::copy::sink_rbd::RbdSink;
 use crate::copy::{checksum_disk, copy_disk, Checksum, Control, CopyOptions};
 use crate::disk::raw::RawFile;
@@ -108,7 +108,7 @@ pub fn restore(
         RestoreTarget::File(path) => {
             report.mode = "file";
             report.target = path.display().to_string();
-            let mut sink = FileSink::create(path, req.force)?;
+            let mut sink = FileSink::create_with(path, req.force, Writeback::Early)?;
             let stats = copy_disk(&RbdDisk::new(&backup, info.size), &mut sink, &copy, ctl)?;
             let want = stats.checksum.unwrap_or_default();
             sink.commit()?;

@@ -3,6 +3,7 @@
 //! published atomically under DEST; or to stdout, raw or qcow2 (from a file, not a stream).
 use crate::global::Global;
 use clap::Args;
+use rbdkit::copy::sink_file::Writeback;
 use rbdkit::copy::{checksum_disk, Control};
 use rbdkit::input::Input;
 use rbdkit::output::{OutputFile, OutputFormat};
@@ -55,7 +56,9 @@ pub fn run(a: ConvertArgs, g: &Global) -> rbdkit::Result<ExitCode> {
     let format = source.format_name();
     let kind = a.checksum.kind();
     let opts = a.copy.copy_options(4 << 20, kind)?;
-    let mut out = OutputFile::create_as(&a.dest, a.overwrite, out_format)?;
+    let local_src = (a.src.as_os_str() != "-").then_some(a.src.as_path());
+    let writeback = Writeback::for_copy(local_src, &a.dest);
+    let mut out = OutputFile::create_as(&a.dest, a.overwrite, out_format, writeback)?;
     let total = source.virtual_size().unwrap_or(0);
     let bar = crate::progress::bytes_bar(total, "converting", !g.no_progress);
     let ctl = Control {

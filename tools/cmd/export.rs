@@ -6,6 +6,7 @@
 use crate::global::Global;
 use clap::Args;
 use rbdkit::ceph::{Image, ImageSpec};
+use rbdkit::copy::sink_file::Writeback;
 use rbdkit::copy::{Control, CopyStats};
 use rbdkit::disk::rbd::RbdDisk;
 use rbdkit::output::{OutputFile, OutputFormat};
@@ -72,7 +73,8 @@ pub fn run(a: ExportArgs, g: &Global) -> rbdkit::Result<ExitCode> {
         progress: &|done, _| bar.set_position(done),
         cancel: &cancel,
     };
-    let mut out = OutputFile::create_as(&a.dest, a.overwrite, format)?;
+    // The data comes over the network: the local disk is free to write behind the copy.
+    let mut out = OutputFile::create_as(&a.dest, a.overwrite, format, Writeback::Early)?;
     let stats: rbdkit::Result<CopyStats> = out
         .copy_disk(&disk, &opts, &ctl)
         .and_then(|st| out.commit().map(|()| st));
